@@ -1,0 +1,207 @@
+//! Which stored clients still have a way into the account (SPEC §4).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::ids::fast_token_key_prefix;
+use crate::model::{AccountFacts, ClientRecord, FastToken, Grant, Timestamp};
+
+/// The ways a client can still reach the account. A record with none of them is not listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Latest use of a password mechanism at or after the last password change.
+    pub password: Option<Timestamp>,
+    /// Holds a FAST token that mod_sasl2_fast would still accept, used or not.
+    pub fast: bool,
+    /// Index into `AccountFacts::grants` of the still-valid grant it logged in with.
+    pub grant: Option<usize>,
+    /// A session with its full JID is online or hibernating.
+    pub connected: bool,
+}
+
+impl Access {
+    pub fn any(&self) -> bool {
+        self.password.is_some() || self.fast || self.grant.is_some() || self.connected
+    }
+}
+
+/// Token mechanisms prove possession of a token, not of the password.
+pub fn is_password_mechanism(name: &str) -> bool {
+    name != "OAUTHBEARER" && !name.starts_with("HT-")
+}
+
+/// Lookups built once per request so each record costs O(1).
+pub struct AccessContext<'a> {
+    facts: &'a AccountFacts,
+    grant_by_id: HashMap<&'a str, usize>,
+    connected_jids: HashSet<&'a str>,
+}
+
+impl<'a> AccessContext<'a> {
+    pub fn new(facts: &'a AccountFacts) -> Self {
+        let grant_by_id = facts
+            .grants
+            .iter()
+            .enumerate()
+            .map(|(index, grant)| (grant.id.as_str(), index))
+            .collect();
+        let connected_jids = facts.sessions.iter().map(|s| s.full_jid.as_str()).collect();
+        AccessContext { facts, grant_by_id, connected_jids }
+    }
+
+    pub fn facts(&self) -> &'a AccountFacts {
+        self.facts
+    }
+
+    pub fn grant_index(&self, grant_id: &str) -> Option<usize> {
+        self.grant_by_id.get(grant_id).copied()
+    }
+
+    pub fn grant(&self, index: usize) -> &'a Grant {
+        &self.facts.grants[index]
+    }
+
+    pub fn is_connected(&self, full_jid: &str) -> bool {
+        self.connected_jids.contains(full_jid)
+    }
+
+    pub fn access_of(&self, record: &ClientRecord) -> Access {
+        let password_updated = self.facts.password_updated;
+        let password = record
+            .mechanisms
+            .iter()
+            .filter(|(name, used)| {
+                is_password_mechanism(name) && password_updated.is_none_or(|changed| *used >= changed)
+            })
+            .map(|(_, used)| *used)
+            .max();
+        Access {
+            password,
+            fast: self.holds_valid_fast_token(&record.id),
+            grant: record.auth_token_id.as_deref().and_then(|id| self.grant_index(id)),
+            connected: record.full_jid.as_deref().is_some_and(|jid| self.is_connected(jid)),
+        }
+    }
+
+    /// Mirrors mod_sasl2_fast's `is_client_fast`, over tokens read once for the whole list.
+    /// Unlike the community module this does not require `fast_auth`: a token issued at a
+    /// password login and not used yet still opens the account.
+    fn holds_valid_fast_token(&self, client_id: &str) -> bool {
+        if self.facts.fast_tokens.is_empty() {
+            return false;
+        }
+        let prefix = fast_token_key_prefix(client_id);
+        ["-cur", "-new"].iter().any(|suffix| {
+            let key = format!("{prefix}{suffix}");
+            self.facts.fast_tokens.get(&key).is_some_and(|token| self.fast_token_is_valid(token))
+        })
+    }
+
+    fn fast_token_is_valid(&self, token: &FastToken) -> bool {
+        token.expires_at >= self.facts.now
+            && self.facts.password_updated.is_none_or(|changed| (changed as f64) < token.issued_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FastToken, SessionFact};
+
+    const P: Timestamp = 1_000;
+
+    fn record(mechanisms: &[(&str, Timestamp)]) -> ClientRecord {
+        ClientRecord {
+            id: "c1".into(),
+            full_jid: Some("u@h/r".into()),
+            mechanisms: mechanisms.iter().map(|(m, t)| (m.to_string(), *t)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn facts() -> AccountFacts {
+        AccountFacts { password_updated: Some(P), now: 5_000.0, ..Default::default() }
+    }
+
+    fn with_fast(mut facts: AccountFacts, suffix: &str, issued_at: f64, expires_at: f64) -> AccountFacts {
+        facts
+            .fast_tokens
+            .insert(format!("{}{}", fast_token_key_prefix("c1"), suffix), FastToken { issued_at, expires_at });
+        facts
+    }
+
+    #[test]
+    fn password_mechanism_used_since_password_change_gives_password_access() {
+        let f = facts();
+        let ctx = AccessContext::new(&f);
+        assert_eq!(ctx.access_of(&record(&[("SCRAM-SHA-1", P)])).password, Some(P));
+        assert_eq!(ctx.access_of(&record(&[("PLAIN", P + 5), ("SCRAM-SHA-1", P + 1)])).password, Some(P + 5));
+    }
+
+    #[test]
+    fn password_mechanism_used_before_password_change_gives_nothing() {
+        let f = facts();
+        let ctx = AccessContext::new(&f);
+        assert!(!ctx.access_of(&record(&[("SCRAM-SHA-1", P - 1)])).any());
+    }
+
+    #[test]
+    fn without_a_recorded_password_change_any_password_login_counts() {
+        let f = AccountFacts { password_updated: None, ..facts() };
+        let ctx = AccessContext::new(&f);
+        assert_eq!(ctx.access_of(&record(&[("SCRAM-SHA-1", 1)])).password, Some(1));
+    }
+
+    #[test]
+    fn token_mechanisms_are_not_password_access() {
+        let f = facts();
+        let ctx = AccessContext::new(&f);
+        let access = ctx.access_of(&record(&[("OAUTHBEARER", P + 1), ("HT-SHA-256-NONE", P + 2)]));
+        assert_eq!(access.password, None);
+        assert!(!access.any());
+    }
+
+    #[test]
+    fn current_or_new_fast_token_gives_fast_access_even_unused() {
+        for suffix in ["-cur", "-new"] {
+            let f = with_fast(facts(), suffix, (P + 1) as f64, 9_000.0);
+            let ctx = AccessContext::new(&f);
+            let rec = record(&[]); // never logged in with FAST: fast_auth unset
+            assert!(ctx.access_of(&rec).fast, "{suffix}");
+        }
+    }
+
+    #[test]
+    fn expired_or_pre_password_change_fast_tokens_do_not_count() {
+        let f = with_fast(facts(), "-cur", (P + 1) as f64, 4_999.0);
+        assert!(!AccessContext::new(&f).access_of(&record(&[])).fast);
+        let f = with_fast(facts(), "-cur", P as f64, 9_000.0);
+        assert!(!AccessContext::new(&f).access_of(&record(&[])).fast, "issued at the change itself");
+        let f = with_fast(facts(), "-old", (P + 1) as f64, 9_000.0);
+        assert!(!AccessContext::new(&f).access_of(&record(&[])).fast, "unknown slot");
+    }
+
+    #[test]
+    fn grant_access_needs_a_still_valid_grant() {
+        let mut f = facts();
+        f.grants.push(Grant { id: "g1".into(), ..Default::default() });
+        let ctx = AccessContext::new(&f);
+        let mut rec = record(&[("OAUTHBEARER", P + 1)]);
+        rec.auth_token_id = Some("g1".into());
+        assert_eq!(ctx.access_of(&rec).grant, Some(0));
+        rec.auth_token_id = Some("gone".into());
+        assert_eq!(ctx.access_of(&rec).grant, None);
+    }
+
+    #[test]
+    fn connected_means_a_session_with_the_records_full_jid() {
+        let mut f = facts();
+        f.sessions.push(SessionFact { full_jid: "u@h/r".into(), ..Default::default() });
+        let ctx = AccessContext::new(&f);
+        assert!(ctx.access_of(&record(&[])).connected);
+        let mut other = record(&[]);
+        other.full_jid = Some("u@h/other".into());
+        assert!(!ctx.access_of(&other).connected);
+        other.full_jid = None;
+        assert!(!ctx.access_of(&other).connected);
+    }
+}

@@ -1,0 +1,313 @@
+//! The list of everything that can reach an account (SPEC §4): clients with access first
+//! become `session` entries, then grants no listed client logged in with become `access`
+//! entries, all in one total, deterministic order.
+
+use std::cmp::Ordering;
+
+use crate::access::{Access, AccessContext};
+use crate::model::{AccountFacts, Grant, Timestamp, UserAgent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A client that logged in over XMPP (`client/<id>`).
+    Session,
+    /// A grant no listed client used to log in (`grant/<id>`).
+    Access,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Session => "session",
+            EntryKind::Access => "access",
+        }
+    }
+}
+
+/// XEP-0494 `<permission status>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Unrestricted,
+    Normal,
+    Restricted,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Unrestricted => "unrestricted",
+            Permission::Normal => "normal",
+            Permission::Restricted => "restricted",
+        }
+    }
+}
+
+/// Where an entry came from, so callers can reach the original record or grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Record(usize),
+    Grant(usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry<'a> {
+    pub kind: EntryKind,
+    /// The bare id: client id or grant id. The listed id is `kind/` + this.
+    pub id: &'a str,
+    pub source: Source,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    pub expires: Option<Timestamp>,
+    pub access: Access,
+    pub permission: Permission,
+    pub user_agent: &'a UserAgent,
+}
+
+impl Entry<'_> {
+    pub fn prefix(&self) -> &'static str {
+        match self.kind {
+            EntryKind::Session => "client/",
+            EntryKind::Access => "grant/",
+        }
+    }
+
+    pub fn listed_id(&self) -> String {
+        format!("{}{}", self.prefix(), self.id)
+    }
+}
+
+/// Oldest `last_seen` first, unknown before known; then `first_seen` likewise; then the
+/// listed id. Total, so equal timestamps never depend on storage iteration order.
+pub fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
+    a.last_seen
+        .cmp(&b.last_seen)
+        .then(a.first_seen.cmp(&b.first_seen))
+        .then_with(|| a.prefix().cmp(b.prefix()))
+        .then_with(|| a.id.cmp(b.id))
+}
+
+/// Expiry of a grant: its own, or else the latest of its tokens' (none if any token is
+/// open-ended, or it has no tokens).
+pub fn grant_expiry(grant: &Grant) -> Option<Timestamp> {
+    if grant.expires.is_some() {
+        return grant.expires;
+    }
+    let mut latest = None;
+    for token in &grant.tokens {
+        let expires = token.expires?;
+        latest = latest.max(Some(expires));
+    }
+    latest
+}
+
+/// Permission a grant carries: `restricted` when none of its tokens acts with a role as
+/// wide as the account's own.
+pub fn grant_permission(grant: &Grant, account_role_priority: Option<i64>) -> Permission {
+    let Some(account) = account_role_priority else { return Permission::Normal };
+    if grant.tokens.is_empty() {
+        return Permission::Normal;
+    }
+    let widest = grant.tokens.iter().map(|t| t.role_priority.unwrap_or(account)).max().unwrap_or(account);
+    if widest < account {
+        Permission::Restricted
+    } else {
+        Permission::Normal
+    }
+}
+
+fn session_permission(access: &Access, ctx: &AccessContext) -> Permission {
+    match access.grant {
+        Some(index) if access.password.is_none() && !access.fast => {
+            grant_permission(ctx.grant(index), ctx.facts().account_role_priority)
+        }
+        _ => Permission::Unrestricted,
+    }
+}
+
+/// Builds the ordered list. Linear in records + grants, plus the sort.
+pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
+    let ctx = AccessContext::new(facts);
+    let mut entries = Vec::with_capacity(facts.records.len() + facts.grants.len());
+    let mut grant_used = vec![false; facts.grants.len()];
+
+    for (index, record) in facts.records.iter().enumerate() {
+        let access = ctx.access_of(record);
+        if !access.any() {
+            continue;
+        }
+        if let Some(grant) = access.grant {
+            grant_used[grant] = true;
+        }
+        entries.push(Entry {
+            kind: EntryKind::Session,
+            id: &record.id,
+            source: Source::Record(index),
+            first_seen: record.first_seen,
+            last_seen: record.last_seen,
+            expires: None,
+            permission: session_permission(&access, &ctx),
+            access,
+            user_agent: &record.user_agent,
+        });
+    }
+
+    for (index, grant) in facts.grants.iter().enumerate() {
+        if grant_used[index] {
+            continue;
+        }
+        entries.push(Entry {
+            kind: EntryKind::Access,
+            id: &grant.id,
+            source: Source::Grant(index),
+            first_seen: grant.created,
+            last_seen: grant.accessed,
+            expires: grant_expiry(grant),
+            access: Access { grant: Some(index), ..Access::default() },
+            permission: grant_permission(grant, facts.account_role_priority),
+            user_agent: &grant.user_agent,
+        });
+    }
+
+    entries.sort_unstable_by(compare_entries);
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ClientRecord, GrantToken, SessionFact};
+
+    fn password_record(id: &str, first: Option<i64>, last: Option<i64>) -> ClientRecord {
+        ClientRecord {
+            id: id.into(),
+            first_seen: first,
+            last_seen: last,
+            mechanisms: vec![("SCRAM-SHA-1".into(), 10)],
+            ..Default::default()
+        }
+    }
+
+    fn ids(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(Entry::listed_id).collect()
+    }
+
+    #[test]
+    fn records_without_access_are_not_listed() {
+        let facts = AccountFacts {
+            records: vec![
+                password_record("keep", Some(1), Some(2)),
+                ClientRecord { id: "gone".into(), mechanisms: vec![("OAUTHBEARER".into(), 5)], ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(ids(&list_entries(&facts)), ["client/keep"]);
+    }
+
+    #[test]
+    fn order_is_total_unknown_last_seen_first_then_first_seen_then_id() {
+        let facts = AccountFacts {
+            records: vec![
+                password_record("d", Some(1), Some(50)),
+                password_record("c", Some(9), None),
+                password_record("b", Some(1), None),
+                password_record("a", Some(1), None),
+                password_record("z", None, None),
+                password_record("e", Some(1), Some(20)),
+            ],
+            grants: vec![Grant { id: "a".into(), created: Some(1), accessed: Some(20), ..Default::default() }],
+            ..Default::default()
+        };
+        let listed = ids(&list_entries(&facts));
+        assert_eq!(listed, ["client/z", "client/a", "client/b", "client/c", "client/e", "grant/a", "client/d"]);
+
+        // Same input in another storage order lists the same way.
+        let mut reversed = facts.clone();
+        reversed.records.reverse();
+        assert_eq!(ids(&list_entries(&reversed)), listed);
+    }
+
+    #[test]
+    fn client_that_logged_in_with_a_grant_is_listed_once_as_a_session() {
+        let facts = AccountFacts {
+            records: vec![ClientRecord {
+                id: "app".into(),
+                mechanisms: vec![("OAUTHBEARER".into(), 5)],
+                auth_token_id: Some("g1".into()),
+                ..Default::default()
+            }],
+            grants: vec![
+                Grant { id: "g1".into(), created: Some(1), ..Default::default() },
+                Grant { id: "g2".into(), created: Some(2), ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        let entries = list_entries(&facts);
+        assert_eq!(ids(&entries), ["client/app", "grant/g2"]);
+        assert_eq!(entries[0].kind, EntryKind::Session);
+        assert_eq!(entries[0].access.grant, Some(0));
+        assert_eq!(entries[0].permission, Permission::Normal);
+        assert_eq!(entries[1].kind, EntryKind::Access);
+    }
+
+    #[test]
+    fn access_entries_take_times_expiry_and_agent_from_the_grant() {
+        let grant = Grant {
+            id: "g".into(),
+            created: Some(100),
+            accessed: Some(200),
+            expires: None,
+            tokens: vec![
+                GrantToken { expires: Some(900), role_priority: None },
+                GrantToken { expires: Some(700), role_priority: None },
+            ],
+            user_agent: UserAgent { software: Some("App".into()), ..Default::default() },
+        };
+        let facts = AccountFacts { grants: vec![grant], ..Default::default() };
+        let entries = list_entries(&facts);
+        assert_eq!(entries[0].first_seen, Some(100));
+        assert_eq!(entries[0].last_seen, Some(200));
+        assert_eq!(entries[0].expires, Some(900));
+        assert_eq!(entries[0].user_agent.software.as_deref(), Some("App"));
+    }
+
+    #[test]
+    fn grant_expiry_prefers_the_grant_and_open_ended_tokens_mean_none() {
+        let mut grant = Grant { expires: Some(50), ..Default::default() };
+        grant.tokens.push(GrantToken { expires: Some(900), role_priority: None });
+        assert_eq!(grant_expiry(&grant), Some(50));
+        grant.expires = None;
+        assert_eq!(grant_expiry(&grant), Some(900));
+        grant.tokens.push(GrantToken { expires: None, role_priority: None });
+        assert_eq!(grant_expiry(&grant), None);
+        assert_eq!(grant_expiry(&Grant::default()), None);
+    }
+
+    #[test]
+    fn permission_reflects_how_the_client_got_in() {
+        let narrow = GrantToken { expires: None, role_priority: Some(15) };
+        let grant = Grant { id: "g".into(), tokens: vec![narrow.clone()], ..Default::default() };
+        assert_eq!(grant_permission(&grant, Some(25)), Permission::Restricted);
+        assert_eq!(grant_permission(&grant, Some(15)), Permission::Normal);
+        let mixed = Grant { tokens: vec![narrow, GrantToken::default()], ..grant.clone() };
+        assert_eq!(grant_permission(&mixed, Some(25)), Permission::Normal);
+
+        // Password beats the grant; a plain live session is unrestricted too.
+        let facts = AccountFacts {
+            records: vec![
+                ClientRecord {
+                    id: "pw".into(),
+                    mechanisms: vec![("PLAIN".into(), 1)],
+                    auth_token_id: Some("g".into()),
+                    ..Default::default()
+                },
+                ClientRecord { id: "live".into(), full_jid: Some("u@h/r".into()), ..Default::default() },
+            ],
+            grants: vec![grant],
+            sessions: vec![SessionFact { full_jid: "u@h/r".into(), ..Default::default() }],
+            account_role_priority: Some(25),
+            ..Default::default()
+        };
+        let entries = list_entries(&facts);
+        assert!(entries.iter().all(|e| e.permission == Permission::Unrestricted), "{entries:?}");
+    }
+}

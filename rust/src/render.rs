@@ -1,0 +1,281 @@
+//! The `<clients>` reply as a plain element tree, for both protocol namespaces. The glue turns
+//! the tree into util.stanza objects; tests serialize it to XML. What differs between the
+//! namespaces is decided here and nowhere else.
+
+use std::fmt::Write as _;
+
+use crate::listing::{Entry, EntryKind};
+use crate::model::Timestamp;
+
+pub const NS_PROSODY: &str = "xmpp:prosody.im/protocol/manage-clients";
+pub const NS_CAM: &str = "urn:xmpp:cam:0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The community module's namespace, output kept compatible with it.
+    Prosody,
+    /// XEP-0494 v0.1.0.
+    Cam,
+}
+
+impl Protocol {
+    pub fn from_namespace(xmlns: &str) -> Option<Protocol> {
+        match xmlns {
+            NS_PROSODY => Some(Protocol::Prosody),
+            NS_CAM => Some(Protocol::Cam),
+            _ => None,
+        }
+    }
+
+    pub fn namespace(self) -> &'static str {
+        match self {
+            Protocol::Prosody => NS_PROSODY,
+            Protocol::Cam => NS_CAM,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    pub name: &'static str,
+    /// In document order; `xmlns` is set on the root only, children inherit it.
+    pub attrs: Vec<(&'static str, String)>,
+    pub children: Vec<Node>,
+}
+
+impl Element {
+    fn new(name: &'static str) -> Self {
+        Element { name, attrs: Vec::new(), children: Vec::new() }
+    }
+
+    fn attr(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.attrs.push((name, value.into()));
+        self
+    }
+
+    fn child(&mut self, child: Element) {
+        self.children.push(Node::Element(child));
+    }
+
+    fn text_child(&mut self, name: &'static str, text: impl Into<String>) {
+        let mut child = Element::new(name);
+        child.children.push(Node::Text(text.into()));
+        self.child(child);
+    }
+
+    fn flag(&mut self, name: &'static str) {
+        self.child(Element::new(name));
+    }
+
+    /// Serialized XML, for tests and debugging; Prosody serializes the real reply.
+    pub fn to_xml(&self) -> String {
+        let mut out = String::new();
+        self.write_xml(&mut out);
+        out
+    }
+
+    fn write_xml(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(self.name);
+        for (name, value) in &self.attrs {
+            let _ = write!(out, " {name}='{}'", escape(value));
+        }
+        if self.children.is_empty() {
+            out.push_str("/>");
+            return;
+        }
+        out.push('>');
+        for child in &self.children {
+            match child {
+                Node::Element(element) => element.write_xml(out),
+                Node::Text(text) => out.push_str(&escape(text)),
+            }
+        }
+        let _ = write!(out, "</{}>", self.name);
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// XEP-0082 `YYYY-MM-DDThh:mm:ssZ` in UTC; `None` for times no calendar can show.
+pub fn format_datetime(timestamp: Timestamp) -> Option<String> {
+    let dt = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?;
+    if !(0..=9999).contains(&dt.year()) {
+        return None;
+    }
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    ))
+}
+
+fn render_client(entry: &Entry, protocol: Protocol) -> Element {
+    let mut client = Element::new("client")
+        .attr("connected", if entry.access.connected { "true" } else { "false" })
+        .attr("id", entry.listed_id())
+        .attr("type", entry.kind.as_str());
+
+    // Unknown times are left out rather than shown as "now".
+    if let Some(text) = entry.first_seen.and_then(format_datetime) {
+        client.text_child("first-seen", text);
+    }
+    if let Some(text) = entry.last_seen.and_then(format_datetime) {
+        client.text_child("last-seen", text);
+    }
+
+    let mut auth = Element::new("auth");
+    if entry.access.password.is_some() {
+        auth.flag("password");
+    }
+    let has_grant = entry.access.grant.is_some() || entry.kind == EntryKind::Access;
+    match protocol {
+        Protocol::Prosody => {
+            if has_grant {
+                auth.flag("bearer-token");
+            }
+            if entry.access.fast {
+                auth.flag("fast");
+            }
+        }
+        Protocol::Cam => {
+            if has_grant {
+                auth.flag("grant");
+            }
+            if entry.access.fast {
+                auth.flag("fast");
+            }
+        }
+    }
+    client.child(auth);
+
+    let agent = entry.user_agent;
+    let mut user_agent = Element::new("user-agent");
+    match protocol {
+        Protocol::Prosody => {
+            if let Some(software) = &agent.software {
+                let mut element = Element::new("software");
+                if let Some(id) = &agent.software_id {
+                    element = element.attr("id", id.clone());
+                }
+                if let Some(version) = &agent.software_version {
+                    element = element.attr("version", version.clone());
+                }
+                element.children.push(Node::Text(software.clone()));
+                user_agent.child(element);
+            }
+        }
+        Protocol::Cam => {
+            client.child(Element::new("permission").attr("status", entry.permission.as_str()));
+            // XEP-0494 requires <software/>, and allows no attributes on it.
+            user_agent.text_child("software", agent.software.clone().unwrap_or_default());
+        }
+    }
+    if let Some(uri) = &agent.uri {
+        user_agent.text_child("uri", uri.clone());
+    }
+    if let Some(device) = &agent.device {
+        user_agent.text_child("device", device.clone());
+    }
+    client.child(user_agent);
+    client
+}
+
+/// `<clients xmlns=…>` with one `<client>` per entry, in list order.
+pub fn render_clients(entries: &[Entry], protocol: Protocol) -> Element {
+    let mut clients = Element::new("clients").attr("xmlns", protocol.namespace());
+    clients.children.reserve(entries.len());
+    for entry in entries {
+        clients.child(render_client(entry, protocol));
+    }
+    clients
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::list_entries;
+    use crate::model::{AccountFacts, ClientRecord, Grant, SessionFact, UserAgent};
+
+    #[test]
+    fn datetimes_are_utc_seconds_with_z() {
+        assert_eq!(format_datetime(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(format_datetime(1_795_742_465).as_deref(), Some("2026-11-27T01:21:05Z"));
+        assert_eq!(format_datetime(i64::MAX), None);
+        assert_eq!(format_datetime(-1_000_000_000_000), None);
+    }
+
+    fn facts() -> AccountFacts {
+        AccountFacts {
+            records: vec![ClientRecord {
+                id: "laptop".into(),
+                first_seen: Some(0),
+                last_seen: None,
+                full_jid: Some("u@h/r".into()),
+                mechanisms: vec![("SCRAM-SHA-1".into(), 0)],
+                user_agent: UserAgent {
+                    software: Some("Chat <&>".into()),
+                    software_id: Some("chat".into()),
+                    software_version: Some("1.0".into()),
+                    device: Some("Laptop".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            grants: vec![Grant { id: "g".into(), created: Some(60), accessed: Some(120), ..Default::default() }],
+            sessions: vec![SessionFact { full_jid: "u@h/r".into(), ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prosody_namespace_keeps_the_community_shape() {
+        let facts = facts();
+        let xml = render_clients(&list_entries(&facts), Protocol::Prosody).to_xml();
+        assert_eq!(
+            xml,
+            "<clients xmlns='xmpp:prosody.im/protocol/manage-clients'>\
+             <client connected='true' id='client/laptop' type='session'>\
+             <first-seen>1970-01-01T00:00:00Z</first-seen>\
+             <auth><password/></auth>\
+             <user-agent><software id='chat' version='1.0'>Chat &lt;&amp;&gt;</software><device>Laptop</device></user-agent>\
+             </client>\
+             <client connected='false' id='grant/g' type='access'>\
+             <first-seen>1970-01-01T00:01:00Z</first-seen><last-seen>1970-01-01T00:02:00Z</last-seen>\
+             <auth><bearer-token/></auth><user-agent/>\
+             </client></clients>"
+        );
+    }
+
+    #[test]
+    fn cam_namespace_adds_permission_and_always_names_the_software() {
+        let facts = facts();
+        let xml = render_clients(&list_entries(&facts), Protocol::Cam).to_xml();
+        assert!(xml.starts_with("<clients xmlns='urn:xmpp:cam:0'>"));
+        assert!(xml.contains("<permission status='unrestricted'/><user-agent><software>Chat &lt;&amp;&gt;</software><device>Laptop</device></user-agent>"), "{xml}");
+        assert!(xml.contains("<auth><grant/></auth><permission status='normal'/><user-agent><software></software></user-agent>"), "{xml}");
+    }
+}
