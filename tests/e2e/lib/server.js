@@ -1,0 +1,517 @@
+// A throw-away Prosody instance for one test file: own config, data dir,
+// pidfile, log and admin socket, listening for c2s on a free port of
+// 127.0.0.1 only. Helpers talk to exactly this instance through
+// `prosodyctl --config <its config> shell ...`.
+
+import { spawn, execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The repository checkout this harness lives in (tests/e2e/lib → repo). */
+export const REPO_ROOT = process.env.E2E_REPO_ROOT
+  ? path.resolve(process.env.E2E_REPO_ROOT)
+  : path.resolve(here, "..", "..", "..");
+/** Where `make plugin` puts mod_client_management/ (the module dir). */
+export const PLUGIN_DIR = process.env.E2E_PLUGIN_DIR
+  ? path.resolve(process.env.E2E_PLUGIN_DIR)
+  : path.join(REPO_ROOT, "build", "plugin");
+export const MODULE_FILE = path.join(
+  PLUGIN_DIR,
+  "mod_client_management",
+  "mod_client_management.lua",
+);
+/** shared/ sits beside the checkout, locally and in CI. */
+export const SHARED_DIR = process.env.E2E_SHARED_DIR
+  ? path.resolve(process.env.E2E_SHARED_DIR)
+  : path.resolve(REPO_ROOT, "..", "shared");
+
+const PROSODY = process.env.PROSODY || "prosody";
+const PROSODYCTL = process.env.PROSODYCTL || "prosodyctl";
+export const HOST = "localhost";
+
+export const DEFAULT_MODULES = [
+  "sasl2",
+  "sasl2_bind2",
+  "sasl2_fast",
+  "sasl2_sm",
+  "tokenauth",
+  "client_management",
+  "saslauth",
+  "disco",
+  "roster",
+  "ping",
+  "smacks", // core module in Prosody 13 (XEP-0198)
+  "admin_shell",
+  "admin_socket",
+];
+
+// ---------------------------------------------------------------- Lua text
+
+/** Lua source text, emitted verbatim by luaValue(). */
+export class LuaRaw {
+  constructor(src) {
+    this.src = src;
+  }
+}
+export const raw = (src) => new LuaRaw(src);
+
+export function luaString(s) {
+  return `"${String(s)
+    .replace(/[\\"]/g, "\\$&")
+    .replace(/\n/g, "\\n")
+    .replace(/[\u0000-\u001f\u007f]/g, (c) =>
+      `\\${c.charCodeAt(0).toString().padStart(3, "0")}`,
+    )}"`;
+}
+
+/** JS value → Lua literal (objects become string-keyed tables). */
+export function luaValue(v) {
+  if (v instanceof LuaRaw) return v.src;
+  if (v === null || v === undefined) return "nil";
+  if (typeof v === "boolean") return String(v);
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new Error(`not a Lua number: ${v}`);
+    return String(v);
+  }
+  if (typeof v === "string") return luaString(v);
+  if (Array.isArray(v)) return `{ ${v.map(luaValue).join(", ")} }`;
+  if (typeof v === "object") {
+    return `{ ${Object.entries(v)
+      .filter(([, val]) => val !== undefined)
+      .map(([k, val]) => `[${luaString(k)}] = ${luaValue(val)}`)
+      .join("; ")} }`;
+  }
+  throw new Error(`cannot express ${typeof v} in Lua`);
+}
+
+// ---------------------------------------------------------------- helpers
+
+function prosodyIds() {
+  if (typeof process.getuid !== "function" || process.getuid() !== 0) {
+    return null; // not root: run Prosody as ourselves
+  }
+  // Prosody refuses to run as root (and prosodyctl switches to the
+  // `prosody` user itself), so the server runs as `prosody` too.
+  const passwd = fs.readFileSync("/etc/passwd", "utf8");
+  const line = passwd.split("\n").find((l) => l.startsWith("prosody:"));
+  if (!line) {
+    throw new Error("running as root but there is no 'prosody' user to run Prosody as");
+  }
+  const [, , uid, gid] = line.split(":");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function chownR(p, ids) {
+  if (!ids) return;
+  fs.chownSync(p, ids.uid, ids.gid);
+  if (fs.statSync(p).isDirectory()) {
+    for (const e of fs.readdirSync(p)) chownR(path.join(p, e), ids);
+  }
+}
+
+function canRead(file, ids) {
+  if (!ids) return fs.existsSync(file);
+  // Walk the path the way the prosody user would.
+  return new Promise((resolve) => {
+    execFile("setpriv", [
+      `--reuid=${ids.uid}`, `--regid=${ids.gid}`, "--clear-groups",
+      "test", "-r", file,
+    ], (err) => resolve(!err));
+  });
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function portOpen(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: "127.0.0.1", port });
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => resolve(false));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function run(cmd, args, opts = {}) {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: 30000, ...opts },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr), error: err });
+      });
+  });
+}
+
+/** Every server started by this process, so that none outlives it. */
+const live = new Set();
+process.on("exit", () => {
+  for (const s of live) {
+    try {
+      s.proc.kill("SIGKILL");
+    } catch {}
+  }
+});
+
+// ---------------------------------------------------------------- server
+
+export class ProsodyServer {
+  constructor(opts) {
+    this.opts = opts;
+    this.host = HOST;
+    this.ids = prosodyIds();
+  }
+
+  get service() {
+    return `xmpp://127.0.0.1:${this.port}`;
+  }
+
+  configText() {
+    const { dir, port } = this;
+    const {
+      modules = DEFAULT_MODULES,
+      withoutModules = [],
+      extraModules = [],
+      options = {},
+      globalOptions = {},
+      pluginPaths = [this.pluginDir],
+    } = this.opts;
+    const enabled = [...modules, ...extraModules].filter(
+      (m, i, all) => !withoutModules.includes(m) && all.indexOf(m) === i,
+    );
+    const global = {
+      pidfile: path.join(dir, "prosody.pid"),
+      data_path: path.join(dir, "data"),
+      certificates: path.join(dir, "certs"),
+      admin_socket: path.join(dir, "prosody.sock"),
+      log: raw(`{ { levels = { min = ${luaString(process.env.E2E_LOG_LEVEL || "debug")} }, to = "file", filename = ${luaString(path.join(dir, "prosody.log"))} } }`),
+      daemonize: false,
+      interfaces: ["127.0.0.1"],
+      local_interfaces: ["127.0.0.1"],
+      c2s_ports: [port],
+      c2s_direct_tls_ports: [],
+      legacy_ssl_ports: [],
+      s2s_ports: [],
+      http_ports: [],
+      https_ports: [],
+      network_settings: { nagle: false },
+      c2s_require_encryption: false,
+      allow_unencrypted_plain_auth: true,
+      authentication: "internal_hashed",
+      storage: "internal",
+      plugin_paths: pluginPaths,
+      modules_enabled: enabled,
+      modules_disabled: ["s2s", "s2s_auth_certs", "s2s_bidi", "dialback", "http"],
+      statistics: raw("nil"),
+      ...globalOptions,
+    };
+    const lines = [
+      "-- Generated by tests/e2e/lib/server.js; this instance only.",
+      ...Object.entries(global).map(([k, v]) => `${k} = ${luaValue(v)}`),
+      "",
+      `VirtualHost ${luaString(HOST)}`,
+      ...Object.entries(options).map(([k, v]) => `\t${k} = ${luaValue(v)}`),
+      "",
+    ];
+    return lines.join("\n");
+  }
+
+  async start() {
+    if (!this.opts.allowMissingModule && !this.opts.withoutModules?.includes("client_management")
+        && !fs.existsSync(MODULE_FILE)) {
+      // Not fatal: the tests then fail on what the module should have done.
+      process.stderr.write(`# e2e: ${MODULE_FILE} is missing (run \`make plugin\`)\n`);
+    }
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "prosody-e2e-"));
+    fs.chmodSync(this.dir, 0o755);
+    this.dataDir = path.join(this.dir, "data");
+    this.hostDataDir = path.join(this.dataDir, HOST); // "localhost" needs no escaping
+    this.configPath = path.join(this.dir, "prosody.cfg.lua");
+    this.logPath = path.join(this.dir, "prosody.log");
+    this.socketPath = path.join(this.dir, "prosody.sock");
+    fs.mkdirSync(this.dataDir);
+    fs.mkdirSync(path.join(this.dir, "certs"));
+
+    // The prosody user must be able to read the plugin. A checkout under a
+    // private home directory is not readable for it: use a copy then.
+    this.pluginDir = PLUGIN_DIR;
+    if (this.ids && fs.existsSync(MODULE_FILE) && !(await canRead(MODULE_FILE, this.ids))) {
+      this.pluginDir = path.join(this.dir, "plugin");
+      fs.cpSync(PLUGIN_DIR, this.pluginDir, { recursive: true });
+    }
+
+    this.port = this.opts.port || (await freePort());
+    fs.writeFileSync(this.configPath, this.configText());
+    fs.writeFileSync(this.logPath, "");
+    chownR(this.dir, this.ids);
+
+    const out = fs.openSync(path.join(this.dir, "stdout.log"), "a");
+    this.proc = spawn(PROSODY, ["--config", this.configPath, "-F"], {
+      cwd: this.dir,
+      stdio: ["ignore", out, out],
+      env: { ...process.env, HOME: this.dir },
+      ...(this.ids || {}),
+    });
+    fs.closeSync(out);
+    live.add(this);
+    this.exited = new Promise((resolve) => {
+      this.proc.once("exit", (code, signal) => {
+        live.delete(this);
+        this.exitStatus = { code, signal };
+        resolve(this.exitStatus);
+      });
+    });
+
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      if (this.exitStatus) {
+        throw new Error(`Prosody exited during start-up (${JSON.stringify(this.exitStatus)})\n${this.startupDiagnostics()}`);
+      }
+      if (fs.existsSync(this.socketPath) && (await portOpen(this.port))) break;
+      if (Date.now() > deadline) {
+        await this.stop();
+        throw new Error(`Prosody did not listen on 127.0.0.1:${this.port} within 20 s\n${this.startupDiagnostics()}`);
+      }
+      await sleep(50);
+    }
+    return this;
+  }
+
+  startupDiagnostics() {
+    let s = "";
+    for (const f of ["stdout.log", "prosody.log"]) {
+      try {
+        const text = fs.readFileSync(path.join(this.dir, f), "utf8");
+        s += `--- ${f} (tail) ---\n${text.split("\n").slice(-40).join("\n")}\n`;
+      } catch {}
+    }
+    return s;
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    if (!this.exitStatus) {
+      this.proc.kill("SIGTERM");
+      const t = setTimeout(() => this.proc.kill("SIGKILL"), 8000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    const problems = this.logSince(0, ["error"]);
+    if (problems.length) {
+      process.stderr.write(`# e2e: prosody.log errors (${this.dir}):\n${problems.map((l) => `#   ${l}`).join("\n")}\n`);
+    }
+    if (process.env.KEEP_E2E === "1") {
+      process.stderr.write(`# e2e: kept ${this.dir}\n`);
+    } else {
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+    this.proc = null;
+  }
+
+  // ------------------------------------------------------------ the log
+
+  /** Current end of prosody.log; pass to logSince() later. */
+  logOffset() {
+    try {
+      return fs.statSync(this.logPath).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Log lines written since `offset`, optionally only of some levels. */
+  logSince(offset = 0, levels = null) {
+    let text;
+    try {
+      const fd = fs.openSync(this.logPath, "r");
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.max(0, size - offset));
+      fs.readSync(fd, buf, 0, buf.length, offset);
+      fs.closeSync(fd);
+      text = buf.toString("utf8");
+    } catch {
+      return [];
+    }
+    const lines = text.split("\n").filter(Boolean);
+    if (!levels) return lines;
+    // "Nov 27 02:12:45 source\tlevel\tmessage"
+    return lines.filter((l) => levels.includes(l.split("\t")[1]));
+  }
+
+  // ------------------------------------------------------------ the shell
+
+  /**
+   * `prosodyctl --config <this> shell ...`. A string is passed as one
+   * argument (a console line, e.g. "> lua code"); an array as separate
+   * arguments (the command-line form, e.g. ["user", "clients", jid]).
+   */
+  shell(cmd) {
+    const args = Array.isArray(cmd) ? cmd : [cmd];
+    return run(PROSODYCTL, ["--config", this.configPath, "shell", ...args], {
+      cwd: this.dir,
+      env: { ...process.env, HOME: this.dir },
+    });
+  }
+
+  /**
+   * Run Lua inside the server (global environment of the admin shell). The
+   * body is a function body: its return value is JSON-encoded with
+   * util.json and decoded here. Throws with the console's error text.
+   */
+  async lua(body) {
+    const line = `> local json = require "prosody.util.json"; `
+      + `local ok, r = xpcall(function() ${body}\n end, debug.traceback); `
+      + `if not ok then error(tostring(r), 0) end; `
+      + `return "E2E-JSON:" .. json.encode({ value = r })`;
+    const res = await this.shell(line);
+    const m = res.stdout.match(/E2E-JSON:(.*)$/m);
+    if (res.code !== 0 || !m) {
+      throw new Error(`Lua in server failed (exit ${res.code}):\n${res.stderr}${res.stdout}\n--- code ---\n${body}`);
+    }
+    return JSON.parse(m[1]).value;
+  }
+
+  /** Lua expression naming a module's environment on our host. */
+  moduleEnv(name) {
+    return `prosody.hosts[${luaString(HOST)}].modules[${luaString(name)}]`;
+  }
+
+  // ------------------------------------------------------------ accounts
+
+  /** Create an account (default role) on the running server. */
+  async register(user, password) {
+    await this.lua(`
+      local um = require "prosody.core.usermanager";
+      assert(um.create_user(${luaString(user)}, ${luaString(password)}, ${luaString(HOST)}));
+      return true;`);
+    return `${user}@${HOST}`;
+  }
+
+  /** A fresh, unused username with a prefix. */
+  static username(prefix = "u") {
+    return `${prefix}-${randomBytes(5).toString("hex")}`;
+  }
+
+  /** Register a fresh account; returns { user, password, jid }. */
+  async newAccount(prefix = "u") {
+    const user = ProsodyServer.username(prefix);
+    const password = `pw-${randomBytes(6).toString("hex")}`;
+    await this.register(user, password);
+    return { user, password, jid: `${user}@${HOST}` };
+  }
+
+  /** accounts store record fields such as `created`/`updated` (= password_updated). */
+  async setAccountTimes(user, { created, updated }) {
+    return this.lua(`
+      local store = require "prosody.core.storagemanager".open(${luaString(HOST)}, "accounts");
+      local account = assert(store:get(${luaString(user)}), "no such account");
+      ${created !== undefined ? `account.created = ${luaValue(created)};` : ""}
+      ${updated !== undefined ? `account.updated = ${luaValue(updated)};` : ""}
+      assert(store:set(${luaString(user)}, account));
+      return require "prosody.core.usermanager".get_account_info(${luaString(user)}, ${luaString(HOST)});`);
+  }
+
+  async changePassword(user, password) {
+    return this.lua(`
+      return assert(require "prosody.core.usermanager".set_password(${luaString(user)}, ${luaString(password)}, ${luaString(HOST)}));`);
+  }
+
+  // ------------------------------------------------------------ tokenauth
+
+  /**
+   * Create a mod_tokenauth grant for `user` the way mod_http_oauth2 does
+   * (client info on the grant's data) and one token of purpose "oauth2"
+   * (what OAUTHBEARER via mod_auth_internal_hashed accepts).
+   * Returns { grantId, token, grant }.
+   */
+  async createGrant(user, {
+    client = { name: "E2E OAuth App", uri: "https://e2e.invalid/app", id: "e2e-oauth-app", version: "1.0" },
+    grantTtl = null,
+    tokenTtl = 3600,
+    role = "prosody:registered",
+    purpose = "oauth2",
+    scopes = "xmpp",
+  } = {}) {
+    const jid = `${user}@${HOST}`;
+    const data = client ? { oauth2_client: client, oauth2_scopes: scopes } : { oauth2_scopes: scopes };
+    return this.lua(`
+      local tokenauth = assert(${this.moduleEnv("tokenauth")}, "mod_tokenauth not loaded");
+      local grant = assert(tokenauth.create_grant(${luaString(jid)}, ${luaString(jid)}, ${luaValue(grantTtl)}, ${luaValue(data)}));
+      local token = assert(tokenauth.create_token(${luaString(jid)}, grant, ${luaValue(role)}, ${luaValue(tokenTtl)}, ${luaValue(purpose)}));
+      return { grantId = grant.id, token = token };`);
+  }
+
+  /** mod_tokenauth's view: grant id → grant (validated), or null. */
+  async userGrants(user) {
+    return this.lua(`
+      local tokenauth = assert(${this.moduleEnv("tokenauth")});
+      local grants = tokenauth.get_user_grants(${luaString(user)});
+      if not grants then return nil end
+      local r = {};
+      for id, g in pairs(grants) do r[id] = { id = g.id, created = g.created, accessed = g.accessed, expires = g.expires } end
+      return r;`);
+  }
+
+  /** Is a full JID in prosody.full_sessions? */
+  async hasSession(fullJid) {
+    return this.lua(`return prosody.full_sessions[${luaString(fullJid)}] ~= nil;`);
+  }
+
+  /** Is the named module loaded on the host? */
+  async moduleLoaded(name) {
+    return this.lua(`return ${this.moduleEnv(name)} ~= nil;`);
+  }
+
+  // ------------------------------------------------------------ storage
+
+  storeFile(store, user) {
+    return path.join(this.hostDataDir, store, `${user}.dat`);
+  }
+
+  /**
+   * Put a store data file (`return { ... }` Lua source) in place for
+   * `user`, as Prosody's internal storage keeps it:
+   * data/localhost/<store>/<user>.dat.
+   */
+  seedStore(store, user, luaSource) {
+    const dir = path.join(this.hostDataDir, store);
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `${user}.dat`);
+    fs.writeFileSync(file, luaSource);
+    chownR(this.hostDataDir, this.ids);
+    return file;
+  }
+
+  readStore(store, user) {
+    try {
+      return fs.readFileSync(this.storeFile(store, user), "utf8");
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Start a server; see ProsodyServer.configText() for `opts`. */
+export async function startServer(opts = {}) {
+  const s = new ProsodyServer(opts);
+  await s.start();
+  return s;
+}
