@@ -1,0 +1,39 @@
+# mod_client_management — see README.md.
+.PHONY: all deps build plugin run test test-rust test-lua test-e2e bench bench-e2e rock clean
+
+all: plugin
+
+# Debian packages (Prosody 13 from bookworm-backports, Lua 5.4, busted): installed if missing.
+deps:
+	@scripts/install-deps.sh
+
+build:
+	cargo build --release --features module
+
+plugin:
+	@scripts/build-plugin.sh
+
+run: deps plugin
+	@scripts/run-local.sh
+
+test: deps plugin test-rust test-lua test-e2e
+
+test-rust:
+	cargo test
+	cargo test --features embedded-lua --lib --tests
+
+test-lua: plugin
+	lua5.4 /usr/bin/busted
+
+test-e2e: plugin
+	tests/e2e/run.sh
+
+bench: deps plugin
+	cargo bench --features embedded-lua
+
+rock: plugin
+	@scripts/build-rock.sh
+
+clean:
+	cargo clean
+	rm -rf build .run

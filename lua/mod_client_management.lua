@@ -1,0 +1,502 @@
+-- mod_client_management: lets a user see, and cut off, everything that has access to
+-- their account (chat apps, FAST tokens, OAuth grants).
+--
+-- This file is the only part that touches Prosody: hooks, storage, sessions, tokenauth,
+-- FAST, stanzas. Decisions (who has access, in what order, what a revocation does) are
+-- made by the native core, called once per request with the facts gathered here.
+
+local st = require "prosody.util.stanza";
+local errors = require "prosody.util.error";
+local usermanager = require "prosody.core.usermanager";
+local time_now = require "prosody.util.time".now;
+
+local EXPECTED_CORE_VERSION = "0.1.0";
+local CORE_NAME = "client_management";
+
+local xmlns_prosody = "xmpp:prosody.im/protocol/manage-clients";
+local xmlns_cam = "urn:xmpp:cam:0";
+local xmlns_sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
+local xmlns_sasl2 = "urn:xmpp:sasl:2";
+
+local host = module.host;
+
+-- Native core -------------------------------------------------------------------------
+
+local function file_exists(path)
+	local f = io.open(path, "rb");
+	if f then f:close(); return true; end
+	return false;
+end
+
+-- Beside this file first (`make plugin`, plugin_paths), then package.cpath, then the plugin
+-- installer's tree, which Prosody 13.0.x never adds to package.cpath itself.
+local function core_candidates()
+	local candidates = {};
+	local here = module.path and module.path:match("^(.*)[/\\][^/\\]*$");
+	if here then
+		table.insert(candidates, here.."/"..CORE_NAME..".so");
+	end
+	local on_cpath = package.searchpath(CORE_NAME, package.cpath);
+	if on_cpath then
+		table.insert(candidates, on_cpath);
+	end
+	local installer = prosody.paths and prosody.paths.installer;
+	if installer then
+		local lua_version = _VERSION:match(" (.+)$");
+		table.insert(candidates, installer.."/lib/lua/"..lua_version.."/"..CORE_NAME..".so");
+	end
+	return candidates;
+end
+
+local function load_core()
+	local problems = {};
+	for _, path in ipairs(core_candidates()) do
+		if file_exists(path) then
+			local open, load_err = package.loadlib(path, "luaopen_"..CORE_NAME);
+			if not open then
+				table.insert(problems, ("%s: %s"):format(path, load_err));
+			else
+				local ok, lib = pcall(open);
+				if not ok then
+					table.insert(problems, ("%s: %s"):format(path, tostring(lib)));
+				elseif type(lib) ~= "table" or lib.version ~= EXPECTED_CORE_VERSION then
+					table.insert(problems, ("%s is version %s, this module needs %s"):format(
+						path, type(lib) == "table" and tostring(lib.version) or "?", EXPECTED_CORE_VERSION));
+				else
+					module:log("debug", "Loaded native core %s from %s", lib.version, path);
+					return lib;
+				end
+			end
+		end
+	end
+	if #problems == 0 then
+		table.insert(problems, "not found in "..table.concat(core_candidates(), ", "));
+	end
+	return nil, "cannot load the native library "..CORE_NAME..".so ("..table.concat(problems, "; ")..")";
+end
+
+local core = assert(load_core());
+
+-- Dependencies and stores ----------------------------------------------------------------
+
+local tokenauth = module:depends("tokenauth");
+local mod_fast = module:depends("sasl2_fast");
+
+local client_store = assert(module:open_store("clients", "keyval+"));
+-- mod_sasl2_fast's map store, read whole once per request instead of twice per client.
+local fast_token_store = assert(module:open_store("fast_tokens"));
+-- Full JID -> generated id of legacy clients, so a bind never scans every record.
+local legacy_index = assert(module:open_store("client_management_legacy", "keyval+"));
+
+local enforce_client_ids = module:get_option_boolean("enforce_client_ids", false);
+
+local stanza_mt = getmetatable(st.stanza("x"));
+
+module:default_permission("prosody:registered", ":list-clients");
+module:default_permission("prosody:registered", ":manage-clients");
+
+-- Facts ---------------------------------------------------------------------------------
+
+local function role_priorities()
+	local priorities = {};
+	for name, role in pairs(usermanager.get_all_roles(host) or {}) do
+		priorities[name] = role.priority;
+	end
+	return priorities;
+end
+
+local function user_sessions(username)
+	local sessions = {};
+	local user = prosody.hosts[host].sessions[username];
+	for _, session in pairs(user and user.sessions or {}) do
+		if session.full_jid then
+			local login = session.client_management;
+			table.insert(sessions, {
+				full_jid = session.full_jid;
+				client_id = session.client_id;
+				grant_id = login and login.grant_id;
+			});
+		end
+	end
+	return sessions;
+end
+
+-- Everything the core needs about one account, read once per request.
+local function gather_facts(username)
+	local records, err = client_store:get(username);
+	if err then return nil, err; end
+	local fast_tokens, fast_err = fast_token_store:get(username);
+	if fast_err then return nil, fast_err; end
+	local account = usermanager.get_account_info(username, host);
+	local role = usermanager.get_user_role(username, host);
+	return {
+		records = records;
+		grants = tokenauth.get_user_grants(username);
+		fast_tokens = fast_tokens;
+		sessions = user_sessions(username);
+		roles = role_priorities();
+		password_updated = account and account.password_updated;
+		account_role_priority = role and role.priority;
+		now = time_now();
+	};
+end
+
+local function note_skipped(username, skipped)
+	if skipped and skipped > 0 then
+		module:log("warn", "Skipped %d malformed stored item(s) of %s", skipped, username);
+	end
+end
+
+-- Public API ------------------------------------------------------------------------------
+
+-- Entries in the community module's shape: `id` ("client/…" or "grant/…"), `type`
+-- ("session" or "access"), `first_seen`, `last_seen`, `user_agent` and
+-- `active = { password, fast, grant, connected }`.
+function get_active_clients(username)
+	local facts, err = gather_facts(username);
+	if not facts then
+		module:log("error", "Unable to read client data of %s: %s", username, err);
+		return nil, err;
+	end
+	local clients, skipped = core.active_clients(facts);
+	note_skipped(username, skipped);
+	return clients;
+end
+
+local function close_session(session)
+	session:close({ condition = "not-authorized", text = "Client access revoked" });
+end
+
+-- Carries out a plan in its order: FAST tokens, grants, then sessions. The requester's own
+-- session is returned instead of closed, so the caller can answer first.
+local function carry_out(username, actions, requester)
+	local deferred = {};
+	for _, action in ipairs(actions) do
+		local verb, target = action[1], action[2];
+		if verb == "revoke_fast_tokens" then
+			if not mod_fast.revoke_fast_tokens(username, target) then
+				module:log("error", "Unable to revoke FAST tokens of client %s of %s", target, username);
+				return nil, "internal-server-error";
+			end
+		elseif verb == "revoke_grant" then
+			local ok, err = tokenauth.revoke_grant(username, target);
+			if not ok then
+				module:log("error", "Unable to revoke grant %s of %s: %s", target, username, err);
+				return nil, "internal-server-error";
+			end
+		elseif verb == "close_session" then
+			local session = prosody.full_sessions[target];
+			if session and session == requester then
+				table.insert(deferred, session);
+			elseif session then
+				close_session(session);
+			end
+		end
+	end
+	return deferred;
+end
+
+local function revoke(username, selector, requester)
+	local facts, err = gather_facts(username);
+	if not facts then
+		module:log("error", "Unable to read client data of %s: %s", username, err);
+		return nil, "internal-server-error";
+	end
+	local plan = core.plan_revocation(facts, selector);
+	note_skipped(username, plan.skipped);
+	local deferred, carry_err = carry_out(username, plan.actions, requester);
+	if not deferred then
+		return nil, carry_err;
+	end
+	if plan.error then
+		return nil, plan.error, deferred, plan;
+	end
+	return true, nil, deferred, plan;
+end
+
+-- Returns true, or nil and one of "item-not-found", "password-reset-required",
+-- "internal-server-error" (the community module's return shape).
+function revoke_client_access(username, selector)
+	local ok, err, deferred = revoke(username, selector, nil);
+	for _, session in ipairs(deferred or {}) do close_session(session); end
+	return ok, err;
+end
+
+-- Recording logins ------------------------------------------------------------------------
+
+local function now_seconds()
+	return os.time();
+end
+
+-- What a login used, noted on the session as soon as SASL succeeds (before Bind 2 binds).
+local function note_login(session, sasl_handler)
+	if not sasl_handler then return; end
+	local token_info = sasl_handler.token_info;
+	session.client_management = {
+		mechanism = sasl_handler.selected;
+		fast = sasl_handler.fast_auth or sasl_handler.fast or nil;
+		grant_id = token_info and token_info.id;
+		grant = token_info and token_info.grant;
+		user_agent = sasl_handler.user_agent;
+	};
+end
+
+local function user_agent_of(login)
+	local sasl_ua = login.user_agent or {};
+	local grant_data = login.grant and login.grant.data;
+	local oauth_client = type(grant_data) == "table" and grant_data.oauth2_client or {};
+	if not sasl_ua.software and not sasl_ua.device and not next(oauth_client) then
+		return nil;
+	end
+	return {
+		software = sasl_ua.software or oauth_client.name;
+		software_id = oauth_client.id;
+		software_version = oauth_client.version;
+		uri = oauth_client.uri;
+		device = sasl_ua.device;
+	};
+end
+
+-- Brings a record up to date with a successful login; returns the record and whether it is new.
+local function update_record(record, client_id, session, login, user_agent)
+	local now = now_seconds();
+	local is_new = type(record) ~= "table";
+	if is_new then
+		record = { id = client_id, first_seen = now };
+	end
+	record.full_jid = session.full_jid;
+	record.last_seen = now;
+	if type(record.mechanisms) ~= "table" then record.mechanisms = {}; end
+	if login.mechanism then
+		record.mechanisms[login.mechanism] = now;
+	end
+	if login.fast then
+		record.fast_auth = now;
+	end
+	if login.grant_id then
+		record.auth_token_id = login.grant_id;
+	end
+	if user_agent then
+		record.user_agent = user_agent;
+	end
+	return record, is_new;
+end
+
+local function save_record(username, record, is_new, session)
+	local ok, err = client_store:set_key(username, record.id, record);
+	if not ok then
+		module:log("error", "Unable to store client %s of %s: %s", record.id, username, err);
+		return;
+	end
+	if is_new then
+		module:fire_event("client_management/new-client", { client = record; session = session });
+	end
+end
+
+local function record_sasl2_login(session)
+	local login = session.client_management or {};
+	local username, client_id = session.username, session.client_id;
+	local record, err = client_store:get_key(username, client_id);
+	if err then
+		module:log("error", "Unable to read client %s of %s: %s", client_id, username, err);
+		return;
+	end
+	local is_new;
+	record, is_new = update_record(record, client_id, session, login, user_agent_of(login));
+	save_record(username, record, is_new, session);
+	login.recorded = true;
+	session.client_management = login;
+end
+
+module:hook("sasl2/c2s/success", function (event)
+	note_login(event.session, event.session.sasl_handler);
+end, 500); -- after mod_sasl2 authenticates (1000), before Bind 2 binds (100)
+
+module:hook("sasl2/c2s/success", function (event)
+	local session = event.session;
+	if session.client_id and session.client_id ~= "" then
+		record_sasl2_login(session);
+	end
+end, -1); -- after Bind 2 (100) and FAST (75), before <success> goes out (-1000)
+
+-- Legacy SASL (mod_saslauth) leaves its handler on the session during this event.
+module:hook("authentication-success", function (event)
+	local session = event.session;
+	if not session.client_management then
+		note_login(session, session.sasl_handler);
+	end
+end);
+
+local function find_legacy_client(username, full_jid)
+	local id = legacy_index:get_key(username, full_jid);
+	if id == nil and legacy_index:get(username) == nil then
+		-- First legacy bind since the index exists: index records written before it.
+		local records = client_store:get(username);
+		local index = {};
+		for client_id, record in pairs(records or {}) do
+			if type(record) == "table" and record.legacy == true and type(record.full_jid) == "string" then
+				index[record.full_jid] = type(record.id) == "string" and record.id or client_id;
+			end
+		end
+		if next(index) then
+			legacy_index:set(username, index);
+			id = index[full_jid];
+		end
+	end
+	if type(id) ~= "string" then return nil; end
+	local record = client_store:get_key(username, id);
+	if type(record) == "table" and record.full_jid == full_jid then
+		return record;
+	end
+	return nil;
+end
+
+local function record_legacy_bind(session)
+	local login = session.client_management or {};
+	local username, full_jid = session.username, session.full_jid;
+	local record = find_legacy_client(username, full_jid);
+	local client_id = record and record.id;
+	if not record then
+		client_id = core.new_client_id();
+	end
+	local is_new;
+	record, is_new = update_record(record, client_id, session, login, user_agent_of(login));
+	record.legacy = true;
+	if is_new then
+		local ok, err = legacy_index:set_key(username, full_jid, client_id);
+		if not ok then
+			module:log("warn", "Unable to index legacy client of %s: %s", full_jid, err);
+		end
+	end
+	save_record(username, record, is_new, session);
+end
+
+module:hook("resource-bind", function (event)
+	local session = event.session;
+	if session.type ~= "c2s" or not session.username then return; end
+	local ok, err = pcall(function ()
+		if session.client_id and session.client_id ~= "" then
+			-- A SASL2 client binding after <success> (no Bind 2) gets its full JID now.
+			local login = session.client_management;
+			if login and login.recorded then
+				record_sasl2_login(session);
+			end
+		else
+			record_legacy_bind(session);
+		end
+	end);
+	if not ok then
+		-- Never let bookkeeping break a login.
+		module:log("error", "Unable to record client of %s: %s", session.full_jid, err);
+	end
+end);
+
+-- Strict mode ------------------------------------------------------------------------------
+
+if enforce_client_ids then
+	module:hook_tag(xmlns_sasl2, "authenticate", function (session, auth)
+		local user_agent = auth:get_child("user-agent");
+		local client_id = user_agent and user_agent.attr.id;
+		if client_id and client_id ~= "" then return; end
+		session.send(st.stanza("failure", { xmlns = xmlns_sasl2 })
+			:tag("malformed-request", { xmlns = xmlns_sasl }):up()
+			:text_tag("text", "Client identifier required but not supplied"));
+		return true;
+	end, 1000); -- before mod_sasl2_fast (100) and mod_sasl2 (0) look at it
+
+	-- Legacy SASL has no way to name the client: refuse it, answering even when
+	-- mod_saslauth is loaded too (our handler runs first and ends the event).
+	module:hook_tag(xmlns_sasl, "auth", function (session)
+		if session.type ~= "c2s_unauthed" then return; end
+		session.send(st.stanza("failure", { xmlns = xmlns_sasl })
+			:tag("not-authorized"):up()
+			:text_tag("text", "Client identifier required but not supplied"));
+		return true;
+	end, 1000);
+
+	local function warn_about_saslauth()
+		module:log("error", "enforce_client_ids is on but mod_saslauth is loaded: legacy SASL logins"
+			.." will be refused; remove \"saslauth\" from modules_enabled");
+	end
+	local modulemanager = require "prosody.core.modulemanager";
+	if modulemanager.is_loaded(host, "saslauth") then
+		warn_about_saslauth();
+	end
+	module:hook_global("module-loaded", function (event)
+		if event.host == host and event.module == "saslauth" then
+			warn_about_saslauth();
+		end
+	end);
+end
+
+-- XMPP protocol ------------------------------------------------------------------------------
+
+local error_registries = {};
+for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
+	error_registries[xmlns] = errors.init(module.name, xmlns, {
+		["item-not-found"] = { "cancel", "item-not-found", "Client not found" };
+		["internal-server-error"] = { "wait", "internal-server-error", "Unable to revoke client access" };
+		["password-reset-required"] = { "cancel", "service-unavailable", "Password reset required",
+			"password-reset-required" };
+	});
+end
+
+local function handle_list(event)
+	local origin, stanza = event.origin, event.stanza;
+	if not module:may(":list-clients", event) then
+		origin.send(st.error_reply(stanza, "auth", "forbidden"));
+		return true;
+	end
+	local xmlns = stanza.tags[1].attr.xmlns;
+	local facts, err = gather_facts(origin.username);
+	if not facts then
+		module:log("error", "Unable to read client data of %s: %s", origin.username, err);
+		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+		return true;
+	end
+	local ok, clients, skipped = pcall(core.list_stanza, facts, xmlns, stanza_mt);
+	if not ok then
+		module:log("error", "Unable to list clients of %s: %s", origin.username, tostring(clients));
+		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+		return true;
+	end
+	note_skipped(origin.username, skipped);
+	origin.send(st.reply(stanza):add_direct_child(clients));
+	return true;
+end
+
+local function handle_revoke(event)
+	local origin, stanza = event.origin, event.stanza;
+	if not module:may(":manage-clients", event) then
+		origin.send(st.error_reply(stanza, "auth", "forbidden"));
+		return true;
+	end
+	local request = stanza.tags[1];
+	local selector = request.attr.id;
+	if not selector or selector == "" then
+		origin.send(st.error_reply(stanza, "modify", "bad-request", "Missing client id"));
+		return true;
+	end
+	local call_ok, ok, err, deferred = pcall(revoke, origin.username, selector, origin);
+	if not call_ok then
+		module:log("error", "Unable to revoke %s of %s: %s", selector, origin.username, tostring(ok));
+		ok, err = nil, "internal-server-error";
+	end
+	if ok then
+		origin.send(st.reply(stanza));
+	else
+		origin.send(st.error_reply(stanza, error_registries[request.attr.xmlns].new(err)));
+	end
+	-- The requester revoked its own session: it hears the answer, then goes.
+	for _, session in ipairs(deferred or {}) do close_session(session); end
+	return true;
+end
+
+for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
+	module:hook("iq-get/self/"..xmlns..":list", handle_list);
+	module:hook("iq-set/self/"..xmlns..":revoke", handle_revoke);
+end
+
+module:hook("account-disco-info", function (event)
+	event.reply:tag("feature", { var = xmlns_cam }):up();
+end);
