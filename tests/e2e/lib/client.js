@@ -173,7 +173,7 @@ export class Session {
    * Send an iq (`child` wrapped in <iq type to>) and return the whole
    * reply stanza, result or error. `to` defaults to the own bare JID.
    */
-  async iq(child, { type = "get", to = this.bareJid, id = `e2e-${randomUUID()}`, timeout = 10000 } = {}) {
+  async iq(child, { type = "get", to = this.bareJid, id = `e2e-${randomUUID()}`, timeout = 5000 } = {}) {
     const stanza = xml("iq", { type, to, id }, child);
     try {
       return await this.sendAndWait(

@@ -149,6 +149,13 @@ function portOpen(port) {
   });
 }
 
+// util.datamanager's file name escaping: every non-alphanumeric character
+// of a username (and host) becomes %xx; store names keep "_" too.
+const pctEncode = (re) => (s) => String(s).replace(re, (c) =>
+  `%${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+export const encode = pctEncode(/[^A-Za-z0-9]/g);
+export const storeEncode = pctEncode(/[^A-Za-z0-9_]/g);
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd, args, opts = {}) {
@@ -243,7 +250,7 @@ export class ProsodyServer {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "prosody-e2e-"));
     fs.chmodSync(this.dir, 0o755);
     this.dataDir = path.join(this.dir, "data");
-    this.hostDataDir = path.join(this.dataDir, HOST); // "localhost" needs no escaping
+    this.hostDataDir = path.join(this.dataDir, encode(HOST)); // "localhost" stays as it is
     this.configPath = path.join(this.dir, "prosody.cfg.lua");
     this.logPath = path.join(this.dir, "prosody.log");
     this.socketPath = path.join(this.dir, "prosody.sock");
@@ -483,18 +490,17 @@ export class ProsodyServer {
   // ------------------------------------------------------------ storage
 
   storeFile(store, user) {
-    return path.join(this.hostDataDir, store, `${user}.dat`);
+    return path.join(this.hostDataDir, storeEncode(store), `${encode(user)}.dat`);
   }
 
   /**
    * Put a store data file (`return { ... }` Lua source) in place for
    * `user`, as Prosody's internal storage keeps it:
-   * data/localhost/<store>/<user>.dat.
+   * data/localhost/<store>/<user>.dat (names escaped as util.datamanager does).
    */
   seedStore(store, user, luaSource) {
-    const dir = path.join(this.hostDataDir, store);
-    fs.mkdirSync(dir, { recursive: true });
-    const file = path.join(dir, `${user}.dat`);
+    const file = this.storeFile(store, user);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, luaSource);
     chownR(this.hostDataDir, this.ids);
     return file;
