@@ -1,1 +1,98 @@
-fn main() {}
+//! The decision core alone: decide + order, render, plan, for N stored clients.
+
+use std::collections::HashMap;
+
+use client_management::ids::fast_token_key_prefix;
+use client_management::listing::list_entries;
+use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
+use client_management::render::{render_clients, Protocol};
+use client_management::revocation::plan_revocation;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+
+/// N clients, a quarter each: password, FAST, OAuth (with grant), stale; plus N/10 idle grants.
+pub fn account(n: usize) -> AccountFacts {
+    let mut facts = AccountFacts {
+        now: 1_800_000_000.0,
+        password_updated: Some(1_700_000_000),
+        account_role_priority: Some(35),
+        fast_tokens: HashMap::new(),
+        ..Default::default()
+    };
+    for i in 0..n {
+        let id = format!("client-{i:06}");
+        let t = 1_700_000_000 + (i as i64 * 37) % 100_000;
+        let mut record = ClientRecord {
+            id: id.clone(),
+            first_seen: Some(t),
+            last_seen: Some(t + 10),
+            full_jid: Some(format!("user@example.com/res-{i}")),
+            user_agent: UserAgent {
+                software: Some(format!("Client {}", i % 7)),
+                software_version: Some(format!("1.{}", i % 3)),
+                device: Some("Phone".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match i % 4 {
+            0 => record.mechanisms.push(("SCRAM-SHA-1".into(), t + 10)),
+            1 => {
+                record.mechanisms.push(("HT-SHA-256-NONE".into(), t + 10));
+                record.fast_auth = Some(t + 10);
+                facts.fast_tokens.insert(
+                    format!("{}-cur", fast_token_key_prefix(&id)),
+                    FastToken { issued_at: (t + 10) as f64, expires_at: 1_900_000_000.0 },
+                );
+            }
+            2 => {
+                let grant = format!("grant-{i:06}");
+                record.mechanisms.push(("OAUTHBEARER".into(), t + 10));
+                record.auth_token_id = Some(grant.clone());
+                facts.grants.push(Grant {
+                    id: grant,
+                    created: Some(t),
+                    accessed: Some(t + 10),
+                    tokens: vec![GrantToken { expires: Some(1_900_000_000), role_priority: Some(35) }],
+                    ..Default::default()
+                });
+            }
+            _ => record.mechanisms.push(("SCRAM-SHA-1".into(), 1_600_000_000)),
+        }
+        facts.records.push(record);
+    }
+    for i in 0..n / 10 {
+        facts.grants.push(Grant {
+            id: format!("idle-{i:06}"),
+            created: Some(1_700_000_000 + i as i64),
+            user_agent: UserAgent { software: Some("REST client".into()), ..Default::default() },
+            ..Default::default()
+        });
+    }
+    for i in (0..n).step_by(50) {
+        facts.sessions.push(SessionFact {
+            full_jid: format!("user@example.com/res-{i}"),
+            client_id: Some(format!("client-{i:06}")),
+            grant_id: None,
+        });
+    }
+    facts
+}
+
+fn bench_core(c: &mut Criterion) {
+    let mut group = c.benchmark_group("core");
+    for n in [10, 100, 1000, 10_000] {
+        let facts = account(n);
+        group.bench_with_input(BenchmarkId::new("list", n), &facts, |b, f| b.iter(|| list_entries(black_box(f)).len()));
+        let entries = list_entries(&facts);
+        group.bench_with_input(BenchmarkId::new("render_cam", n), &entries, |b, e| {
+            b.iter(|| render_clients(black_box(e), Protocol::Cam).children.len())
+        });
+        group.bench_with_input(BenchmarkId::new("plan_software", n), &facts, |b, f| {
+            b.iter(|| plan_revocation(black_box(f), "software/Client 3/1.1").actions.len())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_core);
+criterion_main!(benches);

@@ -393,3 +393,145 @@ pub fn open(lua: &Lua) -> Result<Table> {
 fn client_management(lua: &Lua) -> Result<Table> {
     open(lua)
 }
+
+#[cfg(all(test, feature = "embedded-lua", not(feature = "module")))]
+mod tests {
+    use super::*;
+
+    fn lua_with_core() -> Lua {
+        let lua = Lua::new();
+        lua.globals().set("core", open(&lua).unwrap()).unwrap();
+        lua.load(
+            r#"
+            stanza_mt = { __index = {} }
+            function serialize(s)
+                if type(s) == "string" then return s end
+                local out = { "<", s.name }
+                local keys = {}
+                for k in pairs(s.attr) do keys[#keys + 1] = k end
+                table.sort(keys)
+                for _, k in ipairs(keys) do out[#out + 1] = (" %s='%s'"):format(k, s.attr[k]) end
+                out[#out + 1] = ">"
+                for _, child in ipairs(s) do out[#out + 1] = serialize(child) end
+                out[#out + 1] = "</" .. s.name .. ">"
+                return table.concat(out)
+            end
+            function request(records)
+                return { records = records, now = 2000, password_updated = 100 }
+            end
+            "#,
+        )
+        .exec()
+        .unwrap();
+        lua
+    }
+
+    #[test]
+    fn a_record_with_a_wrong_type_is_skipped_and_the_rest_listed() {
+        let lua = lua_with_core();
+        let (count, skipped, ids): (i64, i64, String) = lua
+            .load(
+                r#"
+                local good = { id = "good", mechanisms = { ["SCRAM-SHA-1"] = 150 }, last_seen = 150 }
+                local records = { good = good, also = { mechanisms = { PLAIN = 120.5 } } }
+                local bad_values = {
+                    { last_seen = "yesterday" }, { mechanisms = "SCRAM" }, { mechanisms = { PLAIN = "now" } },
+                    { user_agent = "Gajim" }, { user_agent = { software = 42 } }, { legacy = "yes" },
+                    { full_jid = {} }, { id = 7 }, { first_seen = 0/0 }, "not a table",
+                }
+                for i, bad in ipairs(bad_values) do
+                    if type(bad) == "table" then bad.mechanisms = bad.mechanisms or { PLAIN = 150 } end
+                    records["bad" .. i] = bad
+                end
+                records[5] = { mechanisms = { PLAIN = 150 } } -- a non-string key
+                local list, skipped = core.active_clients(request(records))
+                local ids = {}
+                for _, entry in ipairs(list) do ids[#ids + 1] = entry.id end
+                return #list, skipped, table.concat(ids, ",")
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!((count, skipped), (2, 11));
+        assert_eq!(ids, "client/also,client/good");
+    }
+
+    #[test]
+    fn list_stanza_builds_util_stanza_tables() {
+        let lua = lua_with_core();
+        let xml: String = lua
+            .load(
+                r#"
+                local req = request({ c = { id = "c", first_seen = 0, mechanisms = { PLAIN = 150 },
+                    user_agent = { software = "Chat", device = "Phone" } } })
+                req.grants = { g = { id = "g", created = 60, accessed = 60, tokens = {},
+                    data = { oauth2_client = { name = "App", version = "2" } } } }
+                local clients = core.list_stanza(req, "urn:xmpp:cam:0", stanza_mt)
+                assert(getmetatable(clients) == stanza_mt)
+                assert(#clients.tags == 2 and clients.tags[1] == clients[1])
+                assert(getmetatable(clients.tags[1].tags[1]) == stanza_mt)
+                return serialize(clients)
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(
+            xml,
+            "<clients xmlns='urn:xmpp:cam:0'>\
+             <client connected='false' id='client/c' type='session'><first-seen>1970-01-01T00:00:00Z</first-seen>\
+             <auth><password></password></auth><permission status='unrestricted'></permission>\
+             <user-agent><software>Chat</software><device>Phone</device></user-agent></client>\
+             <client connected='false' id='grant/g' type='access'><first-seen>1970-01-01T00:01:00Z</first-seen>\
+             <last-seen>1970-01-01T00:01:00Z</last-seen><auth><grant></grant></auth>\
+             <permission status='normal'></permission><user-agent><software>App</software></user-agent></client>\
+             </clients>"
+        );
+    }
+
+    #[test]
+    fn plan_revocation_returns_ordered_actions_and_error_names() {
+        let lua = lua_with_core();
+        let (plan, pw, missing): (String, String, String) = lua
+            .load(
+                r#"
+                local req = request({
+                    pw = { id = "pw", mechanisms = { PLAIN = 150 } },
+                    app = { id = "app", mechanisms = { OAUTHBEARER = 150 }, auth_token_id = "g", full_jid = "u@h/app" },
+                })
+                req.grants = { g = { id = "g", created = 150, tokens = {} } }
+                req.sessions = { { full_jid = "u@h/app", client_id = "app", grant_id = "g" } }
+                local plan = core.plan_revocation(req, "client/app")
+                local steps = {}
+                for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. a[2] end
+                return table.concat(steps, " "),
+                    core.plan_revocation(req, "client/pw").error,
+                    core.plan_revocation(req, "client/nope").error
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(plan, "revoke_fast_tokens:app revoke_grant:g close_session:u@h/app");
+        assert_eq!(pw, "password-reset-required");
+        assert_eq!(missing, "item-not-found");
+    }
+
+    #[test]
+    fn malformed_requests_are_lua_errors_not_panics() {
+        let lua = lua_with_core();
+        let message: String = lua
+            .load(r#"local ok, err = pcall(core.active_clients, { records = 5, now = 1 }); assert(not ok); return tostring(err)"#)
+            .eval()
+            .unwrap();
+        assert!(message.contains("records"), "{message}");
+        let ok: bool = lua.load(r#"return (pcall(core.list_stanza, { now = 1 }, "urn:bogus", stanza_mt))"#).eval().unwrap();
+        assert!(!ok);
+    }
+
+    #[test]
+    fn new_client_id_is_twelve_base64url_chars() {
+        let lua = lua_with_core();
+        let id: String = lua.load("return core.new_client_id()").eval().unwrap();
+        assert_eq!(id.len(), 12);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}
