@@ -20,6 +20,7 @@ cat > "$run/prosody.cfg.lua" <<CFG
 run_as_root = true -- a throwaway instance; Prosody refuses root otherwise
 pidfile = "$run/prosody.pid"
 data_path = "$run/data"
+installer_plugin_path = "$run/custom_plugins"
 plugin_paths = { "$repo/build/plugin" }
 log = { { levels = { min = "info" }, to = "console" }, { levels = { min = "debug" }, to = "file", filename = "$run/prosody.log" } }
 admin_socket = "$run/prosody.sock"
