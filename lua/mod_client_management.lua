@@ -241,19 +241,23 @@ local function note_login(session, sasl_handler)
 	};
 end
 
+local function table_or_empty(value)
+	return type(value) == "table" and value or {};
+end
+
 local function user_agent_of(login)
-	local sasl_ua = login.user_agent or {};
-	local grant_data = login.grant and login.grant.data;
-	local oauth_client = type(grant_data) == "table" and grant_data.oauth2_client or {};
+	local sasl_ua = table_or_empty(login.user_agent);
+	local oauth_client = table_or_empty(table_or_empty(table_or_empty(login.grant).data).oauth2_client);
 	if not sasl_ua.software and not sasl_ua.device and not next(oauth_client) then
 		return nil;
 	end
+	local function text(value) return type(value) == "string" and value or nil; end
 	return {
-		software = sasl_ua.software or oauth_client.name;
-		software_id = oauth_client.id;
-		software_version = oauth_client.version;
-		uri = oauth_client.uri;
-		device = sasl_ua.device;
+		software = text(sasl_ua.software) or text(oauth_client.name);
+		software_id = text(oauth_client.id);
+		software_version = text(oauth_client.version);
+		uri = text(oauth_client.uri);
+		device = text(sasl_ua.device);
 	};
 end
 
@@ -315,7 +319,11 @@ end, 500); -- after mod_sasl2 authenticates (1000), before Bind 2 binds (100)
 module:hook("sasl2/c2s/success", function (event)
 	local session = event.session;
 	if session.client_id and session.client_id ~= "" then
-		record_sasl2_login(session);
+		-- Never let bookkeeping break a login.
+		local ok, err = pcall(record_sasl2_login, session);
+		if not ok then
+			module:log("error", "Unable to record client %s of %s: %s", session.client_id, session.username, err);
+		end
 	end
 end, -1); -- after Bind 2 (100) and FAST (75), before <success> goes out (-1000)
 
@@ -461,7 +469,9 @@ local function handle_list(event)
 		return true;
 	end
 	note_skipped(origin.username, skipped);
-	origin.send(st.reply(stanza):add_direct_child(clients));
+	local reply = st.reply(stanza);
+	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining
+	origin.send(reply);
 	return true;
 end
 

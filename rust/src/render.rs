@@ -55,7 +55,7 @@ impl Element {
     }
 
     fn attr(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.attrs.push((name, value.into()));
+        self.attrs.push((name, xml_safe(value.into())));
         self
     }
 
@@ -65,8 +65,12 @@ impl Element {
 
     fn text_child(&mut self, name: &'static str, text: impl Into<String>) {
         let mut child = Element::new(name);
-        child.children.push(Node::Text(text.into()));
+        child.text(text);
         self.child(child);
+    }
+
+    fn text(&mut self, text: impl Into<String>) {
+        self.children.push(Node::Text(xml_safe(text.into())));
     }
 
     fn flag(&mut self, name: &'static str) {
@@ -98,6 +102,21 @@ impl Element {
             }
         }
         let _ = write!(out, "</{}>", self.name);
+    }
+}
+
+/// Characters XML 1.0 cannot carry at all (controls, U+FFFE, U+FFFF). Stored text comes from
+/// clients and OAuth registrations and may hold them; one would break the reader's stream.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
+/// The text with characters XML cannot carry dropped.
+pub fn xml_safe(text: String) -> String {
+    if text.chars().all(is_xml_char) {
+        text
+    } else {
+        text.chars().filter(|&c| is_xml_char(c)).collect()
     }
 }
 
@@ -184,7 +203,7 @@ fn render_client(entry: &Entry, protocol: Protocol) -> Element {
                 if let Some(version) = &agent.software_version {
                     element = element.attr("version", version.clone());
                 }
-                element.children.push(Node::Text(software.clone()));
+                element.text(software.clone());
                 user_agent.child(element);
             }
         }
@@ -219,6 +238,17 @@ mod tests {
     use super::*;
     use crate::listing::list_entries;
     use crate::model::{AccountFacts, ClientRecord, Grant, SessionFact, UserAgent};
+
+    #[test]
+    fn characters_xml_cannot_carry_are_dropped() {
+        assert_eq!(xml_safe("Evil\u{1}Cli\0ent\u{1b}\u{FFFF}".into()), "EvilClient");
+        assert_eq!(xml_safe("tab\tok \u{e9}\u{1F600}".into()), "tab\tok \u{e9}\u{1F600}");
+        let mut facts = facts();
+        facts.records[0].user_agent.device = Some("Dev\0ice".into());
+        facts.records[0].user_agent.software_version = Some("1\u{2}".into());
+        let xml = render_clients(&list_entries(&facts), Protocol::Prosody).to_xml();
+        assert!(xml.contains("<device>Device</device>") && xml.contains("version='1'"), "{xml}");
+    }
 
     #[test]
     fn datetimes_are_utc_seconds_with_z() {
