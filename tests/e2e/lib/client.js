@@ -189,6 +189,7 @@ export class Session {
   /** Close the stream (ignores a connection the server already closed). */
   async close() {
     if (this.closed || !this.xmpp) return;
+    this.closing = true;
     try {
       await this.xmpp.stop();
     } catch {}
@@ -283,6 +284,14 @@ function buildEntity(server, session, opts) {
     if (!isTimeoutError(err)) session.errors.push(err);
   });
   for (const ev of ["close", "disconnect", "offline"]) entity.on(ev, () => session._markClosed());
+  // xmpp.js does not answer a stream the server closes; Prosody would then
+  // keep the session for c2s_close_timeout (5 s). Close our side as well.
+  entity.on("close", () => {
+    if (session.closing) return;
+    try {
+      entity.socket?.end("</stream:stream>");
+    } catch {}
+  });
   return entity;
 }
 
