@@ -8,6 +8,7 @@
 local st = require "prosody.util.stanza";
 local errors = require "prosody.util.error";
 local usermanager = require "prosody.core.usermanager";
+local jid_split = require "prosody.util.jid".split;
 local time_now = require "prosody.util.time".now;
 
 local EXPECTED_CORE_VERSION = "0.1.0";
@@ -510,3 +511,242 @@ end
 module:hook("account-disco-info", function (event)
 	event.reply:tag("feature", { var = xmlns_cam }):up();
 end);
+
+-- Shell ------------------------------------------------------------------------------------
+-- Works both as `prosodyctl shell user clients JID` and interactively as `user:clients(JID)`.
+
+local format_table = require "prosody.util.human.io".table;
+
+local function format_time(t, with_clock)
+	if type(t) ~= "number" then return nil; end
+	return os.date(with_clock and "!%Y-%m-%d %H:%M" or "!%Y-%m-%d", math.floor(t));
+end
+
+local function auth_methods(active)
+	local methods = {};
+	if active.password then table.insert(methods, "password"); end
+	if active.fast then table.insert(methods, "fast"); end
+	if active.grant then table.insert(methods, "grant"); end
+	if active.connected then table.insert(methods, "online"); end
+	return table.concat(methods, ",");
+end
+
+local function software_label(user_agent)
+	if type(user_agent) ~= "table" or not user_agent.software then return nil; end
+	if user_agent.software_version then
+		return user_agent.software.." "..user_agent.software_version;
+	end
+	return user_agent.software;
+end
+
+local function account_of(user_jid)
+	local username = jid_split(user_jid);
+	if not username then
+		return nil, "Supply the JID of an account";
+	end
+	if not usermanager.user_exists(username, host) then
+		return nil, "No such account: "..user_jid;
+	end
+	return username;
+end
+
+-- A table that fits `width` where it can, but never shortens an id: admins copy them.
+local function print_clients(print, clients, width)
+	local id_width, auth_width = #"ID", #"Authentication";
+	for _, client in ipairs(clients) do
+		id_width = math.max(id_width, #client.id);
+		auth_width = math.max(auth_width, #auth_methods(client.active));
+	end
+	local with_clock = width >= 120;
+	local time_width = with_clock and 16 or 10;
+	local fixed = id_width + 3 * time_width + auth_width + 5 * 3;
+	local row = format_table({
+		{ title = "ID", key = "id", width = id_width };
+		{ title = "Software", key = "user_agent", width = math.max(8, width - fixed), mapper = software_label, default = "-" };
+		{ title = "First seen", key = "first_seen", width = time_width, mapper = function (t) return format_time(t, with_clock); end, default = "-" };
+		{ title = "Last seen", key = "last_seen", width = time_width, mapper = function (t) return format_time(t, with_clock); end, default = "-" };
+		{ title = "Expires", key = "expires", width = time_width, mapper = function (t) return format_time(t, with_clock); end, default = "-" };
+		{ title = "Authentication", key = "active", width = auth_width, mapper = auth_methods };
+	}, math.max(width, fixed + 8));
+	print(row());
+	for _, client in ipairs(clients) do
+		print(row(client));
+	end
+end
+
+module:add_item("shell-command", {
+	section = "user";
+	section_desc = "View user and account info";
+	name = "clients";
+	desc = "List the clients that have access to an account (IDs are shown in full for revoke_client)";
+	args = { { name = "jid"; type = "string" } };
+	host_selector = "jid";
+	handler = function (self, user_jid)
+		local username, err = account_of(user_jid);
+		if not username then return nil, err; end
+		local clients, list_err = get_active_clients(username);
+		if not clients then
+			return nil, "Unable to read client data: "..tostring(list_err);
+		end
+		if #clients == 0 then
+			return true, "No clients associated with this account";
+		end
+		print_clients(self.session.print, clients, self.session.width or 80);
+		return true, ("%d client(s)"):format(#clients);
+	end;
+});
+
+local revoke_error_text = error_registries[xmlns_prosody].registry;
+
+module:add_item("shell-command", {
+	section = "user";
+	section_desc = "View user and account info";
+	name = "revoke_client";
+	desc = "Revoke a client's access: client/ID, grant/ID, software/NAME or software/NAME/VERSION";
+	args = { { name = "jid"; type = "string" }, { name = "selector"; type = "string" } };
+	host_selector = "jid";
+	handler = function (self, user_jid, selector) --luacheck: ignore 212/self
+		local username, err = account_of(user_jid);
+		if not username then return nil, err; end
+		if type(selector) ~= "string" or selector == "" then
+			return nil, "Supply what to revoke: client/ID, grant/ID or software/NAME[/VERSION]";
+		end
+		local ok, revoke_err = revoke_client_access(username, selector);
+		if not ok then
+			local known = revoke_error_text[revoke_err];
+			return nil, known and known.text or tostring(revoke_err);
+		end
+		return true, "Client access revoked";
+	end;
+});
+
+-- Host-wide commands walk every account that has client records or grants, through the
+-- storage API, one account at a time, yielding between batches so the server keeps serving.
+
+local async = require "prosody.util.async";
+local promise = require "prosody.util.promise";
+local grant_store = module:open_store("auth_tokens", "keyval+");
+
+local PROGRESS_EVERY = 500;
+
+-- Calls `visit(username)` for each account with stored clients, then each account that only
+-- has grants; returns the number of accounts visited.
+local function each_account(print, visit)
+	local n = 0;
+	local function step(username)
+		n = n + 1;
+		visit(username);
+		if n % PROGRESS_EVERY == 0 then
+			print(("Processed %d accounts..."):format(n));
+			async.sleep(0);
+		end
+	end
+	for username in client_store:items() do
+		step(username);
+	end
+	for username in grant_store:items() do
+		if client_store:get(username) == nil then
+			step(username);
+		end
+	end
+	return n;
+end
+
+local function run_async(job)
+	return promise.new(function (resolve, reject)
+		async.runner(function ()
+			local ok, result, err = pcall(job);
+			if not ok then
+				reject(tostring(result));
+			elseif result == nil then
+				reject(err);
+			else
+				resolve(result);
+			end
+		end):run(true);
+	end);
+end
+
+module:add_item("shell-command", {
+	section = "clients";
+	section_desc = "Clients of every account on a host (mod_client_management)";
+	name = "stats";
+	desc = "Clients on a host grouped by software and version: accounts, clients, last seen";
+	args = { { name = "host"; type = "string" } };
+	host_selector = "host";
+	handler = function (self, _)
+		local print = self.session.print;
+		return run_async(function ()
+			local stats = core.new_software_stats();
+			local failed = 0;
+			each_account(print, function (username)
+				local facts = gather_facts(username);
+				if facts then
+					note_skipped(username, stats:add(facts));
+				else
+					failed = failed + 1;
+				end
+			end);
+			local accounts, clients = stats:totals();
+			local row = format_table({
+				{ title = "Software", key = "software", width = "100%", default = "(unknown)" };
+				{ title = "Version", key = "version", width = 12, default = "-" };
+				{ title = "Accounts", key = "accounts", width = 9, align = "right" };
+				{ title = "Clients", key = "clients", width = 8, align = "right" };
+				{ title = "Last seen", key = "last_seen", width = 10, mapper = format_time, default = "-" };
+			}, self.session.width or 80);
+			print(row());
+			for _, item in ipairs(stats:rows()) do
+				print(row(item));
+			end
+			if failed > 0 then
+				print(("%d account(s) could not be read, see the log"):format(failed));
+			end
+			return ("%d client(s) on %d account(s)"):format(clients, accounts);
+		end);
+	end;
+});
+
+module:add_item("shell-command", {
+	section = "clients";
+	section_desc = "Clients of every account on a host (mod_client_management)";
+	name = "revoke";
+	desc = "Revoke every client of software/NAME[/VERSION] on every account of a host (--dry-run only reports)";
+	args = { { name = "host"; type = "string" }, { name = "selector"; type = "string" } };
+	host_selector = "host";
+	flags = { kv_params = { dry_run = true } };
+	handler = function (self, _, opts, selector)
+		-- From the command line flags come before positional leftovers; interactively the
+		-- caller passes (host, selector, { dry_run = true }).
+		if type(opts) == "string" then opts, selector = selector, opts; end
+		local dry_run = type(opts) == "table" and opts.dry_run;
+		if type(selector) ~= "string" or core.selector_type(selector) ~= "software" then
+			return nil, "Supply software/NAME or software/NAME/VERSION";
+		end
+		local print = self.session.print;
+		return run_async(function ()
+			local revoked, password, failed = 0, 0, 0;
+			each_account(print, function (username)
+				local facts = gather_facts(username);
+				if not facts then
+					failed = failed + 1;
+					return;
+				end
+				local plan = core.plan_revocation(facts, selector);
+				password = password + plan.password_protected;
+				if dry_run or plan.revoked == 0 then
+					revoked = revoked + plan.revoked;
+					return;
+				end
+				local deferred = carry_out(username, plan.actions, nil);
+				if deferred then
+					revoked = revoked + plan.revoked;
+				else
+					failed = failed + plan.revoked;
+				end
+			end);
+			return ("%s%d client(s) revoked, %d need a password reset, %d failed"):format(
+				dry_run and "Dry run: " or "", revoked, password, failed);
+		end);
+	end;
+});

@@ -12,6 +12,7 @@ pub mod listing;
 pub mod model;
 pub mod render;
 pub mod revocation;
+pub mod stats;
 
 #[cfg(any(feature = "module", feature = "embedded-lua"))]
 pub mod lua;

@@ -5,7 +5,7 @@
 //! Stored records are untrusted. A record with a field of the wrong type is skipped whole
 //! and counted, never failing the list of the account's other clients.
 
-use mlua::{Lua, LuaString, Result, Table, Value};
+use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use crate::ids;
 use crate::listing::{list_entries, Entry, Source};
@@ -13,7 +13,8 @@ use crate::model::{
     timestamp_from_f64, AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, Timestamp, UserAgent,
 };
 use crate::render::{render_clients, Element, Node, Protocol};
-use crate::revocation::{plan_revocation_over, Action};
+use crate::revocation::{parse_selector, plan_revocation_over, Action, Selector};
+use crate::stats::SoftwareStats;
 
 /// A stored value had the wrong type; the record holding it is skipped.
 struct Invalid;
@@ -372,12 +373,53 @@ fn plan_revocation(lua: &Lua, (request, selector): (Table, LuaString)) -> Result
     Ok(result)
 }
 
+/// `selector_type(selector)` → "client" | "grant" | "software" | nil.
+fn selector_type(_: &Lua, selector: LuaString) -> Result<Option<&'static str>> {
+    let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
+    Ok(parse_selector(&selector).map(|parsed| match parsed {
+        Selector::Client(_) => "client",
+        Selector::Grant(_) => "grant",
+        Selector::Software(_) => "software",
+    }))
+}
+
+/// Host-wide statistics, fed one account's request at a time.
+struct StatsHandle(SoftwareStats);
+
+impl UserData for StatsHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `stats:add(request)` → skipped count.
+        methods.add_method_mut("add", |_, this, request: Table| {
+            let decoded = decode_facts(&request)?;
+            this.0.add_account(&list_entries(&decoded.facts));
+            Ok(decoded.skipped)
+        });
+        // `stats:totals()` → accounts, clients.
+        methods.add_method("totals", |_, this, ()| Ok((this.0.accounts, this.0.clients)));
+        // `stats:rows()` → array of {software, version, accounts, clients, last_seen}.
+        methods.add_method("rows", |lua, this, ()| {
+            let rows = this.0.rows();
+            let list = lua.create_table_with_capacity(rows.len(), 0)?;
+            for (index, row) in rows.iter().enumerate() {
+                let item = lua.create_table()?;
+                optional(lua, &item, "software", row.software.as_deref())?;
+                optional(lua, &item, "version", row.version.as_deref())?;
+                item.raw_set("accounts", row.accounts)?;
+                item.raw_set("clients", row.clients)?;
+                item.raw_set("last_seen", row.last_seen)?;
+                list.raw_seti(index + 1, item)?;
+            }
+            Ok(list)
+        });
+    }
+}
+
 fn new_client_id(_: &Lua, (): ()) -> Result<String> {
     ids::generate_client_id().map_err(|e| mlua::Error::runtime(format!("client_management: no randomness: {e}")))
 }
 
 /// The module table: `version`, `list_stanza`, `active_clients`, `plan_revocation`,
-/// `new_client_id`.
+/// `new_client_id`, `selector_type`, `new_software_stats`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -385,6 +427,8 @@ pub fn open(lua: &Lua) -> Result<Table> {
     exports.set("active_clients", lua.create_function(active_clients)?)?;
     exports.set("plan_revocation", lua.create_function(plan_revocation)?)?;
     exports.set("new_client_id", lua.create_function(new_client_id)?)?;
+    exports.set("selector_type", lua.create_function(selector_type)?)?;
+    exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;
     Ok(exports)
 }
 

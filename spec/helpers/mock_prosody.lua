@@ -137,6 +137,7 @@ function M.new(opts)
 		calls = {};           -- ordered log of side effects (revocations, sends, closes, store use)
 		logs = {};            -- { {level, message} }
 		permissions = {};     -- default_permission calls
+		items = {};           -- item type -> { items added with module:add_item }
 		may_calls = {};
 		may = true;           -- boolean or function(action, context)
 		options = opts.options or {};
@@ -341,6 +342,10 @@ function Ctx:make_module(path)
 		local value = ctx.options[name];
 		if value == nil then return default; end
 		return value;
+	end
+	function module:add_item(item_type, item)
+		ctx.items[item_type] = ctx.items[item_type] or {};
+		table.insert(ctx.items[item_type], item);
 	end
 	function module:default_permission(role, permission)
 		table.insert(ctx.permissions, { role = role; permission = permission:gsub("^:", self.name .. ":") });
