@@ -226,8 +226,8 @@ export class ProsodyServer {
       storage: "internal",
       plugin_paths: pluginPaths,
       modules_enabled: enabled,
+      // s2s is auto-loaded otherwise; nothing here needs HTTP either
       modules_disabled: ["s2s", "s2s_auth_certs", "s2s_bidi", "dialback", "http"],
-      statistics: raw("nil"),
       ...globalOptions,
     };
     const lines = [

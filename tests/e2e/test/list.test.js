@@ -384,3 +384,35 @@ describe("public API (SPEC §8)", () => {
     assert.equal((await server.userGrants(a.user))?.[g.grantId], undefined);
   });
 });
+
+describe("shell commands from the command line (SPEC §7)", () => {
+  const fx = useServer();
+
+  e2eTest(fx, "prosodyctl shell user clients / user revoke_client", async ({ server, account, login }) => {
+    const a = await account();
+    const empty = await server.shell(["user", "clients", a.jid]);
+    assert.equal(empty.code, 0, `${empty.stderr}${empty.stdout}`);
+    assert.match(empty.stdout, /No clients associated with this account/);
+
+    const long = `e2e-shell-client-with-a-rather-long-identifier-${"x".repeat(20)}`;
+    const c = await login({ username: a.user, password: a.password, userAgent: { id: long, software: "Shell Soft" } });
+    const g = await server.createGrant(a.user, { client: { name: "Shell App", uri: "https://s.invalid", id: "s", version: "1" } });
+    const out = await server.shell(["user", "clients", a.jid]);
+    assert.equal(out.code, 0, `${out.stderr}${out.stdout}`);
+    for (const title of ["ID", "Software", "First seen", "Last seen", "Expires", "Authentication"]) {
+      assert.ok(out.stdout.includes(title), `column ${title}:\n${out.stdout}`);
+    }
+    assert.ok(out.stdout.includes(`client/${long}`), `full id shown:\n${out.stdout}`);
+    assert.ok(out.stdout.includes(`grant/${g.grantId}`), out.stdout);
+    assert.match(out.stdout, /\b2 client\(s\)/);
+
+    const rev = await server.shell(["user", "revoke_client", a.jid, `grant/${g.grantId}`]);
+    assert.equal(rev.code, 0, `${rev.stderr}${rev.stdout}`);
+    assert.match(rev.stdout, /Client access revoked/);
+    const refused = await server.shell(["user", "revoke_client", a.jid, `client/${long}`]);
+    assert.match(refused.stdout + refused.stderr, /Password reset required/);
+    const unknown = await server.shell(["user", "revoke_client", a.jid, "client/nope"]);
+    assert.match(unknown.stdout + unknown.stderr, /Client not found/);
+    assert.ok(await server.hasSession(c.jid));
+  });
+});
