@@ -5,7 +5,7 @@ import { describe } from "node:test";
 
 import { useServer, e2eTest, eventually } from "../lib/harness.js";
 import { MODULE_FILE, luaString } from "../lib/server.js";
-import { xml } from "../lib/client.js";
+import { xml, rawConnect } from "../lib/client.js";
 import {
   NS_MC, NS_CAM, LEGACY_ID, listClients, revoke, entry, ids, assertTimestamps,
   isoSeconds, unixOf, nowSeconds, assertError,
@@ -414,5 +414,30 @@ describe("shell commands from the command line (SPEC §7)", () => {
     const unknown = await server.shell(["user", "revoke_client", a.jid, "client/nope"]);
     assert.match(unknown.stdout + unknown.stderr, /Client not found/);
     assert.ok(await server.hasSession(c.jid));
+  });
+});
+
+describe("XEP-0078 non-SASL login (mod_legacyauth)", () => {
+  const fx = useServer({ extraModules: ["legacyauth"] });
+
+  e2eTest(fx, "a bind without SASL information does not break the login or the module", async ({ server, account }) => {
+    const a = await account();
+    const raw = await rawConnect(server);
+    try {
+      const features = await raw.openStream();
+      assert.ok(features?.getChild("auth", "http://jabber.org/features/iq-auth"), `${features}`);
+      const authReply = await raw.sendAndWait(
+        `<iq type='set' id='auth1'><query xmlns='jabber:iq:auth'><username>${a.user}</username><password>${a.password}</password><resource>xep78</resource></query></iq>`,
+        (el) => el.name === "iq" && el.attrs.id === "auth1", 5000);
+      assert.equal(authReply?.attrs.type, "result", `iq:auth answered: ${authReply}`);
+      assert.ok(await server.hasSession(`${a.jid}/xep78`));
+      const listReply = await raw.sendAndWait(
+        `<iq type='get' id='list1'><list xmlns='${NS_MC}'/></iq>`,
+        (el) => el.name === "iq" && el.attrs.id === "list1", 5000);
+      assert.equal(listReply?.attrs.type, "result", `list answered: ${listReply}`);
+    } finally {
+      raw.close();
+    }
+    assert.deepEqual(server.logSince(0, ["error"]).filter((l) => /Traceback/.test(l)), []);
   });
 });
