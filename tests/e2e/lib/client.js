@@ -118,11 +118,6 @@ export class Session {
   get bareJid() {
     return this.xmpp.jid?.bare().toString();
   }
-  /** The FAST token xmpp.js saved (store.token), if FAST is wired. */
-  get fastToken() {
-    return this.opts.fast?.token ?? null;
-  }
-
   _markClosed() {
     if (this.closed) return;
     this.closed = true;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe } from "node:test";
 
-import { useServer, e2eTest, eventually } from "../lib/harness.js";
+import { useServer, e2eTest, eventually, sleep } from "../lib/harness.js";
 import { MODULE_FILE, luaString } from "../lib/server.js";
 import { xml, rawConnect } from "../lib/client.js";
 import {
@@ -61,6 +61,24 @@ describe("listing clients", () => {
     assert.equal(e.connected, "false");
     assert.deepEqual(e.auth, ["password"]);
     assert.equal(entry(clients, "client/e2e-viewer").connected, "true");
+  });
+
+  e2eTest(fx, "a password change ends password and FAST access of earlier logins", async ({ server, account, login }) => {
+    const a = await account();
+    const store = { token: null };
+    const c = await login({ username: a.user, password: a.password, fast: store, userAgent: { id: "e2e-before-change" } });
+    assert.ok(store.token);
+    const full = c.jid;
+    await c.close();
+    assert.ok(await eventually(async () => !(await server.hasSession(full))));
+    // password_updated has a resolution of one second; "at or after" it counts
+    await sleep(1100);
+    const newPassword = `${a.password}-new`;
+    await server.changePassword(a.user, newPassword);
+    const viewer = await login({ username: a.user, password: newPassword, userAgent: { id: "e2e-after-change" } });
+    const { clients } = await listClients(viewer);
+    assert.deepEqual(ids(clients), ["client/e2e-after-change"]);
+    assert.deepEqual(clients[0].auth, ["password"]);
   });
 
   e2eTest(fx, "FAST login shows <fast/>", async ({ account, login }) => {

@@ -113,6 +113,25 @@ function strictSuite(label, serverOpts, { saslauth }) {
         assert.deepEqual(errors, []);
       }
     });
+
+    if (saslauth) {
+      // Prosody loads a host's modules in no fixed order; both orders, made
+      // deterministic here (last test of the suite: it reloads modules).
+      e2eTest(fx, "the error is logged whichever of the two modules loads first", async ({ server }) => {
+        const mm = `require "prosody.core.modulemanager"`;
+        const errorsSince = (mark) => server.logSince(mark, ["error"])
+          .filter((l) => /client_management/.test(l.split("\t")[0]) && /saslauth/i.test(l));
+
+        let mark = server.logOffset();
+        await server.lua(`local mm = ${mm}; mm.unload("localhost", "saslauth"); assert(mm.load("localhost", "saslauth")); return true;`);
+        assert.ok(errorsSince(mark).length > 0, "mod_saslauth loaded after mod_client_management: no error logged");
+
+        mark = server.logOffset();
+        await server.lua(`local mm = ${mm}; assert(mm.reload("localhost", "client_management")); return true;`);
+        assert.ok(errorsSince(mark).length > 0, "mod_client_management loaded after mod_saslauth: no error logged");
+        assert.equal(await server.moduleLoaded("saslauth"), true);
+      });
+    }
   });
 }
 
