@@ -346,6 +346,9 @@ export async function login(server, opts = {}) {
   return session;
 }
 
+/** iq(session, child, { type, to }) → the whole reply stanza (see Session.iq). */
+export const iq = (session, child, opts) => session.iq(child, opts);
+
 /** login() that never throws: { ok, session, error, failure }. */
 export async function tryLogin(server, opts) {
   try {
