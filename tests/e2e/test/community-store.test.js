@@ -79,6 +79,7 @@ describe("community module records, listed without migration", () => {
   const fx = useServer();
 
   test("fixtures are present and older than the rewound password change", () => {
+    fixture("clients", "alice"); // throws a clear error when shared/ is not there
     for (const store of STORES) {
       assert.ok(fs.existsSync(path.join(FIXTURES, store)), `${FIXTURES}/${store}`);
       for (const f of fs.readdirSync(path.join(FIXTURES, store))) {
