@@ -431,8 +431,9 @@ if enforce_client_ids then
 	if modulemanager.is_loaded(host, "saslauth") then
 		warn_about_saslauth();
 	end
-	module:hook_global("module-loaded", function (event)
-		if event.host == host and event.module == "saslauth" then
+	-- Prosody 13 fires this on the host's events: modules of a host load in no set order.
+	module:hook("module-loaded", function (event)
+		if event.module == "saslauth" then
 			warn_about_saslauth();
 		end
 	end);
