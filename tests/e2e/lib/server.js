@@ -26,10 +26,11 @@ export const MODULE_FILE = path.join(
   "mod_client_management",
   "mod_client_management.lua",
 );
-/** shared/ sits beside the checkout, locally and in CI. */
+/** shared/ sits beside the checkout, locally and in CI; a clone elsewhere falls back to the workplace copy. */
 export const SHARED_DIR = process.env.E2E_SHARED_DIR
   ? path.resolve(process.env.E2E_SHARED_DIR)
-  : path.resolve(REPO_ROOT, "..", "shared");
+  : [path.resolve(REPO_ROOT, "..", "shared"), "/work/shared"].find((dir) => fs.existsSync(dir))
+    ?? path.resolve(REPO_ROOT, "..", "shared");
 
 const PROSODY = process.env.PROSODY || "prosody";
 const PROSODYCTL = process.env.PROSODYCTL || "prosodyctl";
