@@ -84,12 +84,21 @@ local tokenauth = module:depends("tokenauth");
 local mod_fast = module:depends("sasl2_fast");
 
 local client_store = assert(module:open_store("clients", "keyval+"));
--- mod_sasl2_fast's map store, read whole once per request instead of twice per client.
+-- mod_tokenauth's and mod_sasl2_fast's stores, each read whole once per account load rather
+-- than once per grant or client. Grants are validated by the core the way mod_tokenauth's
+-- get_grant_info does (expiry, password change, token lifetimes).
+local grant_store = assert(module:open_store("auth_tokens", "keyval+"));
 local fast_token_store = assert(module:open_store("fast_tokens"));
 -- Full JID -> generated id of legacy clients, so a bind never scans every record.
 local legacy_index = assert(module:open_store("client_management_legacy", "keyval+"));
 
 local enforce_client_ids = module:get_option_boolean("enforce_client_ids", false);
+-- Same option and default as mod_tokenauth.
+local tokenless_grant_ttl = module:get_option_period("tokenless_grant_ttl", "2w");
+-- Grants change behind our back only in their access time and new tokens (mod_tokenauth
+-- fires events for created and revoked grants); re-read them at most this often.
+local grant_cache_ttl = module:get_option_period("client_management_grant_cache_ttl", 60);
+local account_cache_size = module:get_option_integer("client_management_cache_size", 256, 1);
 
 local stanza_mt = getmetatable(st.stanza("x"));
 
@@ -122,46 +131,90 @@ local function user_sessions(username)
 	return sessions;
 end
 
--- Everything the core needs about one account, read once per request.
-local function gather_facts(username)
-	local records, err = client_store:get(username);
-	if err then return nil, err; end
-	local fast_tokens, fast_err = fast_token_store:get(username);
-	if fast_err then return nil, fast_err; end
-	local account = usermanager.get_account_info(username, host);
-	local role = usermanager.get_user_role(username, host);
-	return {
-		records = records;
-		grants = tokenauth.get_user_grants(username);
-		fast_tokens = fast_tokens;
-		sessions = user_sessions(username);
-		roles = role_priorities();
-		password_updated = account and account.password_updated;
-		account_role_priority = role and role.priority;
-		now = time_now();
-	};
-end
-
 local function note_skipped(username, skipped)
 	if skipped and skipped > 0 then
 		module:log("warn", "Skipped %d malformed stored item(s) of %s", skipped, username);
 	end
 end
 
+-- Decoded stored facts (client records, grants, FAST tokens) of recently active accounts.
+local account_states = require "prosody.util.cache".new(account_cache_size);
+
+local function cached_state(username)
+	return account_states:get(username);
+end
+
+-- The stored facts of an account, loading what is missing or stale. `fresh` re-reads grants
+-- and FAST tokens (decisions that change things); `transient` keeps nothing (host-wide walks).
+local function load_account(username, mode)
+	local state = mode ~= "transient" and account_states:get(username);
+	if not state then
+		state = core.new_account_state();
+		if mode ~= "transient" then
+			account_states:set(username, state);
+		end
+	elseif mode == "fresh" then
+		state:forget_grants();
+		state:forget_fast_tokens();
+	end
+	local now = time_now();
+	if not state:records_loaded() then
+		local records, err = client_store:get(username);
+		if err then return nil, err; end
+		note_skipped(username, state:load_records(records));
+	end
+	local grants_loaded_at = state:grants_loaded_at();
+	if not grants_loaded_at or now - grants_loaded_at >= grant_cache_ttl then
+		local grants, err = grant_store:get(username);
+		if err then return nil, err; end
+		note_skipped(username, state:load_grants(grants, role_priorities(), now));
+	end
+	if not state:fast_tokens_loaded() then
+		local fast_tokens, err = fast_token_store:get(username);
+		if err then return nil, err; end
+		note_skipped(username, state:load_fast_tokens(fast_tokens));
+	end
+	return state;
+end
+
+-- What changes from one request to the next: sessions, password change, role, clock.
+local function current_facts(username)
+	local account = usermanager.get_account_info(username, host);
+	local role = usermanager.get_user_role(username, host);
+	return {
+		sessions = user_sessions(username);
+		password_updated = account and account.password_updated;
+		account_role_priority = role and role.priority;
+		tokenless_grant_ttl = tokenless_grant_ttl;
+		now = time_now();
+	};
+end
+
+local function forget_tokens(username)
+	local state = cached_state(username);
+	if state then
+		state:forget_grants();
+		state:forget_fast_tokens();
+	end
+end
+
+module:hook("token-grant-created", function (event) forget_tokens(event.username); end);
+module:hook("token-grant-revoked", function (event) forget_tokens(event.username); end);
+module:hook("token-revoked", function (event) forget_tokens(event.username); end);
+module:hook("user-deleted", function (event) account_states:set(event.username, nil); end);
+
 -- Public API ------------------------------------------------------------------------------
 
 -- Entries in the community module's shape: `id` ("client/…" or "grant/…"), `type`
--- ("session" or "access"), `first_seen`, `last_seen`, `user_agent` and
--- `active = { password, fast, grant, connected }`.
+-- ("session" or "access"), `first_seen`, `last_seen`, `expires`, `user_agent`, the record's
+-- other fields, and `active = { password, fast, grant, connected }`.
 function get_active_clients(username)
-	local facts, err = gather_facts(username);
-	if not facts then
+	local state, err = load_account(username);
+	if not state then
 		module:log("error", "Unable to read client data of %s: %s", username, err);
 		return nil, err;
 	end
-	local clients, skipped = core.active_clients(facts);
-	note_skipped(username, skipped);
-	return clients;
+	return core.active_clients(state, current_facts(username));
 end
 
 local function close_session(session)
@@ -171,6 +224,7 @@ end
 -- Carries out a plan in its order: FAST tokens, grants, then sessions. The requester's own
 -- session is returned instead of closed, so the caller can answer first.
 local function carry_out(username, actions, requester)
+	forget_tokens(username);
 	local deferred = {};
 	for _, action in ipairs(actions) do
 		local verb, target = action[1], action[2];
@@ -198,13 +252,12 @@ local function carry_out(username, actions, requester)
 end
 
 local function revoke(username, selector, requester)
-	local facts, err = gather_facts(username);
-	if not facts then
+	local state, err = load_account(username, "fresh");
+	if not state then
 		module:log("error", "Unable to read client data of %s: %s", username, err);
 		return nil, "internal-server-error";
 	end
-	local plan = core.plan_revocation(facts, selector);
-	note_skipped(username, plan.skipped);
+	local plan = core.plan_revocation(state, current_facts(username), selector);
 	local deferred, carry_err = carry_out(username, plan.actions, requester);
 	if not deferred then
 		return nil, carry_err;
@@ -289,10 +342,13 @@ end
 
 local function save_record(username, record, is_new, session)
 	local ok, err = client_store:set_key(username, record.id, record);
+	local state = cached_state(username);
 	if not ok then
 		module:log("error", "Unable to store client %s of %s: %s", record.id, username, err);
+		if state then state:forget_records(); end
 		return;
 	end
+	if state then state:put_record(record.id, record); end
 	if is_new then
 		module:fire_event("client_management/new-client", { client = record; session = session });
 	end
@@ -313,9 +369,24 @@ local function record_sasl2_login(session)
 	session.client_management = login;
 end
 
+-- A login may have used a grant (its access time moves) or been issued or rotated a FAST
+-- token: what we hold of those for the account is stale.
+local function forget_after_login(session)
+	local state = cached_state(session.username);
+	if not state then return; end
+	state:forget_fast_tokens();
+	if session.client_management and session.client_management.grant_id then
+		state:forget_grants();
+	end
+end
+
 module:hook("sasl2/c2s/success", function (event)
 	note_login(event.session, event.session.sasl_handler);
 end, 500); -- after mod_sasl2 authenticates (1000), before Bind 2 binds (100)
+
+module:hook("sasl2/c2s/success", function (event)
+	forget_after_login(event.session);
+end, 50); -- after mod_sasl2_fast issues tokens (75)
 
 module:hook("sasl2/c2s/success", function (event)
 	local session = event.session;
@@ -333,6 +404,7 @@ module:hook("authentication-success", function (event)
 	local session = event.session;
 	if not session.client_management then
 		note_login(session, session.sasl_handler);
+		forget_after_login(session);
 	end
 end);
 
@@ -458,19 +530,19 @@ local function handle_list(event)
 		return true;
 	end
 	local xmlns = stanza.tags[1].attr.xmlns;
-	local facts, err = gather_facts(origin.username);
-	if not facts then
-		module:log("error", "Unable to read client data of %s: %s", origin.username, err);
+	local username = origin.username;
+	local state, err = load_account(username);
+	if not state then
+		module:log("error", "Unable to read client data of %s: %s", username, err);
 		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
 		return true;
 	end
-	local ok, clients, skipped = pcall(core.list_stanza, facts, xmlns, stanza_mt);
+	local ok, clients = pcall(core.list_stanza, state, current_facts(username), xmlns, stanza_mt);
 	if not ok then
-		module:log("error", "Unable to list clients of %s: %s", origin.username, tostring(clients));
+		module:log("error", "Unable to list clients of %s: %s", username, tostring(clients));
 		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
 		return true;
 	end
-	note_skipped(origin.username, skipped);
 	local reply = st.reply(stanza);
 	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining
 	origin.send(reply);
@@ -626,7 +698,6 @@ module:add_item("shell-command", {
 
 local async = require "prosody.util.async";
 local promise = require "prosody.util.promise";
-local grant_store = module:open_store("auth_tokens", "keyval+");
 
 local PROGRESS_EVERY = 500;
 
@@ -681,9 +752,9 @@ module:add_item("shell-command", {
 			local stats = core.new_software_stats();
 			local failed = 0;
 			each_account(print, function (username)
-				local facts = gather_facts(username);
-				if facts then
-					note_skipped(username, stats:add(facts));
+				local state = load_account(username, "transient");
+				if state then
+					stats:add(state, current_facts(username));
 				else
 					failed = failed + 1;
 				end
@@ -728,12 +799,12 @@ module:add_item("shell-command", {
 		return run_async(function ()
 			local revoked, password, failed = 0, 0, 0;
 			each_account(print, function (username)
-				local facts = gather_facts(username);
-				if not facts then
+				local state = load_account(username, "transient");
+				if not state then
 					failed = failed + 1;
 					return;
 				end
-				local plan = core.plan_revocation(facts, selector);
+				local plan = core.plan_revocation(state, current_facts(username), selector);
 				password = password + plan.password_protected;
 				if dry_run or plan.revoked == 0 then
 					revoked = revoked + plan.revoked;

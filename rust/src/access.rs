@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ids::fast_token_key_prefix;
-use crate::model::{AccountFacts, ClientRecord, FastToken, Grant, Timestamp};
+use crate::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, Timestamp};
 
 /// The ways a client can still reach the account. A record with none of them is not listed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +29,30 @@ pub fn is_password_mechanism(name: &str) -> bool {
     name != "OAUTHBEARER" && !name.starts_with("HT-")
 }
 
+/// Tokens of a grant that have not expired at `now`.
+pub fn live_tokens(grant: &Grant, now: f64) -> impl Iterator<Item = &GrantToken> {
+    grant.tokens.iter().filter(move |token| token.expires.is_none_or(|expires| expires as f64 > now))
+}
+
+/// mod_tokenauth's grant validation (`get_grant_info`), without its clean-up side effects:
+/// a grant older than the last password change, expired, without a tokens table, or without
+/// expiry and live tokens for longer than `tokenless_grant_ttl` after its last access, is gone.
+pub fn grant_is_valid(grant: &Grant, facts: &AccountFacts) -> bool {
+    let Some(created) = grant.created else { return false };
+    if facts.password_updated.is_some_and(|changed| created < changed) {
+        return false;
+    }
+    if grant.expires.is_some_and(|expires| expires as f64 <= facts.now) || grant.tokens_missing {
+        return false;
+    }
+    if grant.expires.is_none() && live_tokens(grant, facts.now).next().is_none() {
+        if let Some(ttl) = facts.tokenless_grant_ttl {
+            return grant.accessed.is_some_and(|accessed| (accessed.saturating_add(ttl)) as f64 > facts.now);
+        }
+    }
+    true
+}
+
 /// Lookups built once per request so each record costs O(1).
 pub struct AccessContext<'a> {
     facts: &'a AccountFacts,
@@ -42,6 +66,7 @@ impl<'a> AccessContext<'a> {
             .grants
             .iter()
             .enumerate()
+            .filter(|(_, grant)| grant_is_valid(grant, facts))
             .map(|(index, grant)| (grant.id.as_str(), index))
             .collect();
         let connected_jids = facts.sessions.iter().map(|s| s.full_jid.as_str()).collect();
@@ -52,6 +77,7 @@ impl<'a> AccessContext<'a> {
         self.facts
     }
 
+    /// Index of the grant with this id, if it is still valid.
     pub fn grant_index(&self, grant_id: &str) -> Option<usize> {
         self.grant_by_id.get(grant_id).copied()
     }
@@ -183,13 +209,38 @@ mod tests {
     #[test]
     fn grant_access_needs_a_still_valid_grant() {
         let mut f = facts();
-        f.grants.push(Grant { id: "g1".into(), ..Default::default() });
+        f.grants.push(Grant { id: "g1".into(), created: Some(P), ..Default::default() });
         let ctx = AccessContext::new(&f);
         let mut rec = record(&[("OAUTHBEARER", P + 1)]);
         rec.auth_token_id = Some("g1".into());
         assert_eq!(ctx.access_of(&rec).grant, Some(0));
         rec.auth_token_id = Some("gone".into());
         assert_eq!(ctx.access_of(&rec).grant, None);
+    }
+
+    #[test]
+    fn grants_are_validated_as_mod_tokenauth_does() {
+        let f = AccountFacts { tokenless_grant_ttl: Some(100), ..facts() }; // P = 1000, now = 5000
+        let live = GrantToken { expires: Some(6_000), role_priority: None };
+        let dead = GrantToken { expires: Some(5_000), role_priority: None };
+        let grant = Grant { id: "g".into(), created: Some(P), accessed: Some(P), tokens: vec![live.clone()], ..Default::default() };
+        assert!(grant_is_valid(&grant, &f));
+        assert!(!grant_is_valid(&Grant { created: None, ..grant.clone() }, &f), "no creation time");
+        assert!(!grant_is_valid(&Grant { created: Some(P - 1), ..grant.clone() }, &f), "before the password change");
+        assert!(!grant_is_valid(&Grant { expires: Some(5_000), ..grant.clone() }, &f), "expired");
+        assert!(grant_is_valid(&Grant { expires: Some(5_001), tokens: vec![], ..grant.clone() }, &f));
+        assert!(!grant_is_valid(&Grant { tokens_missing: true, ..grant.clone() }, &f), "old-style grant");
+        let tokenless = Grant { tokens: vec![dead], ..grant.clone() };
+        assert!(!grant_is_valid(&tokenless, &f), "no live token, accessed long ago");
+        assert!(grant_is_valid(&Grant { accessed: Some(4_901), ..tokenless.clone() }, &f), "recently accessed");
+        assert!(!grant_is_valid(&Grant { accessed: None, ..tokenless.clone() }, &f));
+        assert!(grant_is_valid(&tokenless, &AccountFacts { tokenless_grant_ttl: None, ..f.clone() }));
+
+        let mut with_grants = f.clone();
+        with_grants.grants = vec![Grant { id: "old".into(), created: Some(P - 1), ..grant.clone() }, grant];
+        let ctx = AccessContext::new(&with_grants);
+        assert_eq!(ctx.grant_index("old"), None);
+        assert_eq!(ctx.grant_index("g"), Some(1));
     }
 
     #[test]

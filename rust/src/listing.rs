@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 
-use crate::access::{Access, AccessContext};
+use crate::access::{live_tokens, Access, AccessContext};
 use crate::model::{AccountFacts, Grant, Timestamp, UserAgent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,29 +86,26 @@ pub fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
         .then_with(|| a.id.cmp(b.id))
 }
 
-/// Expiry of a grant: its own, or else the latest of its tokens' (none if any token is
-/// open-ended, or it has no tokens).
-pub fn grant_expiry(grant: &Grant) -> Option<Timestamp> {
+/// Expiry of a grant: its own, or else the latest of its live tokens' (none if any token is
+/// open-ended, or it has no live tokens).
+pub fn grant_expiry(grant: &Grant, now: f64) -> Option<Timestamp> {
     if grant.expires.is_some() {
         return grant.expires;
     }
     let mut latest = None;
-    for token in &grant.tokens {
+    for token in live_tokens(grant, now) {
         let expires = token.expires?;
         latest = latest.max(Some(expires));
     }
     latest
 }
 
-/// Permission a grant carries: `restricted` when none of its tokens acts with a role as
+/// Permission a grant carries: `restricted` when none of its live tokens acts with a role as
 /// wide as the account's own.
-pub fn grant_permission(grant: &Grant, account_role_priority: Option<i64>) -> Permission {
+pub fn grant_permission(grant: &Grant, account_role_priority: Option<i64>, now: f64) -> Permission {
     let Some(account) = account_role_priority else { return Permission::Normal };
-    if grant.tokens.is_empty() {
-        return Permission::Normal;
-    }
-    let widest = grant.tokens.iter().map(|t| t.role_priority.unwrap_or(account)).max().unwrap_or(account);
-    if widest < account {
+    let widest = live_tokens(grant, now).map(|t| t.role_priority.unwrap_or(account)).max();
+    if widest.is_some_and(|widest| widest < account) {
         Permission::Restricted
     } else {
         Permission::Normal
@@ -118,7 +115,7 @@ pub fn grant_permission(grant: &Grant, account_role_priority: Option<i64>) -> Pe
 fn session_permission(access: &Access, ctx: &AccessContext) -> Permission {
     match access.grant {
         Some(index) if access.password.is_none() && !access.fast => {
-            grant_permission(ctx.grant(index), ctx.facts().account_role_priority)
+            grant_permission(ctx.grant(index), ctx.facts().account_role_priority, ctx.facts().now)
         }
         _ => Permission::Unrestricted,
     }
@@ -152,7 +149,7 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
     }
 
     for (index, grant) in facts.grants.iter().enumerate() {
-        if grant_used[index] {
+        if grant_used[index] || ctx.grant_index(&grant.id) != Some(index) {
             continue;
         }
         entries.push(Entry {
@@ -161,9 +158,9 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
             source: Source::Grant(index),
             first_seen: grant.created,
             last_seen: grant.accessed,
-            expires: grant_expiry(grant),
+            expires: grant_expiry(grant, facts.now),
             access: Access { grant: Some(index), ..Access::default() },
-            permission: grant_permission(grant, facts.account_role_priority),
+            permission: grant_permission(grant, facts.account_role_priority, facts.now),
             user_agent: &grant.user_agent,
         });
     }
@@ -261,6 +258,7 @@ mod tests {
                 GrantToken { expires: Some(700), role_priority: None },
             ],
             user_agent: UserAgent { software: Some("App".into()), ..Default::default() },
+            ..Default::default()
         };
         let facts = AccountFacts { grants: vec![grant], ..Default::default() };
         let entries = list_entries(&facts);
@@ -274,22 +272,23 @@ mod tests {
     fn grant_expiry_prefers_the_grant_and_open_ended_tokens_mean_none() {
         let mut grant = Grant { expires: Some(50), ..Default::default() };
         grant.tokens.push(GrantToken { expires: Some(900), role_priority: None });
-        assert_eq!(grant_expiry(&grant), Some(50));
+        assert_eq!(grant_expiry(&grant, 0.0), Some(50));
         grant.expires = None;
-        assert_eq!(grant_expiry(&grant), Some(900));
+        assert_eq!(grant_expiry(&grant, 0.0), Some(900));
+        assert_eq!(grant_expiry(&grant, 900.0), None, "only live tokens count");
         grant.tokens.push(GrantToken { expires: None, role_priority: None });
-        assert_eq!(grant_expiry(&grant), None);
-        assert_eq!(grant_expiry(&Grant::default()), None);
+        assert_eq!(grant_expiry(&grant, 0.0), None);
+        assert_eq!(grant_expiry(&Grant::default(), 0.0), None);
     }
 
     #[test]
     fn permission_reflects_how_the_client_got_in() {
         let narrow = GrantToken { expires: None, role_priority: Some(15) };
         let grant = Grant { id: "g".into(), tokens: vec![narrow.clone()], ..Default::default() };
-        assert_eq!(grant_permission(&grant, Some(25)), Permission::Restricted);
-        assert_eq!(grant_permission(&grant, Some(15)), Permission::Normal);
+        assert_eq!(grant_permission(&grant, Some(25), 0.0), Permission::Restricted);
+        assert_eq!(grant_permission(&grant, Some(15), 0.0), Permission::Normal);
         let mixed = Grant { tokens: vec![narrow, GrantToken::default()], ..grant.clone() };
-        assert_eq!(grant_permission(&mixed, Some(25)), Permission::Normal);
+        assert_eq!(grant_permission(&mixed, Some(25), 0.0), Permission::Normal);
 
         // Password beats the grant; a plain live session is unrestricted too.
         let facts = AccountFacts {

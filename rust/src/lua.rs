@@ -5,7 +5,9 @@
 //! Stored records are untrusted. A record with a field of the wrong type is skipped whole
 //! and counted, never failing the list of the account's other clients.
 
-use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
+use std::collections::HashMap;
+
+use mlua::{AnyUserData, Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use crate::ids;
 use crate::listing::{list_entries, Entry, Source};
@@ -13,7 +15,7 @@ use crate::model::{
     timestamp_from_f64, AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, Timestamp, UserAgent,
 };
 use crate::render::{render_clients, Element, Node, Protocol};
-use crate::revocation::{parse_selector, plan_revocation_over, Action, Selector};
+use crate::revocation::{parse_selector, plan_revocation as plan_revocation_for, Action, Selector};
 use crate::stats::SoftwareStats;
 
 /// A stored value had the wrong type; the record holding it is skipped.
@@ -113,7 +115,9 @@ fn decode_grant(key: Value, value: Value, roles: Option<&Table>) -> std::result:
     let key = as_string(key)?.ok_or(Invalid)?;
     let table = as_table(value)?.ok_or(Invalid)?;
     let mut tokens = Vec::new();
-    if let Some(map) = as_table(get(&table, "tokens"))? {
+    let tokens_table = as_table(get(&table, "tokens"))?;
+    let tokens_missing = tokens_table.is_none();
+    if let Some(map) = tokens_table {
         for pair in map.pairs::<Value, Value>() {
             let (_, token) = pair.map_err(|_| Invalid)?;
             let token = as_table(token)?.ok_or(Invalid)?;
@@ -143,6 +147,7 @@ fn decode_grant(key: Value, value: Value, roles: Option<&Table>) -> std::result:
         accessed: as_time(get(&table, "accessed"))?,
         expires: as_time(get(&table, "expires"))?,
         tokens,
+        tokens_missing,
         user_agent,
     })
 }
@@ -164,87 +169,146 @@ fn decode_session(value: Value) -> std::result::Result<SessionFact, Invalid> {
     })
 }
 
-/// Facts decoded from the Lua request table, with the Lua tables the records and grants came
-/// from (returned as they are by `active_clients`) and how many stored items were skipped.
-struct Decoded {
+/// Decoded facts of one account, kept by the Lua module between requests (an LRU of
+/// accounts) so a list request does not re-read and re-decode every stored item. Each part
+/// is loaded from storage when missing and dropped when the Lua module learns it changed.
+#[derive(Default)]
+pub struct AccountState {
     facts: AccountFacts,
-    record_tables: Vec<Table>,
-    grant_tables: Vec<Table>,
-    skipped: usize,
+    record_index: HashMap<String, usize>,
+    records_loaded: bool,
+    grants_loaded_at: Option<f64>,
+    fast_tokens_loaded: bool,
 }
 
-/// Request table: `records` (the clients store map), `grants` (`get_user_grants`),
-/// `fast_tokens` (the fast_tokens store map), `sessions` (array of
-/// `{full_jid, client_id, grant_id}`), `roles` (role name → priority), `password_updated`,
-/// `account_role_priority`, `now`.
-fn decode_facts(request: &Table) -> Result<Decoded> {
-    let mut decoded = Decoded {
-        facts: AccountFacts::default(),
-        record_tables: Vec::new(),
-        grant_tables: Vec::new(),
-        skipped: 0,
-    };
-    let facts = &mut decoded.facts;
-    let bad = |what: &str| mlua::Error::runtime(format!("client_management: request field '{what}' has the wrong type"));
-
-    if let Some(records) = as_table(get(request, "records")).map_err(|_| bad("records"))? {
-        for pair in records.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            let table = match &value {
-                Value::Table(t) => Some(t.clone()),
-                _ => None,
-            };
-            match (decode_record(key, value), table) {
-                (Ok(record), Some(table)) => {
-                    facts.records.push(record);
-                    decoded.record_tables.push(table);
+impl AccountState {
+    /// `map` is the `clients` store of the account; returns how many records were skipped.
+    fn load_records(&mut self, map: Option<Table>) -> Result<usize> {
+        self.facts.records.clear();
+        self.record_index.clear();
+        let mut skipped = 0;
+        if let Some(map) = map {
+            for pair in map.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                match decode_record(key, value) {
+                    Ok(record) => self.insert_record(record),
+                    Err(Invalid) => skipped += 1,
                 }
-                _ => decoded.skipped += 1,
+            }
+        }
+        self.records_loaded = true;
+        Ok(skipped)
+    }
+
+    fn insert_record(&mut self, record: ClientRecord) {
+        match self.record_index.get(&record.id) {
+            Some(&index) => self.facts.records[index] = record,
+            None => {
+                self.record_index.insert(record.id.clone(), self.facts.records.len());
+                self.facts.records.push(record);
             }
         }
     }
 
-    let roles = as_table(get(request, "roles")).map_err(|_| bad("roles"))?;
-    if let Some(grants) = as_table(get(request, "grants")).map_err(|_| bad("grants"))? {
-        for pair in grants.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            let table = match &value {
-                Value::Table(t) => Some(t.clone()),
-                _ => None,
-            };
-            match (decode_grant(key, value, roles.as_ref()), table) {
-                (Ok(grant), Some(table)) => {
-                    facts.grants.push(grant);
-                    decoded.grant_tables.push(table);
+    /// A record the Lua module just stored. Ignored until the records are loaded (the load
+    /// will read it); an undecodable one makes the next request reload from storage.
+    fn put_record(&mut self, key: Value, value: Value) {
+        if !self.records_loaded {
+            return;
+        }
+        match decode_record(key, value) {
+            Ok(record) => self.insert_record(record),
+            Err(Invalid) => self.records_loaded = false,
+        }
+    }
+
+    /// `map` is the account's `auth_tokens` store, `roles` maps role names to priorities.
+    fn load_grants(&mut self, map: Option<Table>, roles: Option<Table>, now: f64) -> Result<usize> {
+        self.facts.grants.clear();
+        let mut skipped = 0;
+        if let Some(map) = map {
+            for pair in map.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                match decode_grant(key, value, roles.as_ref()) {
+                    Ok(grant) => self.facts.grants.push(grant),
+                    Err(Invalid) => skipped += 1,
                 }
-                _ => decoded.skipped += 1,
             }
         }
+        self.grants_loaded_at = Some(now);
+        Ok(skipped)
     }
 
-    if let Some(tokens) = as_table(get(request, "fast_tokens")).map_err(|_| bad("fast_tokens"))? {
-        for pair in tokens.pairs::<Value, Value>() {
-            let (key, value) = pair?;
-            match (as_string(key), decode_fast_token(value)) {
-                (Ok(Some(key)), Ok(token)) => {
-                    facts.fast_tokens.insert(key, token);
+    /// `map` is the account's `fast_tokens` store.
+    fn load_fast_tokens(&mut self, map: Option<Table>) -> Result<usize> {
+        self.facts.fast_tokens.clear();
+        let mut skipped = 0;
+        if let Some(map) = map {
+            for pair in map.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                match (as_string(key), decode_fast_token(value)) {
+                    (Ok(Some(key)), Ok(token)) => {
+                        self.facts.fast_tokens.insert(key, token);
+                    }
+                    _ => skipped += 1,
                 }
-                _ => decoded.skipped += 1,
             }
         }
+        self.fast_tokens_loaded = true;
+        Ok(skipped)
     }
 
-    if let Some(sessions) = as_table(get(request, "sessions")).map_err(|_| bad("sessions"))? {
-        for value in sessions.sequence_values::<Value>() {
-            facts.sessions.push(decode_session(value?).map_err(|_| bad("sessions"))?);
+    /// The facts of this instant: `sessions` (array of `{full_jid, client_id, grant_id}`),
+    /// `password_updated`, `account_role_priority`, `tokenless_grant_ttl`, `now`.
+    fn facts_now(&mut self, request: &Table) -> Result<&AccountFacts> {
+        if !(self.records_loaded && self.grants_loaded_at.is_some() && self.fast_tokens_loaded) {
+            return Err(mlua::Error::runtime("client_management: account state used before it was loaded"));
         }
+        let bad = |what: &str| mlua::Error::runtime(format!("client_management: request field '{what}' has the wrong type"));
+        let facts = &mut self.facts;
+        facts.sessions.clear();
+        if let Some(sessions) = as_table(get(request, "sessions")).map_err(|_| bad("sessions"))? {
+            for value in sessions.sequence_values::<Value>() {
+                facts.sessions.push(decode_session(value?).map_err(|_| bad("sessions"))?);
+            }
+        }
+        facts.password_updated = as_time(get(request, "password_updated")).map_err(|_| bad("password_updated"))?;
+        facts.account_role_priority =
+            as_time(get(request, "account_role_priority")).map_err(|_| bad("account_role_priority"))?;
+        facts.tokenless_grant_ttl =
+            as_time(get(request, "tokenless_grant_ttl")).map_err(|_| bad("tokenless_grant_ttl"))?;
+        facts.now = as_number(get(request, "now")).map_err(|_| bad("now"))?.ok_or_else(|| bad("now"))?;
+        Ok(&self.facts)
     }
+}
 
-    facts.password_updated = as_time(get(request, "password_updated")).map_err(|_| bad("password_updated"))?;
-    facts.account_role_priority =
-        as_time(get(request, "account_role_priority")).map_err(|_| bad("account_role_priority"))?;
-    facts.now = as_number(get(request, "now")).map_err(|_| bad("now"))?.ok_or_else(|| bad("now"))?;
-    Ok(decoded)
+impl UserData for AccountState {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("records_loaded", |_, this, ()| Ok(this.records_loaded));
+        methods.add_method("grants_loaded_at", |_, this, ()| Ok(this.grants_loaded_at));
+        methods.add_method("fast_tokens_loaded", |_, this, ()| Ok(this.fast_tokens_loaded));
+        methods.add_method_mut("load_records", |_, this, map: Option<Table>| this.load_records(map));
+        methods.add_method_mut("load_grants", |_, this, (map, roles, now): (Option<Table>, Option<Table>, f64)| {
+            this.load_grants(map, roles, now)
+        });
+        methods.add_method_mut("load_fast_tokens", |_, this, map: Option<Table>| this.load_fast_tokens(map));
+        methods.add_method_mut("put_record", |_, this, (key, value): (Value, Value)| {
+            this.put_record(key, value);
+            Ok(())
+        });
+        methods.add_method_mut("forget_records", |_, this, ()| {
+            this.records_loaded = false;
+            Ok(())
+        });
+        methods.add_method_mut("forget_grants", |_, this, ()| {
+            this.grants_loaded_at = None;
+            Ok(())
+        });
+        methods.add_method_mut("forget_fast_tokens", |_, this, ()| {
+            this.fast_tokens_loaded = false;
+            Ok(())
+        });
+    }
 }
 
 /// Builds a util.stanza object: `{name, attr, tags, [i] = child}` with stanza_mt.
@@ -275,14 +339,17 @@ fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<
     Ok(stanza)
 }
 
-/// `list_stanza(request, xmlns, stanza_mt)` → `<clients>` stanza, skipped count.
-fn list_stanza(lua: &Lua, (request, xmlns, stanza_mt): (Table, LuaString, Table)) -> Result<(Table, usize)> {
+/// `list_stanza(state, request, xmlns, stanza_mt)` → `<clients>` stanza.
+fn list_stanza(
+    lua: &Lua,
+    (state, request, xmlns, stanza_mt): (AnyUserData, Table, LuaString, Table),
+) -> Result<Table> {
     let protocol = Protocol::from_namespace(&xmlns.to_str()?)
         .ok_or_else(|| mlua::Error::runtime("client_management: unknown protocol namespace"))?;
-    let decoded = decode_facts(&request)?;
-    let entries = list_entries(&decoded.facts);
-    let reply = render_clients(&entries, protocol);
-    Ok((element_to_stanza(lua, &reply, &stanza_mt)?, decoded.skipped))
+    let mut state = state.borrow_mut::<AccountState>()?;
+    let facts = state.facts_now(&request)?;
+    let reply = render_clients(&list_entries(facts), protocol);
+    element_to_stanza(lua, &reply, &stanza_mt)
 }
 
 fn optional<'a>(lua: &Lua, table: &Table, key: &str, value: Option<&'a str>) -> Result<()> {
@@ -292,34 +359,64 @@ fn optional<'a>(lua: &Lua, table: &Table, key: &str, value: Option<&'a str>) -> 
     Ok(())
 }
 
-/// One entry in the community module's shape: the stored record (or a grant summary) with
-/// `id = "client/…" | "grant/…"`, `type`, and `active = {password, fast, grant, connected}`.
-fn entry_to_table(lua: &Lua, entry: &Entry, decoded: &Decoded) -> Result<Table> {
+fn user_agent_table(lua: &Lua, ua: &UserAgent) -> Result<Table> {
+    let agent = lua.create_table()?;
+    optional(lua, &agent, "software", ua.software.as_deref())?;
+    optional(lua, &agent, "software_id", ua.software_id.as_deref())?;
+    optional(lua, &agent, "software_version", ua.software_version.as_deref())?;
+    optional(lua, &agent, "uri", ua.uri.as_deref())?;
+    optional(lua, &agent, "device", ua.device.as_deref())?;
+    Ok(agent)
+}
+
+/// The grant as `get_grant_info` shows it: no tokens.
+fn grant_table(lua: &Lua, grant: &Grant) -> Result<Table> {
     let table = lua.create_table()?;
-    match entry.source {
-        Source::Record(index) => {
-            for pair in decoded.record_tables[index].pairs::<Value, Value>() {
-                let (key, value) = pair?;
-                table.raw_set(key, value)?;
-            }
+    table.raw_set("id", grant.id.as_str())?;
+    table.raw_set("created", grant.created)?;
+    table.raw_set("accessed", grant.accessed)?;
+    table.raw_set("expires", grant.expires)?;
+    let ua = &grant.user_agent;
+    if !ua.is_empty() {
+        let client = lua.create_table()?;
+        optional(lua, &client, "name", ua.software.as_deref())?;
+        optional(lua, &client, "id", ua.software_id.as_deref())?;
+        optional(lua, &client, "version", ua.software_version.as_deref())?;
+        optional(lua, &client, "uri", ua.uri.as_deref())?;
+        let data = lua.create_table()?;
+        data.raw_set("oauth2_client", client)?;
+        table.raw_set("data", data)?;
+    }
+    Ok(table)
+}
+
+/// One entry in the community module's shape: the record's fields (or the grant's times and
+/// client) with `id = "client/…" | "grant/…"`, `type`, and
+/// `active = {password, fast, grant, connected}`.
+fn entry_to_table(lua: &Lua, entry: &Entry, facts: &AccountFacts) -> Result<Table> {
+    let table = lua.create_table()?;
+    if let Source::Record(index) = entry.source {
+        let record = &facts.records[index];
+        optional(lua, &table, "full_jid", record.full_jid.as_deref())?;
+        optional(lua, &table, "auth_token_id", record.auth_token_id.as_deref())?;
+        table.raw_set("fast_auth", record.fast_auth)?;
+        if record.legacy {
+            table.raw_set("legacy", true)?;
         }
-        Source::Grant(_) => {
-            let ua = entry.user_agent;
-            if !ua.is_empty() {
-                let agent = lua.create_table()?;
-                optional(lua, &agent, "software", ua.software.as_deref())?;
-                optional(lua, &agent, "software_id", ua.software_id.as_deref())?;
-                optional(lua, &agent, "software_version", ua.software_version.as_deref())?;
-                optional(lua, &agent, "uri", ua.uri.as_deref())?;
-                table.raw_set("user_agent", agent)?;
-            }
-            table.raw_set("expires", entry.expires)?;
+        let mechanisms = lua.create_table_with_capacity(0, record.mechanisms.len())?;
+        for (name, used) in &record.mechanisms {
+            mechanisms.raw_set(name.as_str(), *used)?;
         }
+        table.raw_set("mechanisms", mechanisms)?;
+    }
+    if !entry.user_agent.is_empty() {
+        table.raw_set("user_agent", user_agent_table(lua, entry.user_agent)?)?;
     }
     table.raw_set("id", entry.listed_id())?;
     table.raw_set("type", entry.kind.as_str())?;
     table.raw_set("first_seen", entry.first_seen)?;
     table.raw_set("last_seen", entry.last_seen)?;
+    table.raw_set("expires", entry.expires)?;
     table.raw_set("permission", entry.permission.as_str())?;
     let active = lua.create_table()?;
     active.raw_set("password", entry.access.password)?;
@@ -327,7 +424,7 @@ fn entry_to_table(lua: &Lua, entry: &Entry, decoded: &Decoded) -> Result<Table> 
         active.raw_set("fast", true)?;
     }
     if let Some(grant) = entry.access.grant {
-        active.raw_set("grant", &decoded.grant_tables[grant])?;
+        active.raw_set("grant", grant_table(lua, &facts.grants[grant])?)?;
     }
     if entry.access.connected {
         active.raw_set("connected", true)?;
@@ -336,30 +433,31 @@ fn entry_to_table(lua: &Lua, entry: &Entry, decoded: &Decoded) -> Result<Table> 
     Ok(table)
 }
 
-/// `active_clients(request)` → array of entries (community shape), skipped count.
-fn active_clients(lua: &Lua, request: Table) -> Result<(Table, usize)> {
-    let decoded = decode_facts(&request)?;
-    let entries = list_entries(&decoded.facts);
+/// `active_clients(state, request)` → array of entries (community shape).
+fn active_clients(lua: &Lua, (state, request): (AnyUserData, Table)) -> Result<Table> {
+    let mut state = state.borrow_mut::<AccountState>()?;
+    let facts = state.facts_now(&request)?;
+    let entries = list_entries(facts);
     let list = lua.create_table_with_capacity(entries.len(), 0)?;
     for (index, entry) in entries.iter().enumerate() {
-        list.raw_seti(index + 1, entry_to_table(lua, entry, &decoded)?)?;
+        list.raw_seti(index + 1, entry_to_table(lua, entry, facts)?)?;
     }
-    Ok((list, decoded.skipped))
+    Ok(list)
 }
 
-/// `plan_revocation(request, selector)` → `{error = name|nil, revoked, password_protected,
-/// actions = {{"revoke_fast_tokens", id} | {"revoke_grant", id} | {"close_session", jid}}}`.
-fn plan_revocation(lua: &Lua, (request, selector): (Table, LuaString)) -> Result<Table> {
-    let decoded = decode_facts(&request)?;
-    let entries = list_entries(&decoded.facts);
+/// `plan_revocation(state, request, selector)` → `{error = name|nil, revoked,
+/// password_protected, actions = {{"revoke_fast_tokens", id} | {"revoke_grant", id} |
+/// {"close_session", jid}}}`.
+fn plan_revocation(lua: &Lua, (state, request, selector): (AnyUserData, Table, LuaString)) -> Result<Table> {
+    let mut state = state.borrow_mut::<AccountState>()?;
+    let facts = state.facts_now(&request)?;
     // A selector that is not UTF-8 cannot name anything we store.
     let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
-    let plan = plan_revocation_over(&decoded.facts, &entries, &selector);
+    let plan = plan_revocation_for(facts, &selector);
     let result = lua.create_table()?;
     result.raw_set("error", plan.outcome.error_name())?;
     result.raw_set("revoked", plan.revoked)?;
     result.raw_set("password_protected", plan.password_protected)?;
-    result.raw_set("skipped", decoded.skipped)?;
     let actions = lua.create_table_with_capacity(plan.actions.len(), 0)?;
     for (index, action) in plan.actions.iter().enumerate() {
         let (verb, target) = match action {
@@ -388,11 +486,11 @@ struct StatsHandle(SoftwareStats);
 
 impl UserData for StatsHandle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `stats:add(request)` → skipped count.
-        methods.add_method_mut("add", |_, this, request: Table| {
-            let decoded = decode_facts(&request)?;
-            this.0.add_account(&list_entries(&decoded.facts));
-            Ok(decoded.skipped)
+        // `stats:add(state, request)`.
+        methods.add_method_mut("add", |_, this, (state, request): (AnyUserData, Table)| {
+            let mut state = state.borrow_mut::<AccountState>()?;
+            this.0.add_account(&list_entries(state.facts_now(&request)?));
+            Ok(())
         });
         // `stats:totals()` → accounts, clients.
         methods.add_method("totals", |_, this, ()| Ok((this.0.accounts, this.0.clients)));
@@ -418,8 +516,8 @@ fn new_client_id(_: &Lua, (): ()) -> Result<String> {
     ids::generate_client_id().map_err(|e| mlua::Error::runtime(format!("client_management: no randomness: {e}")))
 }
 
-/// The module table: `version`, `list_stanza`, `active_clients`, `plan_revocation`,
-/// `new_client_id`, `selector_type`, `new_software_stats`.
+/// The module table: `version`, `new_account_state`, `list_stanza`, `active_clients`,
+/// `plan_revocation`, `new_client_id`, `selector_type`, `new_software_stats`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -429,6 +527,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
     exports.set("new_client_id", lua.create_function(new_client_id)?)?;
     exports.set("selector_type", lua.create_function(selector_type)?)?;
     exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;
+    exports.set("new_account_state", lua.create_function(|_, ()| Ok(AccountState::default()))?)?;
     Ok(exports)
 }
 
@@ -460,8 +559,13 @@ mod tests {
                 out[#out + 1] = "</" .. s.name .. ">"
                 return table.concat(out)
             end
-            function request(records)
-                return { records = records, now = 2000, password_updated = 100 }
+            request = { now = 2000, password_updated = 100 }
+            function state_of(records, grants, fast_tokens)
+                local state = core.new_account_state()
+                local skipped = state:load_records(records)
+                state:load_grants(grants, { ["prosody:guest"] = 15 }, 2000)
+                state:load_fast_tokens(fast_tokens)
+                return state, skipped
             end
             "#,
         )
@@ -488,7 +592,8 @@ mod tests {
                     records["bad" .. i] = bad
                 end
                 records[5] = { mechanisms = { PLAIN = 150 } } -- a non-string key
-                local list, skipped = core.active_clients(request(records))
+                local state, skipped = state_of(records)
+                local list = core.active_clients(state, request)
                 local ids = {}
                 for _, entry in ipairs(list) do ids[#ids + 1] = entry.id end
                 return #list, skipped, table.concat(ids, ",")
@@ -506,11 +611,11 @@ mod tests {
         let xml: String = lua
             .load(
                 r#"
-                local req = request({ c = { id = "c", first_seen = 0, mechanisms = { PLAIN = 150 },
-                    user_agent = { software = "Chat", device = "Phone" } } })
-                req.grants = { g = { id = "g", created = 60, accessed = 60, tokens = {},
-                    data = { oauth2_client = { name = "App", version = "2" } } } }
-                local clients = core.list_stanza(req, "urn:xmpp:cam:0", stanza_mt)
+                local state = state_of({ c = { id = "c", first_seen = 0, mechanisms = { PLAIN = 150 },
+                    user_agent = { software = "Chat", device = "Phone" } } },
+                    { g = { id = "g", created = 160, accessed = 160, tokens = {},
+                    data = { oauth2_client = { name = "App", version = "2" } } } })
+                local clients = core.list_stanza(state, request, "urn:xmpp:cam:0", stanza_mt)
                 assert(getmetatable(clients) == stanza_mt)
                 assert(#clients.tags == 2 and clients.tags[1] == clients[1])
                 assert(getmetatable(clients.tags[1].tags[1]) == stanza_mt)
@@ -525,11 +630,60 @@ mod tests {
              <client connected='false' id='client/c' type='session'><first-seen>1970-01-01T00:00:00Z</first-seen>\
              <auth><password></password></auth><permission status='unrestricted'></permission>\
              <user-agent><software>Chat</software><device>Phone</device></user-agent></client>\
-             <client connected='false' id='grant/g' type='access'><first-seen>1970-01-01T00:01:00Z</first-seen>\
-             <last-seen>1970-01-01T00:01:00Z</last-seen><auth><grant></grant></auth>\
+             <client connected='false' id='grant/g' type='access'><first-seen>1970-01-01T00:02:40Z</first-seen>\
+             <last-seen>1970-01-01T00:02:40Z</last-seen><auth><grant></grant></auth>\
              <permission status='normal'></permission><user-agent><software>App</software></user-agent></client>\
              </clients>"
         );
+    }
+
+    #[test]
+    fn cached_state_follows_put_record_and_forget() {
+        let lua = lua_with_core();
+        let (before, after, reloaded): (i64, i64, bool) = lua
+            .load(
+                r#"
+                local state = state_of({ a = { id = "a", mechanisms = { PLAIN = 150 } } })
+                local before = #core.active_clients(state, request)
+                state:put_record("b", { id = "b", mechanisms = { PLAIN = 160 } })
+                state:put_record("a", { id = "a", mechanisms = { PLAIN = 160 } }) -- replaces, not adds
+                local after = #core.active_clients(state, request)
+                state:put_record("c", { id = "c", mechanisms = "broken" })
+                local ok = pcall(core.active_clients, state, request)
+                return before, after, not ok and not state:records_loaded()
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!((before, after), (1, 2));
+        assert!(reloaded, "an undecodable record forces a reload");
+    }
+
+    #[test]
+    fn grant_roles_and_validity_come_through() {
+        let lua = lua_with_core();
+        let (ids, permission, restricted): (String, String, String) = lua
+            .load(
+                r#"
+                local grants = {
+                    old = { id = "old", created = 50, accessed = 50, tokens = {} },       -- before password change
+                    none = { id = "none", created = 150, accessed = 150 },                -- no tokens table
+                    narrow = { id = "narrow", created = 150, accessed = 150,
+                        tokens = { ["sha256:x"] = { role = "prosody:guest" } } },
+                }
+                local state = state_of({}, grants)
+                local req = { now = 2000, password_updated = 100, account_role_priority = 20 }
+                local list = core.active_clients(state, req)
+                local ids = {}
+                for _, entry in ipairs(list) do ids[#ids + 1] = entry.id end
+                return table.concat(ids, ","), list[1].permission, list[1].active.grant.id
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(ids, "grant/narrow");
+        assert_eq!(permission, "restricted");
+        assert_eq!(restricted, "narrow");
     }
 
     #[test]
@@ -538,18 +692,18 @@ mod tests {
         let (plan, pw, missing): (String, String, String) = lua
             .load(
                 r#"
-                local req = request({
+                local state = state_of({
                     pw = { id = "pw", mechanisms = { PLAIN = 150 } },
                     app = { id = "app", mechanisms = { OAUTHBEARER = 150 }, auth_token_id = "g", full_jid = "u@h/app" },
-                })
-                req.grants = { g = { id = "g", created = 150, tokens = {} } }
-                req.sessions = { { full_jid = "u@h/app", client_id = "app", grant_id = "g" } }
-                local plan = core.plan_revocation(req, "client/app")
+                }, { g = { id = "g", created = 150, tokens = {} } })
+                local req = { now = 2000, password_updated = 100,
+                    sessions = { { full_jid = "u@h/app", client_id = "app", grant_id = "g" } } }
+                local plan = core.plan_revocation(state, req, "client/app")
                 local steps = {}
                 for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. a[2] end
                 return table.concat(steps, " "),
-                    core.plan_revocation(req, "client/pw").error,
-                    core.plan_revocation(req, "client/nope").error
+                    core.plan_revocation(state, req, "client/pw").error,
+                    core.plan_revocation(state, req, "client/nope").error
                 "#,
             )
             .eval()
@@ -560,14 +714,22 @@ mod tests {
     }
 
     #[test]
-    fn malformed_requests_are_lua_errors_not_panics() {
+    fn misuse_is_a_lua_error_not_a_panic() {
         let lua = lua_with_core();
         let message: String = lua
-            .load(r#"local ok, err = pcall(core.active_clients, { records = 5, now = 1 }); assert(not ok); return tostring(err)"#)
+            .load(r#"local ok, err = pcall(core.active_clients, core.new_account_state(), request); assert(not ok); return tostring(err)"#)
             .eval()
             .unwrap();
-        assert!(message.contains("records"), "{message}");
-        let ok: bool = lua.load(r#"return (pcall(core.list_stanza, { now = 1 }, "urn:bogus", stanza_mt))"#).eval().unwrap();
+        assert!(message.contains("before it was loaded"), "{message}");
+        let message: String = lua
+            .load(r#"local ok, err = pcall(core.active_clients, state_of({}), { now = "x" }); assert(not ok); return tostring(err)"#)
+            .eval()
+            .unwrap();
+        assert!(message.contains("now"), "{message}");
+        let ok: bool = lua
+            .load(r#"return (pcall(core.list_stanza, state_of({}), request, "urn:bogus", stanza_mt))"#)
+            .eval()
+            .unwrap();
         assert!(!ok);
     }
 

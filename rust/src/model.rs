@@ -42,7 +42,8 @@ pub struct ClientRecord {
     pub legacy: bool,
 }
 
-/// A still-valid tokenauth grant, as `get_user_grants` returned it.
+/// A tokenauth grant as stored in `auth_tokens`. Whether it is still valid is decided per
+/// request (see `access::grant_is_valid`), the way mod_tokenauth's `get_grant_info` decides.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grant {
     pub id: String,
@@ -50,6 +51,8 @@ pub struct Grant {
     pub accessed: Option<Timestamp>,
     pub expires: Option<Timestamp>,
     pub tokens: Vec<GrantToken>,
+    /// The stored grant has no `tokens` table at all (an old-style grant): never valid.
+    pub tokens_missing: bool,
     /// From `data.oauth2_client`: name, uri, id, version.
     pub user_agent: UserAgent,
 }
@@ -92,6 +95,9 @@ pub struct AccountFacts {
     pub password_updated: Option<Timestamp>,
     /// Priority of the account's own role, used to tell restricted grants apart.
     pub account_role_priority: Option<i64>,
+    /// mod_tokenauth's `tokenless_grant_ttl`: how long a grant without expiry and without
+    /// live tokens survives its last access. `None`: forever.
+    pub tokenless_grant_ttl: Option<Timestamp>,
     pub now: f64,
 }
 

@@ -264,8 +264,13 @@ mod tests {
                 FastToken { issued_at: 50.0, expires_at: 500.0 },
             );
         }
-        facts.grants.push(Grant { id: "g1".into(), ..Default::default() });
-        facts.grants.push(Grant { id: "g2".into(), user_agent: ua("Chat", Some("2.0")), ..Default::default() });
+        facts.grants.push(Grant { id: "g1".into(), created: Some(1), ..Default::default() });
+        facts.grants.push(Grant {
+            id: "g2".into(),
+            created: Some(1),
+            user_agent: ua("Chat", Some("2.0")),
+            ..Default::default()
+        });
         facts.sessions.push(SessionFact {
             full_jid: "u@h/app".into(),
             client_id: Some("app".into()),

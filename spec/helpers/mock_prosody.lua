@@ -165,6 +165,8 @@ function M.new(opts)
 		events = { fire_event = function (...) return ctx:fire_global(...); end };
 	};
 	ctx.fast_store = ctx:store("fast_tokens");
+	-- mod_tokenauth keeps grants in its auth_tokens store, which the module reads directly.
+	ctx.grants = ctx:store("auth_tokens").data;
 	ctx.client_store = ctx:store("clients");
 	ctx.legacy_store = ctx:store("client_management_legacy");
 
@@ -337,6 +339,17 @@ function Ctx:make_module(path)
 	function module:open_store(name, store_type)
 		table.insert(ctx.opened_stores, { name = name or self.name; type = store_type or "keyval" });
 		return ctx:store(name or self.name);
+	end
+	function module:get_option_integer(name, default)
+		local value = ctx.options[name];
+		if value == nil then return default; end
+		return value;
+	end
+	function module:get_option_period(name, default)
+		local value = ctx.options[name];
+		if value == nil then value = default; end
+		if value == "2w" then return 14 * 86400; end
+		return value;
 	end
 	function module:get_option_boolean(name, default)
 		local value = ctx.options[name];
