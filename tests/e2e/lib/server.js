@@ -169,6 +169,13 @@ function run(cmd, args, opts = {}) {
   });
 }
 
+/** Environment of a prosodyctl run: ours, HOME in the server dir, `extra` added (undefined removes). */
+function shellEnv(dir, extra = {}) {
+  const env = { ...process.env, HOME: dir, ...extra };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+  return env;
+}
+
 /** Every server started by this process, so that none outlives it. */
 const live = new Set();
 process.on("exit", () => {
@@ -376,11 +383,41 @@ export class ProsodyServer {
    * argument (a console line, e.g. "> lua code"); an array as separate
    * arguments (the command-line form, e.g. ["user", "clients", jid]).
    */
-  shell(cmd) {
+  shell(cmd, { env = {} } = {}) {
     const args = Array.isArray(cmd) ? cmd : [cmd];
     return run(PROSODYCTL, ["--config", this.configPath, "shell", ...args], {
       cwd: this.dir,
-      env: { ...process.env, HOME: this.dir },
+      env: shellEnv(this.dir, env),
+    });
+  }
+
+  /**
+   * The interactive console, `prosodyctl --config <this> shell [--quiet]`,
+   * fed `lines` on stdin (a pipe, no tty) → { code, stdout, stderr }.
+   * Each line is answered before the next is read; results come as
+   * "| …" lines, errors as "! Error: …", after the "prosody> " prompt
+   * (and the command echoed, with lua-readline). The exit status is 0 at
+   * the end of input, errors or not. Without a tty, lua-readline sets
+   * COLUMNS=80 for the console unless `env` sets it. `env`: variables to
+   * add, or remove (undefined). `quiet`: --quiet, no banner.
+   */
+  shellInteractive(lines, { env = {}, quiet = true, timeout = 30000 } = {}) {
+    const args = ["--config", this.configPath, "shell", ...(quiet ? ["--quiet"] : [])];
+    return new Promise((resolve) => {
+      const proc = spawn(PROSODYCTL, args, { cwd: this.dir, env: shellEnv(this.dir, env) });
+      let stdout = "";
+      let stderr = "";
+      proc.stdout.setEncoding("utf8");
+      proc.stderr.setEncoding("utf8");
+      proc.stdout.on("data", (d) => { stdout += d; });
+      proc.stderr.on("data", (d) => { stderr += d; });
+      const t = setTimeout(() => proc.kill("SIGKILL"), timeout);
+      proc.on("close", (code, signal) => {
+        clearTimeout(t);
+        resolve({ code: code ?? 1, signal, stdout, stderr });
+      });
+      proc.stdin.on("error", () => {});
+      proc.stdin.end(lines.map((l) => `${l}\n`).join(""));
     });
   }
 
