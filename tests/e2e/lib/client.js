@@ -107,9 +107,16 @@ export class Session {
     this.elements = [];
     this.sent = [];
     this.errors = [];
+    /** Every chunk of bytes received on the socket, as it came (see rawIn). */
+    this.rawChunks = [];
     this.success = null; // SASL2 <success/>
     this.closed = false;
     this._closedWaiters = [];
+  }
+
+  /** Everything received on the socket so far, as UTF-8 text, byte for byte. */
+  get rawIn() {
+    return Buffer.concat(this.rawChunks).toString("utf8");
   }
 
   get jid() {
@@ -207,6 +214,13 @@ function buildEntity(server, session, opts) {
   } = opts;
 
   const entity = new Client({ service: server.service, domain, timeout: 10000 });
+  // Keep the bytes as received as well (Session.rawIn), before xmpp.js parses them.
+  // Connection binds _onData when the socket is attached, i.e. after this.
+  const onData = entity._onData;
+  entity._onData = function _onDataRecorded(data) {
+    session.rawChunks.push(Buffer.from(data));
+    return onData.call(this, data);
+  };
   if (username) entity.jid = parseJid(username, domain);
   // Announce who we are in the stream header even without TLS: Prosody
   // only offers FAST to streams whose 'from' names the user.
