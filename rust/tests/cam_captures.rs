@@ -97,19 +97,38 @@ fn load() -> (PathBuf, Manifest) {
         dir.display()
     );
     let manifest_path = dir.join(MANIFEST);
-    let text = fs::read_to_string(&manifest_path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run tests/e2e/run.sh test/cam.test.js)", manifest_path.display()));
+    let text = fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run tests/e2e/run.sh test/cam.test.js)",
+            manifest_path.display()
+        )
+    });
     let manifest: Manifest =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
 
     let on_disk: BTreeSet<String> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".xml"))
         .collect();
     let listed: BTreeSet<String> = manifest.captures.iter().map(|c| c.file.clone()).collect();
-    assert_eq!(listed.len(), manifest.captures.len(), "a capture file is listed twice in {MANIFEST}");
-    assert_eq!(on_disk, listed, "the .xml files in {} and those in {MANIFEST} differ", dir.display());
+    assert_eq!(
+        listed.len(),
+        manifest.captures.len(),
+        "a capture file is listed twice in {MANIFEST}"
+    );
+    assert_eq!(
+        on_disk,
+        listed,
+        "the .xml files in {} and those in {MANIFEST} differ",
+        dir.display()
+    );
 
     let cam = manifest.captures.iter().filter(|c| c.namespace == NS_CAM).count();
     assert!(
@@ -138,12 +157,20 @@ fn status_name(status: &Status) -> &'static str {
 
 fn auth_names(client: &Client) -> Vec<String> {
     let auth = &client.auth;
-    let mut names: Vec<String> = [("password", auth.password), ("grant", auth.grant), ("fast", auth.fast)]
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    names.extend(auth.other.iter().map(|el| format!("{{{}}}{}", el.ns(), el.name())));
+    let mut names: Vec<String> = [
+        ("password", auth.password),
+        ("grant", auth.grant),
+        ("fast", auth.fast),
+    ]
+    .into_iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| name.to_owned())
+    .collect();
+    names.extend(
+        auth.other
+            .iter()
+            .map(|el| format!("{{{}}}{}", el.ns(), el.name())),
+    );
     names.sort();
     names
 }
@@ -156,7 +183,10 @@ fn check_time(
 ) {
     let Some(window) = window else { return };
     let Some(got) = got else {
-        problems.push(format!("{what}: missing, expected within {}..={}", window.min, window.max));
+        problems.push(format!(
+            "{what}: missing, expected within {}..={}",
+            window.min, window.max
+        ));
         return;
     };
     if got.timezone().local_minus_utc() != 0 {
@@ -164,7 +194,12 @@ fn check_time(
     }
     let t = got.0.timestamp();
     if t < window.min || t > window.max {
-        problems.push(format!("{what}: {t} ({}) not within {}..={}", got.format("%+"), window.min, window.max));
+        problems.push(format!(
+            "{what}: {t} ({}) not within {}..={}",
+            got.format("%+"),
+            window.min,
+            window.max
+        ));
     }
 }
 
@@ -177,7 +212,9 @@ fn compare_clients(clients: &Clients, expected: &[ExpectedClient]) -> Vec<String
     let mut sorted_expected: Vec<&str> = expected.iter().map(|c| c.id.as_str()).collect();
     sorted_expected.sort_unstable();
     if sorted_got != sorted_expected {
-        problems.push(format!("ids: got {got_ids:?}, expected (any order) {sorted_expected:?}"));
+        problems.push(format!(
+            "ids: got {got_ids:?}, expected (any order) {sorted_expected:?}"
+        ));
     }
     for x in expected {
         let found: Vec<&Client> = clients.clients.iter().filter(|c| c.id == x.id).collect();
@@ -193,13 +230,43 @@ fn compare_clients(clients: &Clients, expected: &[ExpectedClient]) -> Vec<String
         };
         differs("type", type_name(&client.type_).into(), x.type_.clone());
         differs("connected", client.connected.to_string(), x.connected.to_string());
-        differs("auth", format!("{:?}", auth_names(client)), format!("{:?}", x.auth));
-        differs("permission", status_name(&client.permission.status).into(), x.permission.clone());
-        differs("software", format!("{:?}", client.user_agent.software), format!("{:?}", x.software));
-        differs("device", format!("{:?}", client.user_agent.device), format!("{:?}", x.device));
-        differs("uri", format!("{:?}", client.user_agent.uri), format!("{:?}", x.uri));
-        check_time(&mut problems, &format!("{id}: first-seen"), client.first_seen.as_ref(), x.first_seen.as_ref());
-        check_time(&mut problems, &format!("{id}: last-seen"), client.last_seen.as_ref(), x.last_seen.as_ref());
+        differs(
+            "auth",
+            format!("{:?}", auth_names(client)),
+            format!("{:?}", x.auth),
+        );
+        differs(
+            "permission",
+            status_name(&client.permission.status).into(),
+            x.permission.clone(),
+        );
+        differs(
+            "software",
+            format!("{:?}", client.user_agent.software),
+            format!("{:?}", x.software),
+        );
+        differs(
+            "device",
+            format!("{:?}", client.user_agent.device),
+            format!("{:?}", x.device),
+        );
+        differs(
+            "uri",
+            format!("{:?}", client.user_agent.uri),
+            format!("{:?}", x.uri),
+        );
+        check_time(
+            &mut problems,
+            &format!("{id}: first-seen"),
+            client.first_seen.as_ref(),
+            x.first_seen.as_ref(),
+        );
+        check_time(
+            &mut problems,
+            &format!("{id}: last-seen"),
+            client.last_seen.as_ref(),
+            x.last_seen.as_ref(),
+        );
     }
     problems
 }
@@ -216,7 +283,11 @@ fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
         Err(e) => return vec![format!("not well-formed XML: {e}")],
     };
     if element.ns() != capture.namespace {
-        return vec![format!("namespace {:?}, expected {:?}", element.ns(), capture.namespace)];
+        return vec![format!(
+            "namespace {:?}, expected {:?}",
+            element.ns(),
+            capture.namespace
+        )];
     }
     match (capture.kind.as_str(), capture.namespace.as_str()) {
         ("clients", NS_CAM) => {
@@ -230,14 +301,19 @@ fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
         }
         ("password-reset-required", NS_CAM) => match PasswordResetRequiredError::try_from(element) {
             Ok(PasswordResetRequiredError) => Vec::new(),
-            Err(e) => vec![format!("xmpp-parsers (pedantic) rejects the application condition: {e}")],
+            Err(e) => vec![format!(
+                "xmpp-parsers (pedantic) rejects the application condition: {e}"
+            )],
         },
         // The Prosody namespace's answer to a Prosody-namespace request: right namespace (checked
         // above), the right element, and not something a XEP-0494 parser would take for its own.
         ("password-reset-required", NS_PROSODY) => {
             let mut problems = Vec::new();
             if element.name() != "password-reset-required" {
-                problems.push(format!("<{}/>, expected <password-reset-required/>", element.name()));
+                problems.push(format!(
+                    "<{}/>, expected <password-reset-required/>",
+                    element.name()
+                ));
             }
             if PasswordResetRequiredError::try_from(element).is_ok() {
                 problems.push("a Prosody-namespace element parsed as urn:xmpp:cam:0".into());
@@ -264,7 +340,11 @@ fn every_captured_reply_parses_pedantically_with_the_values_set_up() {
         }
         let _ = writeln!(report, "  XML: {xml}");
     }
-    assert!(report.is_empty(), "captures in {} that do not hold up:{report}", dir.display());
+    assert!(
+        report.is_empty(),
+        "captures in {} that do not hold up:{report}",
+        dir.display()
+    );
 }
 
 /// The captures must exercise every value the tests are there for, so that losing a case in
@@ -285,25 +365,45 @@ fn captures_cover_every_kind_of_client() {
         }
     };
     for permission in ["unrestricted", "normal", "restricted"] {
-        need(&format!("permission {permission}"), clients.iter().any(|c| c.permission == permission));
+        need(
+            &format!("permission {permission}"),
+            clients.iter().any(|c| c.permission == permission),
+        );
     }
     for type_ in ["session", "access"] {
         need(&format!("type {type_}"), clients.iter().any(|c| c.type_ == type_));
     }
     for connected in [true, false] {
-        need(&format!("connected {connected}"), clients.iter().any(|c| c.connected == connected));
+        need(
+            &format!("connected {connected}"),
+            clients.iter().any(|c| c.connected == connected),
+        );
     }
     for flag in ["password", "grant", "fast"] {
-        need(&format!("<{flag}/>"), clients.iter().any(|c| c.auth.iter().any(|a| a == flag)));
+        need(
+            &format!("<{flag}/>"),
+            clients.iter().any(|c| c.auth.iter().any(|a| a == flag)),
+        );
     }
-    need("a session with <grant/> only", clients.iter().any(|c| c.type_ == "session" && c.auth == ["grant"]));
-    need("an empty <software/>", clients.iter().any(|c| c.software.is_empty()));
+    need(
+        "a session with <grant/> only",
+        clients
+            .iter()
+            .any(|c| c.type_ == "session" && c.auth == ["grant"]),
+    );
+    need(
+        "an empty <software/>",
+        clients.iter().any(|c| c.software.is_empty()),
+    );
     need("a <device/>", clients.iter().any(|c| c.device.is_some()));
     need("a <uri/>", clients.iter().any(|c| c.uri.is_some()));
     for ns in [NS_CAM, NS_PROSODY] {
         need(
             &format!("password-reset-required in {ns}"),
-            manifest.captures.iter().any(|c| c.kind == "password-reset-required" && c.namespace == ns),
+            manifest
+                .captures
+                .iter()
+                .any(|c| c.kind == "password-reset-required" && c.namespace == ns),
         );
     }
     assert!(missing.is_empty(), "the captures lack: {}", missing.join(", "));
@@ -314,10 +414,16 @@ fn captures_cover_every_kind_of_client() {
 #[test]
 fn xmpp_parsers_is_pedantic() {
     let stray_attribute: Element = "<clients xmlns='urn:xmpp:cam:0' stray='1'/>".parse().unwrap();
-    assert!(Clients::try_from(stray_attribute).is_err(), "pedantic feature is off");
+    assert!(
+        Clients::try_from(stray_attribute).is_err(),
+        "pedantic feature is off"
+    );
     let stray_child: Element =
         "<password-reset-required xmlns='urn:xmpp:cam:0'><x xmlns='urn:example'/></password-reset-required>"
             .parse()
             .unwrap();
-    assert!(PasswordResetRequiredError::try_from(stray_child).is_err(), "pedantic feature is off");
+    assert!(
+        PasswordResetRequiredError::try_from(stray_child).is_err(),
+        "pedantic feature is off"
+    );
 }
