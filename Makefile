@@ -1,5 +1,5 @@
 # mod_client_management — see README.md.
-.PHONY: all deps build plugin run test test-rust test-lua test-e2e bench bench-e2e rock clean
+.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-cam-captures bench bench-e2e rock clean
 
 all: plugin
 
@@ -16,7 +16,7 @@ plugin:
 run: deps plugin
 	@scripts/run-local.sh
 
-test: deps plugin test-rust test-lua test-e2e
+test: deps plugin test-rust test-lua test-e2e test-cam-captures
 
 test-rust:
 	cargo test
@@ -27,6 +27,10 @@ test-lua: plugin
 
 test-e2e: plugin
 	tests/e2e/run.sh
+
+# Every urn:xmpp:cam:0 reply the e2e tests captured, parsed by xmpp-parsers (pedantic).
+test-cam-captures:
+	cargo test --test cam_captures
 
 bench: deps plugin
 	cargo bench --features embedded-lua

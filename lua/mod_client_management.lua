@@ -335,6 +335,14 @@ local function update_record(record, client_id, session, login, user_agent)
 		record.auth_token_id = login.grant_id;
 	end
 	if user_agent then
+		-- A login without a grant (FAST, password) says nothing about the OAuth client the
+		-- record learnt from an earlier grant login: keep what it did not replace.
+		local previous = type(record.user_agent) == "table" and record.user_agent or {};
+		if not login.grant then
+			user_agent.software_id = user_agent.software_id or previous.software_id;
+			user_agent.software_version = user_agent.software_version or previous.software_version;
+			user_agent.uri = user_agent.uri or previous.uri;
+		end
 		record.user_agent = user_agent;
 	end
 	return record, is_new;
@@ -623,27 +631,57 @@ local function account_of(user_jid)
 	return username;
 end
 
--- A table that fits `width` where it can, but never shortens an id: admins copy them.
+local client_columns = {
+	{ title = "ID", key = "id" };
+	{ title = "Software", key = "user_agent", mapper = software_label };
+	{ title = "First seen", key = "first_seen", mapper = format_time };
+	{ title = "Last seen", key = "last_seen", mapper = format_time };
+	{ title = "Expires", key = "expires", mapper = format_time };
+	{ title = "Authentication", key = "active", mapper = auth_methods };
+};
+
+-- Clients as a table when every cell fits `width` whole; otherwise one block per client, so
+-- nothing is ever cut short (admins copy ids into revoke_client).
 local function print_clients(print, clients, width)
-	local id_width, auth_width = #"ID", #"Authentication";
-	for _, client in ipairs(clients) do
-		id_width = math.max(id_width, #client.id);
-		auth_width = math.max(auth_width, #auth_methods(client.active));
+	local cells, widths = {}, {};
+	for i, column in ipairs(client_columns) do
+		widths[i] = #column.title + 1; -- util.human.io.table pads titles by one
 	end
-	local with_clock = width >= 120;
-	local time_width = with_clock and 16 or 10;
-	local fixed = id_width + 3 * time_width + auth_width + 5 * 3;
-	local row = format_table({
-		{ title = "ID", key = "id", width = id_width };
-		{ title = "Software", key = "user_agent", width = math.max(8, width - fixed), mapper = software_label, default = "-" };
-		{ title = "First seen", key = "first_seen", width = time_width, mapper = function (t) return format_time(t, with_clock); end, default = "-" };
-		{ title = "Last seen", key = "last_seen", width = time_width, mapper = function (t) return format_time(t, with_clock); end, default = "-" };
-		{ title = "Expires", key = "expires", width = time_width, mapper = function (t) return format_time(t, with_clock); end, default = "-" };
-		{ title = "Authentication", key = "active", width = auth_width, mapper = auth_methods };
-	}, math.max(width, fixed + 8));
-	print(row());
-	for _, client in ipairs(clients) do
-		print(row(client));
+	for row, client in ipairs(clients) do
+		cells[row] = {};
+		for i, column in ipairs(client_columns) do
+			local value = client[column.key];
+			local text = column.mapper and column.mapper(value) or value;
+			text = text ~= nil and text ~= "" and tostring(text) or "-";
+			cells[row][i] = text;
+			widths[i] = math.max(widths[i], #text);
+		end
+	end
+	local total = (#widths - 1) * 3;
+	for _, w in ipairs(widths) do total = total + w; end
+	if total <= width then
+		local specs = {};
+		for i, column in ipairs(client_columns) do
+			specs[i] = { title = column.title, key = i, width = widths[i] };
+		end
+		local row = format_table(specs, total);
+		print(row());
+		for _, line in ipairs(cells) do
+			print(row(line));
+		end
+		return;
+	end
+	for row, client in ipairs(clients) do
+		if row > 1 then print(""); end
+		print(cells[row][1]);
+		for i = 2, #client_columns do
+			local column = client_columns[i];
+			local text = cells[row][i];
+			if column.mapper == format_time and text ~= "-" then
+				text = format_time(client[column.key], true); -- there is room for the time here
+			end
+			print(("  %-15s %s"):format(column.title..":", text));
+		end
 	end
 end
 
@@ -765,7 +803,7 @@ module:add_item("shell-command", {
 				{ title = "Version", key = "version", width = 12, default = "-" };
 				{ title = "Accounts", key = "accounts", width = 9, align = "right" };
 				{ title = "Clients", key = "clients", width = 8, align = "right" };
-				{ title = "Last seen", key = "last_seen", width = 10, mapper = format_time, default = "-" };
+				{ title = "Last seen", key = "last_seen", width = 11, mapper = function (t) return format_time(t); end, default = "-" };
 			}, self.session.width or 80);
 			print(row());
 			for _, item in ipairs(stats:rows()) do
@@ -817,8 +855,11 @@ module:add_item("shell-command", {
 					failed = failed + plan.revoked;
 				end
 			end);
-			return ("%s%d client(s) revoked, %d need a password reset, %d failed"):format(
-				dry_run and "Dry run: " or "", revoked, password, failed);
+			if dry_run then
+				return ("Dry run: %d client(s) would be revoked, %d need a password reset, %d failed"):format(
+					revoked, password, failed);
+			end
+			return ("%d client(s) revoked, %d need a password reset, %d failed"):format(revoked, password, failed);
 		end);
 	end;
 });

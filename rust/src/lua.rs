@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use mlua::{AnyUserData, Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
+use std::ffi::c_int;
+
+use mlua::{ffi, AnyUserData, Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use crate::ids;
 use crate::listing::{list_entries, Entry, Source};
@@ -311,32 +313,132 @@ impl UserData for AccountState {
     }
 }
 
-/// Builds a util.stanza object: `{name, attr, tags, [i] = child}` with stanza_mt.
-fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<Table> {
+/// Stack slots `push_element` reads from: the stanza metatable, and the empty `attr` and
+/// `tags` tables every element without attributes or children shares within one reply.
+#[derive(Clone, Copy)]
+struct StanzaSlots {
+    metatable: c_int,
+    no_attrs: c_int,
+    no_tags: c_int,
+}
+
+/// Pushes a util.stanza object for `element` onto the Lua stack: `{name, attr, tags,
+/// [i] = child}` with the stanza metatable. Written against the raw API because a large reply
+/// is tens of thousands of small tables, and each one costs; for the same reason leaves share
+/// one read-only empty `attr` and `tags` table (a write to them raises instead of leaking into
+/// siblings). Uses at most 4 stack slots per nesting level.
+unsafe fn push_element(state: *mut ffi::lua_State, element: &Element, slots: StanzaSlots) {
     let tags_count = element.children.iter().filter(|c| matches!(c, Node::Element(_))).count();
-    let stanza = lua.create_table_with_capacity(element.children.len(), 3)?;
-    let attr = lua.create_table_with_capacity(0, element.attrs.len())?;
-    for (name, value) in &element.attrs {
-        attr.raw_set(*name, value.as_str())?;
+    ffi::lua_createtable(state, element.children.len() as c_int, 3);
+    push_str(state, element.name);
+    ffi::lua_setfield(state, -2, c"name".as_ptr());
+    if element.attrs.is_empty() {
+        ffi::lua_pushvalue(state, slots.no_attrs);
+    } else {
+        ffi::lua_createtable(state, 0, element.attrs.len() as c_int);
+        for (name, value) in &element.attrs {
+            push_str(state, name);
+            push_str(state, value);
+            ffi::lua_rawset(state, -3);
+        }
     }
-    let tags = lua.create_table_with_capacity(tags_count, 0)?;
+    ffi::lua_setfield(state, -2, c"attr".as_ptr());
+    if element.children.is_empty() {
+        ffi::lua_pushvalue(state, slots.no_tags);
+    } else {
+        ffi::lua_createtable(state, tags_count as c_int, 0);
+    }
     let mut tag_index = 0;
     for (index, child) in element.children.iter().enumerate() {
         match child {
             Node::Element(child) => {
-                let child = element_to_stanza(lua, child, stanza_mt)?;
+                push_element(state, child, slots);
+                ffi::lua_pushvalue(state, -1);
                 tag_index += 1;
-                tags.raw_seti(tag_index, &child)?;
-                stanza.raw_seti(index + 1, child)?;
+                ffi::lua_rawseti(state, -3, tag_index); // into tags
             }
-            Node::Text(text) => stanza.raw_seti(index + 1, text.as_str())?,
+            Node::Text(text) => push_str(state, text),
+        }
+        ffi::lua_rawseti(state, -3, index as ffi::lua_Integer + 1); // into the element
+    }
+    ffi::lua_setfield(state, -2, c"tags".as_ptr());
+    ffi::lua_pushvalue(state, slots.metatable);
+    ffi::lua_setmetatable(state, -2);
+}
+
+unsafe fn push_str(state: *mut ffi::lua_State, text: &str) {
+    ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+}
+
+/// Builds the util.stanza object for `element`. `read_only` is the metatable of the shared
+/// empty tables. Runs in protected mode: an allocation failure is a Lua error, not an abort.
+fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<Table> {
+    let read_only = lua.create_table()?;
+    read_only.raw_set(
+        "__newindex",
+        lua.create_function(|_, ()| -> Result<()> {
+            Err(mlua::Error::runtime("client_management: shared empty stanza table is read-only"))
+        })?,
+    )?;
+    let no_attrs = lua.create_table()?;
+    no_attrs.set_metatable(Some(read_only.clone()))?;
+    let no_tags = lua.create_table()?;
+    no_tags.set_metatable(Some(read_only))?;
+    let depth = element_depth(element);
+    // SAFETY: the closure leaves exactly one new value (the stanza) above its three
+    // arguments, removes those, and never indexes below them; exec_raw restores the stack.
+    unsafe {
+        lua.exec_raw((stanza_mt, no_attrs, no_tags), |state| {
+            let top = ffi::lua_gettop(state);
+            let slots = StanzaSlots { metatable: top - 2, no_attrs: top - 1, no_tags: top };
+            if ffi::lua_checkstack(state, 4 * depth as c_int + 4) == 0 {
+                ffi::lua_settop(state, top - 3);
+                ffi::lua_pushnil(state);
+                return;
+            }
+            push_element(state, element, slots);
+            ffi::lua_rotate(state, top - 2, 1); // the stanza below the arguments
+            ffi::lua_settop(state, top - 2);
+        })
+    }
+}
+
+fn element_depth(element: &Element) -> usize {
+    1 + element
+        .children
+        .iter()
+        .map(|child| match child {
+            Node::Element(child) => element_depth(child),
+            Node::Text(_) => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Holds Lua's collector while a large reply is built, restarting it when dropped (errors
+/// included). Prosody runs an eager incremental collector; building a thousand-client reply
+/// would otherwise trigger a dozen full cycles over the whole heap instead of one afterwards.
+struct CollectorPause<'a> {
+    lua: &'a Lua,
+    was_running: bool,
+}
+
+impl<'a> CollectorPause<'a> {
+    fn new(lua: &'a Lua) -> Self {
+        let was_running = lua.gc_is_running();
+        if was_running {
+            lua.gc_stop();
+        }
+        CollectorPause { lua, was_running }
+    }
+}
+
+impl Drop for CollectorPause<'_> {
+    fn drop(&mut self) {
+        if self.was_running {
+            self.lua.gc_restart();
         }
     }
-    stanza.raw_set("name", element.name)?;
-    stanza.raw_set("attr", attr)?;
-    stanza.raw_set("tags", tags)?;
-    stanza.set_metatable(Some(stanza_mt.clone()))?;
-    Ok(stanza)
 }
 
 /// `list_stanza(state, request, xmlns, stanza_mt)` → `<clients>` stanza.
@@ -349,6 +451,7 @@ fn list_stanza(
     let mut state = state.borrow_mut::<AccountState>()?;
     let facts = state.facts_now(&request)?;
     let reply = render_clients(&list_entries(facts), protocol);
+    let _pause = CollectorPause::new(lua);
     element_to_stanza(lua, &reply, &stanza_mt)
 }
 

@@ -29,8 +29,11 @@ impl SoftwareStats {
         Self::default()
     }
 
-    /// Adds one account's listed entries.
+    /// Adds one account's listed entries; accounts with none are not counted.
     pub fn add_account(&mut self, entries: &[Entry]) {
+        if entries.is_empty() {
+            return;
+        }
         self.accounts += 1;
         self.clients += entries.len();
         let mut counted_here: Vec<(Option<&str>, Option<&str>)> = Vec::new();
@@ -98,6 +101,7 @@ mod tests {
         let b = account(&[(Some("Chat"), Some("2.0"), 20), (Some("Chat"), Some("1.0"), 15)]);
         stats.add_account(&list_entries(&a));
         stats.add_account(&list_entries(&b));
+        stats.add_account(&[]);
         assert_eq!((stats.accounts, stats.clients), (2, 5));
         let rows = stats.rows();
         let summary: Vec<_> = rows
