@@ -99,6 +99,8 @@ local tokenless_grant_ttl = module:get_option_period("tokenless_grant_ttl", "2w"
 -- fires events for created and revoked grants); re-read them at most this often.
 local grant_cache_ttl = module:get_option_period("client_management_grant_cache_ttl", 60);
 local account_cache_size = module:get_option_integer("client_management_cache_size", 256, 1);
+-- Updates that change no client's access (times, JID, user agent) are written this late.
+local write_delay = module:get_option_period("client_management_write_delay", 10);
 
 local stanza_mt = getmetatable(st.stanza("x"));
 
@@ -137,32 +139,56 @@ local function note_skipped(username, skipped)
 	end
 end
 
--- Decoded stored facts (client records, grants, FAST tokens) of recently active accounts.
+-- Recently active accounts: `state` holds the decoded stored facts (client records, grants,
+-- FAST tokens) for the core, `records` the client records as stored, so a login reads and
+-- updates its record without loading the whole store again.
 local account_states = require "prosody.util.cache".new(account_cache_size);
 
+-- Client records whose update is waiting to be written (username -> id -> record).
+local pending_writes = {};
+
 local function cached_state(username)
-	return account_states:get(username);
+	local entry = account_states:get(username);
+	return entry and entry.state;
+end
+
+local function account_entry(username, transient)
+	local entry = not transient and account_states:get(username);
+	if not entry then
+		entry = { state = core.new_account_state() };
+		if not transient then
+			account_states:set(username, entry);
+		end
+	end
+	return entry;
+end
+
+local function load_records(username, entry)
+	if entry.state:records_loaded() then return true; end
+	local records, err = client_store:get(username);
+	if err then return nil, err; end
+	records = records or {};
+	-- Updates not written yet are newer than what storage holds.
+	for client_id, record in pairs(pending_writes[username] or {}) do
+		records[client_id] = record;
+	end
+	entry.records = records;
+	note_skipped(username, entry.state:load_records(records));
+	return true;
 end
 
 -- The stored facts of an account, loading what is missing or stale. `fresh` re-reads grants
 -- and FAST tokens (decisions that change things); `transient` keeps nothing (host-wide walks).
 local function load_account(username, mode)
-	local state = mode ~= "transient" and account_states:get(username);
-	if not state then
-		state = core.new_account_state();
-		if mode ~= "transient" then
-			account_states:set(username, state);
-		end
-	elseif mode == "fresh" then
+	local entry = account_entry(username, mode == "transient");
+	local state = entry.state;
+	if mode == "fresh" then
 		state:forget_grants();
 		state:forget_fast_tokens();
 	end
 	local now = time_now();
-	if not state:records_loaded() then
-		local records, err = client_store:get(username);
-		if err then return nil, err; end
-		note_skipped(username, state:load_records(records));
-	end
+	local ok, err = load_records(username, entry);
+	if not ok then return nil, err; end
 	local grants_loaded_at = state:grants_loaded_at();
 	if not grants_loaded_at or now - grants_loaded_at >= grant_cache_ttl then
 		local grants, err = grant_store:get(username);
@@ -201,7 +227,10 @@ end
 module:hook("token-grant-created", function (event) forget_tokens(event.username); end);
 module:hook("token-grant-revoked", function (event) forget_tokens(event.username); end);
 module:hook("token-revoked", function (event) forget_tokens(event.username); end);
-module:hook("user-deleted", function (event) account_states:set(event.username, nil); end);
+module:hook("user-deleted", function (event)
+	account_states:set(event.username, nil);
+	pending_writes[event.username] = nil;
+end);
 
 -- Public API ------------------------------------------------------------------------------
 
@@ -348,31 +377,105 @@ local function update_record(record, client_id, session, login, user_agent)
 	return record, is_new;
 end
 
-local function save_record(username, record, is_new, session)
-	local ok, err = client_store:set_key(username, record.id, record);
-	local state = cached_state(username);
-	if not ok then
-		module:log("error", "Unable to store client %s of %s: %s", record.id, username, err);
-		if state then state:forget_records(); end
-		return;
+-- The freshest copy of a stored record: waiting to be written, or cached (the account's
+-- records are read once, then kept while it is active).
+local function stored_record(username, client_id)
+	local pending = pending_writes[username];
+	if pending and pending[client_id] then
+		return pending[client_id];
 	end
-	if state then state:put_record(record.id, record); end
+	local entry = account_entry(username);
+	local ok, err = load_records(username, entry);
+	if not ok then return nil, err; end
+	return entry.records[client_id];
+end
+
+local function write_records(username, records)
+	local ok, err = client_store:set_keys(username, records);
+	if ok then return true; end
+	module:log("error", "Unable to store clients of %s: %s", username, err);
+	-- What we hold no longer matches storage: read it again next time.
+	local entry = account_states:get(username);
+	if entry then
+		entry.records = nil;
+		entry.state:forget_records();
+	end
+	return nil, err;
+end
+
+local function flush_writes(username)
+	local pending = pending_writes[username];
+	if not pending then return; end
+	pending_writes[username] = nil;
+	write_records(username, pending);
+end
+
+local function flush_all_writes()
+	for username in pairs(pending_writes) do
+		flush_writes(username);
+	end
+end
+
+module:hook_global("server-stopping", flush_all_writes);
+module.unload = flush_all_writes;
+
+-- Would this login change what the client has access to? Such updates are written at once;
+-- the rest (times, JID, user agent) are batched, so a login does not rewrite the account's
+-- whole client store (internal storage keeps one file per account) each time.
+local function changes_access(old, login, password_updated)
+	if type(old) ~= "table" or type(old.mechanisms) ~= "table" then return true; end
+	local used = login.mechanism and old.mechanisms[login.mechanism];
+	if login.mechanism and (type(used) ~= "number" or (password_updated and used < password_updated)) then
+		return true;
+	end
+	if login.grant_id and old.auth_token_id ~= login.grant_id then return true; end
+	if login.fast and not old.fast_auth then return true; end
+	return false;
+end
+
+local function save_record(username, record, is_new, session, prompt)
+	local entry = account_states:get(username);
+	if entry and entry.records then
+		entry.records[record.id] = record;
+		entry.state:put_record(record.id, record);
+	end
+	local pending = pending_writes[username];
+	if prompt then
+		-- Anything waiting for this account goes out in the same write.
+		pending_writes[username] = nil;
+		pending = pending or {};
+		pending[record.id] = record;
+		if not write_records(username, pending) then return; end
+	else
+		if not pending then
+			pending = {};
+			pending_writes[username] = pending;
+			module:add_timer(write_delay, function () flush_writes(username); end);
+		end
+		pending[record.id] = record;
+	end
 	if is_new then
 		module:fire_event("client_management/new-client", { client = record; session = session });
 	end
 end
 
+local function password_updated_of(username)
+	local account = usermanager.get_account_info(username, host);
+	return account and account.password_updated;
+end
+
 local function record_sasl2_login(session)
 	local login = session.client_management or {};
 	local username, client_id = session.username, session.client_id;
-	local record, err = client_store:get_key(username, client_id);
+	local record, err = stored_record(username, client_id);
 	if err then
 		module:log("error", "Unable to read client %s of %s: %s", client_id, username, err);
 		return;
 	end
+	local prompt = not login.recorded and changes_access(record, login, password_updated_of(username));
 	local is_new;
 	record, is_new = update_record(record, client_id, session, login, user_agent_of(login));
-	save_record(username, record, is_new, session);
+	save_record(username, record, is_new, session, prompt);
 	login.recorded = true;
 	session.client_management = login;
 end
@@ -433,7 +536,7 @@ local function find_legacy_client(username, full_jid)
 		end
 	end
 	if type(id) ~= "string" then return nil; end
-	local record = client_store:get_key(username, id);
+	local record = stored_record(username, id);
 	if type(record) == "table" and record.full_jid == full_jid then
 		return record;
 	end
@@ -448,6 +551,7 @@ local function record_legacy_bind(session)
 	if not record then
 		client_id = core.new_client_id();
 	end
+	local prompt = changes_access(record, login, password_updated_of(username));
 	local is_new;
 	record, is_new = update_record(record, client_id, session, login, user_agent_of(login));
 	record.legacy = true;
@@ -457,7 +561,7 @@ local function record_legacy_bind(session)
 			module:log("warn", "Unable to index legacy client of %s: %s", full_jid, err);
 		end
 	end
-	save_record(username, record, is_new, session);
+	save_record(username, record, is_new, session, prompt);
 end
 
 module:hook("resource-bind", function (event)

@@ -415,7 +415,8 @@ describe("shell commands from the command line (SPEC §7)", () => {
     const long = `e2e-shell-client-with-a-rather-long-identifier-${"x".repeat(20)}`;
     const c = await login({ username: a.user, password: a.password, userAgent: { id: long, software: "Shell Soft" } });
     const g = await server.createGrant(a.user, { client: { name: "Shell App", uri: "https://s.invalid", id: "s", version: "1" } });
-    const out = await server.shell(["user", "clients", a.jid]);
+    // Wide enough for the table (narrower terminals get one block per client).
+    const out = await server.shell(["user", "clients", a.jid], { env: { COLUMNS: "200" } });
     assert.equal(out.code, 0, `${out.stderr}${out.stdout}`);
     for (const title of ["ID", "Software", "First seen", "Last seen", "Expires", "Authentication"]) {
       assert.ok(out.stdout.includes(title), `column ${title}:\n${out.stdout}`);
