@@ -14,6 +14,15 @@ local function ids(list)
 	return out;
 end
 
+-- Copies an account's stored clients, grants and FAST tokens into another account, straight
+-- into storage (the module has not read the new account).
+local function copy_account(ctx, from, to)
+	for _, name in ipairs({ "clients", "auth_tokens", "fast_tokens" }) do
+		local data = ctx:store(name).data;
+		data[to] = mock.deep_copy(data[from]);
+	end
+end
+
 -- pw: password client (online); fast: FAST-only client (offline); app: logged in with grant g1
 -- (online); g2: a grant nothing logged in with.
 local function scenario()
@@ -116,11 +125,32 @@ describe("get_active_clients", function ()
 		assert.same({}, ctx.env.get_active_clients("bob"));
 	end);
 
+	-- Client records are read once per account, then served from the cache: a read failure
+	-- shows for an account that has not been read yet (carol: alice's stored data, copied
+	-- into storage directly).
 	it("returns nil and an error when the store cannot be read", function ()
+		copy_account(ctx, "alice", "carol");
 		ctx.client_store.fail.get = "database is down";
-		local list, err = ctx.env.get_active_clients("alice");
+		local list, err = ctx.env.get_active_clients("carol");
 		assert.is_nil(list);
-		assert.is_not_nil(err);
+		assert.equal("database is down", err);
+		assert.is_true(#ctx:log_messages("error") >= 1);
+
+		ctx.client_store.fail.get = nil;
+		list = ctx.env.get_active_clients("carol");
+		assert.same({ "client/app", "client/fast", "client/pw", "grant/g2" }, (function ()
+			local t = ids(list); table.sort(t); return t;
+		end)());
+	end);
+
+	it("serves an account it has read from the cache, without reading the store again", function ()
+		ctx.env.get_active_clients("alice");
+		ctx.client_store.fail.get = "database is down";
+		ctx.client_store.calls = {};
+		local list, err = ctx.env.get_active_clients("alice");
+		assert.is_table(list, tostring(err));
+		assert.equal(4, #list);
+		assert.same({}, ctx.client_store.calls);
 	end);
 end);
 

@@ -38,6 +38,17 @@ local function scenario()
 	return ctx, desk, app, t0;
 end
 
+-- Copies an account's stored clients, grants and FAST tokens into another account straight
+-- into storage (the module has not read it, so nothing of it is cached), and puts a session of
+-- that account online. Returns the session.
+local function copy_account(ctx, from, to)
+	for _, name in ipairs({ "clients", "auth_tokens", "fast_tokens" }) do
+		local data = ctx:store(name).data;
+		data[to] = mock.deep_copy(data[from]);
+	end
+	return ctx:new_session({ username = to; resource = "tablet" });
+end
+
 local function client_elements(reply, xmlns)
 	local clients = reply:get_child("clients", xmlns);
 	assert.is_not_nil(clients, "no <clients xmlns='" .. xmlns .. "'> in " .. tostring(reply));
@@ -149,11 +160,20 @@ describe("list iq", function ()
 				assert.equal(desk, ctx.may_calls[#ctx.may_calls].context.origin);
 			end);
 
+			-- Client records are read once per account, then cached: the failure shows for an
+			-- account the module has not read yet.
 			it("answers internal-server-error (wait) when the store cannot be read", function ()
+				local carol = copy_account(ctx, "alice", "carol");
 				ctx.client_store.fail.get = "database is down";
-				local reply, ret, request = ctx:list(desk, xmlns);
+				local reply, ret, request = ctx:list(carol, xmlns);
 				assert.is_true(ret);
 				assert_error(reply, request, "wait", "internal-server-error");
+
+				-- Nothing half-read was kept: once storage answers, the account is listed.
+				ctx.client_store.fail.get = nil;
+				reply = ctx:list(carol, xmlns);
+				local _, order = client_elements(mock.reparse(reply), xmlns);
+				assert.same({ "client/gajim-pw", "client/app", "grant/g-web" }, order);
 			end);
 
 			it("answers internal-server-error (wait) when the FAST token store cannot be read", function ()
@@ -325,12 +345,22 @@ describe("revoke iq", function ()
 			end);
 
 			it("answers internal-server-error (wait) when the client store cannot be read", function ()
+				local carol = copy_account(ctx, "alice", "carol");
 				ctx.client_store.fail.get = "database is down";
-				local reply, ret, request = ctx:revoke(desk, "client/app", xmlns);
+				local reply, ret, request = ctx:revoke(carol, "client/app", xmlns);
 				assert.is_true(ret);
 				local e = assert_error(reply, request, "wait", "internal-server-error");
 				assert.equal("Unable to revoke client access", e.text);
 				assert.same({}, ctx:revocation_calls());
+				assert.is_true(ctx:has_fast_token("carol", "app"));
+				assert.is_not_nil(ctx.grants.carol["g-app"]);
+
+				-- The same request goes through once storage answers.
+				ctx.client_store.fail.get = nil;
+				reply = ctx:revoke(carol, "client/app", xmlns);
+				assert.equal("result", reply.attr.type, tostring(reply));
+				assert.is_false(ctx:has_fast_token("carol", "app"));
+				assert.is_nil(ctx.grants.carol["g-app"]);
 			end);
 
 			it("answers internal-server-error (wait) when the grant cannot be revoked", function ()

@@ -65,12 +65,20 @@ describe("SASL2 login recording", function ()
 		local order = {};
 		for _, call in ipairs(ctx.calls) do
 			local verb = call[1];
-			if verb == "sasl2_fast:success" or (verb == "store:set_key" and call[2] == "clients")
+			if verb == "sasl2_fast:success"
+				or ((verb == "store:set_key" or verb == "store:set_keys") and call[2] == "clients")
 				or (verb == "send" and tostring(call[3]):match("^<success")) then
 				table.insert(order, verb);
 			end
 		end
-		assert.same({ "sasl2_fast:success", "store:set_key", "send" }, order);
+		assert.same({ "sasl2_fast:success", "store:set_keys", "send" }, order);
+		-- What was written is the record as Bind 2 left it, in one set_keys of the account.
+		local write = ctx.client_store.calls[#ctx.client_store.calls];
+		assert.equal("set_keys", write[1]);
+		assert.equal("alice", write[2]);
+		assert.same({ "c1" }, (function () local t = {}; for k in pairs(write[3]) do table.insert(t, k); end return t; end)());
+		assert.equal("alice@localhost/phone", write[3].c1.full_jid);
+		assert.same({}, ctx.timers, "a new client's record was left to a timer");
 	end);
 
 	it("fires client_management/new-client once, with the record and the session", function ()
@@ -143,6 +151,8 @@ describe("SASL2 login recording", function ()
 	end);
 
 	it("does not break the login when the store cannot be read", function ()
+		-- The account's records are read whole (get) at its first login; fail every read.
+		ctx.client_store.fail.get = "database is down";
 		ctx.client_store.fail.get_key = "database is down";
 		local session = ctx:sasl2_login({ client_id = "c1"; bind2 = "phone" });
 		assert.same({}, records_of(ctx));
@@ -165,10 +175,22 @@ describe("SASL2 login recording", function ()
 			assert.is_table(record, "no record at SASL2 success");
 			assert.is_nil(record.full_jid);
 
-			ctx:advance(2);
+			local t1 = ctx:advance(2);
 			ctx:bind(session, "laptop");
+			-- Listed at once (from the cache), written later: the JID changes no access.
+			local clients = ctx.env.get_active_clients("alice");
+			assert.equal(1, #clients);
+			assert.equal("client/late-binder", clients[1].id);
+			assert.equal("alice@localhost/laptop", clients[1].full_jid);
+			assert.equal(t1, clients[1].last_seen);
+			assert.is_true(clients[1].active.connected);
+			assert.is_nil(records_of(ctx)["late-binder"].full_jid, "written before the write delay");
+			assert.equal(1, #ctx.timers);
+
+			ctx:run_timers();
 			record = records_of(ctx)["late-binder"];
 			assert.equal("alice@localhost/laptop", record.full_jid);
+			assert.equal(t1, record.last_seen);
 			assert.is_nil(record.legacy);
 			assert.equal(1, count(records_of(ctx)), "the bind created a second record");
 			assert.equal(1, #new_client_events(ctx));
@@ -257,6 +279,18 @@ describe("legacy (non-SASL2) login recording", function ()
 			};
 		};
 		ctx:legacy_login({ mechanism = "PLAIN"; resource = "office" });
+		-- PLAIN was used before: only times change, listed at once and written later.
+		local listed = {};
+		for _, entry in ipairs(ctx.env.get_active_clients("alice")) do listed[entry.id] = entry; end
+		local listed_ids = {};
+		for id in pairs(listed) do table.insert(listed_ids, id); end
+		table.sort(listed_ids);
+		assert.same({ "client/Zx9_community", "client/other-sasl2" }, listed_ids);
+		assert.equal(t0, listed["client/Zx9_community"].last_seen);
+		assert.equal(t0 - 86400, listed["client/Zx9_community"].first_seen);
+		assert.equal(t0 - 3600, records_of(ctx)["Zx9_community"].last_seen, "written before the write delay");
+		ctx:run_timers();
+
 		local records = records_of(ctx);
 		assert.equal(2, count(records), "a new record was created instead of reusing the community one");
 		local record = records["Zx9_community"];

@@ -117,6 +117,16 @@ local function new_store(ctx, name)
 		self.data[username][key] = deep_copy(value);
 		return true;
 	end
+	function store:set_keys(username, values)
+		note("set_keys", username, values);
+		local fail = self.fail.set_keys or self.fail.set_key;
+		if fail then return nil, fail; end
+		self.data[username] = self.data[username] or {};
+		for key, value in pairs(values) do
+			self.data[username][key] = deep_copy(value);
+		end
+		return true;
+	end
 	return store;
 end
 
@@ -138,6 +148,7 @@ function M.new(opts)
 		logs = {};            -- { {level, message} }
 		permissions = {};     -- default_permission calls
 		items = {};           -- item type -> { items added with module:add_item }
+		timers = {};          -- { {delay, callback} } added with module:add_timer, not yet run
 		may_calls = {};
 		may = true;           -- boolean or function(action, context)
 		options = opts.options or {};
@@ -187,6 +198,13 @@ function Ctx:store(name)
 		self.stores[name] = new_store(self, name);
 	end
 	return self.stores[name];
+end
+
+-- Runs the timers the module has set so far (as if their delay had passed).
+function Ctx:run_timers()
+	local timers = self.timers;
+	self.timers = {};
+	for _, timer in ipairs(timers) do timer[2](); end
 end
 
 function Ctx:advance(seconds)
@@ -355,6 +373,9 @@ function Ctx:make_module(path)
 		local value = ctx.options[name];
 		if value == nil then return default; end
 		return value;
+	end
+	function module:add_timer(delay, callback)
+		table.insert(ctx.timers, { delay, callback });
 	end
 	function module:add_item(item_type, item)
 		ctx.items[item_type] = ctx.items[item_type] or {};
