@@ -472,7 +472,8 @@ local function record_sasl2_login(session)
 		module:log("error", "Unable to read client %s of %s: %s", client_id, username, err);
 		return;
 	end
-	local prompt = not login.recorded and changes_access(record, login, password_updated_of(username));
+	-- A record that never reached storage (its first write failed) is still new.
+	local prompt = type(record) ~= "table" or (not login.recorded and changes_access(record, login, password_updated_of(username)));
 	local is_new;
 	record, is_new = update_record(record, client_id, session, login, user_agent_of(login));
 	save_record(username, record, is_new, session, prompt);
