@@ -26,33 +26,41 @@ import { describe } from "node:test";
 import { useServer, e2eTest, eventually } from "../lib/harness.js";
 import { luaString } from "../lib/server.js";
 import { NS, xml } from "../lib/client.js";
-import { LEGACY_ID, listClients, ids, nowSeconds } from "../lib/manage.js";
+import { LEGACY_ID, listClients, ids, nowSeconds, unixOf } from "../lib/manage.js";
 
 // ------------------------------------------------------------------ helpers
 
 const SEP = " | ";
 const CLIENT_COLUMNS = ["ID", "Software", "First seen", "Last seen", "Expires", "Authentication"];
+const DATE_COLUMNS = ["First seen", "Last seen", "Expires"];
 const STATS_COLUMNS = ["Software", "Version", "Accounts", "Clients", "Last seen"];
 
-/** Unix seconds → "YYYY-MM-DD" (UTC), the narrow table's dates. */
+/** Unix seconds → "YYYY-MM-DD" (UTC), the table's dates. */
 const day = (t) => new Date(t * 1000).toISOString().slice(0, 10);
-/** Unix seconds → "YYYY-MM-DD hh:mm" (UTC), the wide table's dates. */
+/** Unix seconds → "YYYY-MM-DD hh:mm" (UTC), the blocks' dates. */
 const minute = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ");
 const utc = (iso) => Date.parse(iso) / 1000;
+/** How a listing in `layout` ("table" or "blocks") shows a time. */
+const dateIn = (layout) => (layout === "table" ? day : minute);
 
 const rand = () => randomBytes(4).toString("hex");
 
 /** Environments for prosodyctl: a pipe without COLUMNS, or a forced width. */
 const PIPE = { COLUMNS: undefined };
 const cols = (n) => ({ COLUMNS: String(n) });
+/**
+ * The width a command-line run gives commands (session.width): COLUMNS - 2,
+ * or 132 - 2 on a pipe without COLUMNS.
+ */
+const widthOf = (env) => (env.COLUMNS === undefined ? 130 : Number(env.COLUMNS) - 2);
 
 /** Everything a shell run printed, for assertion messages. */
 const shown = (res) => `exit ${res.code}\n--- stdout ---\n${res.stdout}--- stderr ---\n${res.stderr}`;
 
 /**
- * The table printed by a command: the line starting with `first` (after
- * `prefix`) and the following lines holding " | ". Cells are trimmed.
- * → { header, rows: [{ column title → cell }], lines (without prefix), fullLines }.
+ * A table printed by a command (here: clients stats): the line starting with
+ * `first` (after `prefix`) and the following lines holding " | ". Cells are
+ * trimmed. → { header, rows: [{ column title → cell }], lines (without prefix), fullLines }.
  */
 function parseTable(text, { prefix = "", first = "ID" } = {}) {
   const all = text.split("\n");
@@ -94,18 +102,109 @@ function assertAligned(table, what) {
   }
 }
 
-/**
- * The Software cell shows `full`, or its beginning cut with "…" (a narrow
- * column: the test "software name and version are not cut off" is about that).
- */
-function assertSoftware(cell, full, what) {
-  const ok = cell === full || (cell.endsWith("…") && cell.length > 1 && full.startsWith(cell.slice(0, -1)));
-  assert.ok(ok, `${what}: Software '${cell}', wanted '${full}'`);
+// `user clients` prints one of two layouts (SPEC §7, lua "Shell" section):
+// - a table, when the whole of it fits the session width: columns ID,
+//   Software, First seen, Last seen, Expires, Authentication, each as wide as
+//   its title + 1 or its longest cell, cells padded on the right, " | "
+//   between columns, dates YYYY-MM-DD;
+// - else one block per client: the id alone on a line, then one indented
+//   "  Title:" line per column (values from column 18), dates
+//   YYYY-MM-DD hh:mm, an empty line between blocks.
+// Every cell whole in both ("-" for nothing), then "OK: N client(s)".
+
+const chars = (s) => [...s].length;
+const pad = (s, width) => s + " ".repeat(Math.max(0, width - chars(s)));
+
+/** The lines of the table layout for `rows` ([{ column title → cell }]). */
+function clientTable(rows) {
+  const widths = CLIENT_COLUMNS.map((t) => Math.max(t.length + 1, ...rows.map((r) => chars(r[t]))));
+  const line = (cells) => cells.map((c, i) => pad(c, widths[i])).join(SEP);
+  return [line(CLIENT_COLUMNS), ...rows.map((r) => line(CLIENT_COLUMNS.map((t) => r[t])))];
 }
 
-function row(table, id) {
-  const found = table.rows.filter((r) => r.ID === id);
-  assert.equal(found.length, 1, `exactly one row '${id}' in:\n${table.lines.join("\n")}`);
+/** The lines of the block layout for `rows`. */
+function clientBlocks(rows) {
+  const lines = [];
+  rows.forEach((r, i) => {
+    if (i > 0) lines.push("");
+    lines.push(r.ID);
+    for (const t of CLIENT_COLUMNS.slice(1)) lines.push(`  ${pad(`${t}:`, 15)} ${r[t]}`);
+  });
+  return lines;
+}
+
+/** A block row as the table shows it (dates without the time). */
+const asTableRow = (r) => ({ ...r, ...Object.fromEntries(DATE_COLUMNS.map((t) => [t, r[t] === "-" ? "-" : r[t].slice(0, 10)])) });
+
+/**
+ * The listing of `user clients` in `out` (its output lines, "OK: …" last,
+ * each after `prefix`: "| " in the console), checked for form: exactly the
+ * lines clientTable() or clientBlocks() makes of the cells read back, dates
+ * as the layout shows them, every id once, the count, and the table printed
+ * exactly when it fits `width` (the session width).
+ * → { layout: "table" | "blocks" | "empty", rows, lines, result, tableWidth }.
+ */
+function clientListing(out, { width, prefix = "", what = "user clients", dump = out.join("\n") }) {
+  const msg = (m) => `${what}: ${m}\n${dump}`;
+  const all = out.map((l) => {
+    assert.ok(l.startsWith(prefix), msg(`a line without '${prefix}': '${l}'`));
+    return l.slice(prefix.length);
+  });
+  const result = all.at(-1);
+  const lines = all.slice(0, -1);
+  if (result === "OK: No clients associated with this account") {
+    assert.deepEqual(lines, [], msg("output besides the result"));
+    return { layout: "empty", rows: [], lines, result, tableWidth: null };
+  }
+  let layout;
+  const rows = [];
+  if (lines[0]?.startsWith("ID ") && lines[0].includes(SEP)) {
+    layout = "table";
+    const cells = (l) => l.split(SEP).map((c) => c.trim());
+    assert.deepEqual(cells(lines[0]), CLIENT_COLUMNS, msg("table header"));
+    for (const l of lines.slice(1)) {
+      const c = cells(l);
+      assert.equal(c.length, CLIENT_COLUMNS.length, msg(`a row with ${c.length} cells: '${l}'`));
+      rows.push(Object.fromEntries(CLIENT_COLUMNS.map((t, i) => [t, c[i]])));
+    }
+  } else {
+    layout = "blocks";
+    for (let i = 0; i < lines.length;) {
+      if (rows.length > 0) assert.equal(lines[i++], "", msg("an empty line between blocks"));
+      const r = { ID: lines[i++] };
+      assert.match(r.ID ?? "", /^\S+$/, msg("a block starts with the id alone"));
+      for (const t of CLIENT_COLUMNS.slice(1)) {
+        const m = /^ {2}([A-Za-z ]+): +(.*)$/.exec(lines[i++] ?? "");
+        assert.ok(m && m[1] === t, msg(`'  ${t}:' expected in the block of ${r.ID}, got '${lines[i - 1]}'`));
+        r[t] = m[2];
+      }
+      rows.push(r);
+    }
+  }
+  assert.deepEqual(lines, layout === "table" ? clientTable(rows) : clientBlocks(rows), msg(`not exactly the ${layout} layout`));
+  const date = layout === "table" ? /^\d{4}-\d{2}-\d{2}$/ : /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/;
+  for (const r of rows) {
+    for (const t of DATE_COLUMNS) assert.ok(r[t] === "-" || date.test(r[t]), msg(`${t} of ${r.ID}: '${r[t]}'`));
+  }
+  assert.equal(new Set(rows.map((r) => r.ID)).size, rows.length, msg("an id listed twice"));
+  assert.equal(result, `OK: ${rows.length} client(s)`, msg("the result line"));
+  const tableWidth = chars(clientTable(rows.map(asTableRow))[0]);
+  assert.equal(layout, tableWidth <= width ? "table" : "blocks",
+    msg(`the whole table is ${tableWidth} wide, the session ${width}: a table exactly when it fits`));
+  return { layout, rows, lines, result, tableWidth };
+}
+
+/** `prosodyctl shell user clients JID` with `env`: succeeds; its listing (clientListing). */
+async function userClients(server, jid, env, what = "user clients") {
+  const res = await server.shell(["user", "clients", jid], { env });
+  assertOk(res, undefined, what);
+  assert.ok(res.stdout.endsWith("\n"), `${what}: ${shown(res)}`);
+  return { res, ...clientListing(res.stdout.slice(0, -1).split("\n"), { width: widthOf(env), what, dump: shown(res) }) };
+}
+
+function row(listing, id) {
+  const found = listing.rows.filter((r) => r.ID === id);
+  assert.equal(found.length, 1, `exactly one entry '${id}' in:\n${listing.lines.join("\n")}`);
   return found[0];
 }
 
@@ -221,103 +320,165 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     return { a, seeded, sasl2Id, c, legacy, g, before, after };
   }
 
-  e2eTest(fx, "user clients: full ids of every kind, software/version, dates, expiry, methods, count (pipe, 130 wide)", async (ctx) => {
+  /** `cell` shows, as `fmt` does, a time from `from` to `to` (give or take a minute). */
+  function within(cell, from, to, fmt, what) {
+    const ok = new Set([fmt(to + 60)]);
+    for (let t = from - 60; t <= to + 60; t += 30) ok.add(fmt(t));
+    assert.ok(ok.has(cell), `${what}: '${cell}' not within ${fmt(from)}..${fmt(to)}`);
+  }
+
+  /** The legacy client's entry: client/<12 generated chars>, exactly one. */
+  function legacyEntry(listing, what) {
+    const found = listing.rows.filter((r) => r.ID.startsWith("client/") && LEGACY_ID.test(r.ID.slice("client/".length)));
+    assert.equal(found.length, 1, `${what}: one legacy client/<12 chars> entry, whole:\n${listing.lines.join("\n")}`);
+    return found[0];
+  }
+
+  /**
+   * Width of everyKind()'s whole table: ID (the long SASL2 id) | Software
+   * ("Shell App 4.2") | First seen (its title + 1) | Last seen | Expires
+   * (a date) | Authentication ("password,fast,online").
+   */
+  const everyKindWidth = (sasl2Id) => `client/${sasl2Id}`.length + 13 + 11 + 10 + 10 + 20 + 5 * SEP.length;
+
+  e2eTest(fx, "user clients: full ids of every kind, software/version, dates, expiry, methods, count (blocks on a pipe, 130 wide; a table at COLUMNS=200)", async (ctx) => {
     const { server } = ctx;
     const { a, seeded, sasl2Id, c, g, before, after } = await everyKind(ctx);
-    const res = await server.shell(["user", "clients", a.jid], { env: PIPE });
-    assertOk(res, "4 client(s)", "user clients");
-    const table = mustParse(res);
-    assert.deepEqual(table.header, CLIENT_COLUMNS);
-    assertAligned(table, "pipe");
-    assert.equal(table.rows.length, 4, table.lines.join("\n"));
+    const pipe = await userClients(server, a.jid, PIPE, "pipe");
+    const wide = await userClients(server, a.jid, cols(200), "COLUMNS=200");
+    const xmpp = (await listClients(c)).clients;
 
-    // the same clients as the XMPP listing, in the same order (oldest last_seen first)
-    const listed = ids((await listClients(c)).clients);
-    assert.deepEqual(table.rows.map((r) => r.ID), listed);
-    assert.equal(table.rows[0].ID, `client/${seeded}`);
+    // the long SASL2 id makes the whole table 154 wide: blocks on a pipe (130)
+    const W = everyKindWidth(sasl2Id);
+    assert.equal(W, 154);
+    assert.deepEqual([pipe.layout, pipe.tableWidth, wide.layout, wide.tableWidth], ["blocks", W, "table", W], `${pipe.res.stdout}\n${wide.res.stdout}`);
+    // a block as the admin sees it (the stored client comes first: oldest last seen)
+    assert.deepEqual(pipe.lines.slice(0, 7), [
+      `client/${seeded}`,
+      "  Software:       Alpha 1.0",
+      "  First seen:     2021-03-04 10:20",
+      "  Last seen:      2022-05-06 07:08",
+      "  Expires:        -",
+      "  Authentication: password",
+      "",
+    ], pipe.res.stdout);
+    // a table row as the admin sees it
+    assert.equal(wide.lines[1], [
+      `client/${seeded}`.padEnd(`client/${sasl2Id}`.length), "Alpha 1.0".padEnd(13), "2021-03-04 ", "2022-05-06", "-".padEnd(10), "password".padEnd(20),
+    ].join(SEP), wide.res.stdout);
 
-    const legacyRow = table.rows.find((r) => LEGACY_ID.test(r.ID.replace(/^client\//, "")) && r.ID.startsWith("client/"));
-    assert.ok(legacyRow, `a legacy client/<12 chars> row:\n${table.lines.join("\n")}`);
+    for (const [l, what] of [[pipe, "pipe"], [wide, "COLUMNS=200"]]) {
+      const fmt = dateIn(l.layout);
+      const shownAs = (ts) => (ts === undefined ? "-" : fmt(unixOf(ts)));
+      assert.equal(l.result, "OK: 4 client(s)", what);
+      // the same clients as the XMPP listing, in the same order (oldest last_seen first), with its dates
+      assert.deepEqual(l.rows.map((r) => r.ID), ids(xmpp), what);
+      assert.deepEqual(l.rows.map((r) => [r.ID, r["First seen"], r["Last seen"]]),
+        xmpp.map((x) => [x.id, shownAs(x.firstSeen), shownAs(x.lastSeen)]), `${what}: dates as in the XMPP listing`);
 
-    const within = (cell, from, to, what) => {
-      const ok = [];
-      for (let t = from - 60; t <= to + 60; t += 60) ok.push(minute(t));
-      assert.ok(ok.includes(cell), `${what}: '${cell}' not within ${minute(from)}..${minute(to)}`);
-    };
-
-    assert.deepEqual(row(table, `client/${seeded}`), {
-      ID: `client/${seeded}`, Software: "Alpha 1.0", "First seen": minute(T1), "Last seen": minute(T2),
-      Expires: "-", Authentication: "password",
-    });
-    const s = row(table, `client/${sasl2Id}`);
-    assertSoftware(s.Software, "Shell Soft", "SASL2 client");
-    assert.equal(s.Authentication, "password,fast,online");
-    assert.equal(s.Expires, "-");
-    within(s["First seen"], before, after, "first seen of the SASL2 client");
-    within(s["Last seen"], before, after, "last seen of the SASL2 client");
-    assert.equal(legacyRow.Software, "-");
-    assert.equal(legacyRow.Authentication, "password,online");
-    const gr = row(table, `grant/${g.grantId}`);
-    assertSoftware(gr.Software, "Shell App 4.2", "grant");
-    assert.equal(gr.Authentication, "grant");
-    within(gr["First seen"], before, after, "grant created");
-    within(gr.Expires, before + 3600, after + 3600, "grant expiry (its token's)");
+      assert.deepEqual(row(l, `client/${seeded}`), {
+        ID: `client/${seeded}`, Software: "Alpha 1.0", "First seen": fmt(T1), "Last seen": fmt(T2),
+        Expires: "-", Authentication: "password",
+      }, what);
+      const s = row(l, `client/${sasl2Id}`);
+      assert.deepEqual([s.Software, s.Expires, s.Authentication], ["Shell Soft", "-", "password,fast,online"], `${what}: SASL2 client`);
+      within(s["First seen"], before, after, fmt, `${what}: first seen of the SASL2 client`);
+      within(s["Last seen"], before, after, fmt, `${what}: last seen of the SASL2 client`);
+      const legacy = legacyEntry(l, what);
+      assert.deepEqual([legacy.Software, legacy.Expires, legacy.Authentication], ["-", "-", "password,online"], `${what}: legacy client`);
+      within(legacy["First seen"], before, after, fmt, `${what}: first seen of the legacy client`);
+      within(legacy["Last seen"], before, after, fmt, `${what}: last seen of the legacy client`);
+      const gr = row(l, `grant/${g.grantId}`);
+      assert.deepEqual([gr.Software, gr.Authentication], ["Shell App 4.2", "grant"], `${what}: grant`);
+      within(gr["First seen"], before, after, fmt, `${what}: grant created`);
+      within(gr.Expires, before + 3600, after + 3600, fmt, `${what}: grant expiry (its token's)`);
+    }
+    // the table is the blocks with the dates cut to the day
+    assert.deepEqual(wide.rows, pipe.rows.map(asTableRow));
   });
 
-  e2eTest(fx, "user clients at COLUMNS=80, 40 and 200: ids whole, one aligned line per client", async (ctx) => {
+  e2eTest(fx, "user clients at COLUMNS=40, 80, 200 and at the table's own width: ids whole, blocks, or one aligned line per client", async (ctx) => {
     const { server } = ctx;
     const { a, seeded, sasl2Id, g } = await everyKind(ctx);
-    const widths = {};
-    for (const n of [80, 40, 200]) {
-      const res = await server.shell(["user", "clients", a.jid], { env: cols(n) });
-      assertOk(res, "4 client(s)", `COLUMNS=${n}`);
-      const table = mustParse(res);
-      assert.deepEqual(table.header, CLIENT_COLUMNS, `COLUMNS=${n}`);
-      assertAligned(table, `COLUMNS=${n}`);
-      assert.equal(table.rows.length, 4, `COLUMNS=${n}: one line per client\n${res.stdout}`);
-      for (const id of [`client/${seeded}`, `client/${sasl2Id}`, `grant/${g.grantId}`]) row(table, id);
-      assert.equal(table.rows.filter((r) => /^client\/[A-Za-z0-9_-]{12}$/.test(r.ID)).length, 1, `COLUMNS=${n}: legacy id whole`);
-      const seededRow = row(table, `client/${seeded}`);
-      const [f, l] = n >= 120 ? [minute(T1), minute(T2)] : [day(T1), day(T2)];
-      assert.equal(seededRow["First seen"], f, `COLUMNS=${n}`);
-      assert.equal(seededRow["Last seen"], l, `COLUMNS=${n}`);
-      assert.equal(seededRow.Software, "Alpha 1.0", `COLUMNS=${n}`);
-      assert.equal(seededRow.Authentication, "password", `COLUMNS=${n}`);
-      assert.equal(row(table, `client/${sasl2Id}`).Authentication, "password,fast,online", `COLUMNS=${n}`);
-      widths[n] = Math.max(...table.lines.map((x) => x.length));
+    const W = everyKindWidth(sasl2Id);
+    // the session gets COLUMNS - 2: the table fits from COLUMNS = W + 2 on
+    const expected = { 40: "blocks", 80: "blocks", 200: "table", [W + 1]: "blocks", [W + 2]: "table" };
+    const seen = {};
+    for (const [n, layout] of Object.entries(expected)) {
+      const what = `COLUMNS=${n}`;
+      const l = await userClients(server, a.jid, cols(n), what);
+      assert.equal(l.layout, layout, `${what}:\n${l.res.stdout}`);
+      assert.equal(l.tableWidth, W, what);
+      assert.equal(l.result, "OK: 4 client(s)", what);
+      assert.equal(l.rows.length, 4, what);
+      if (layout === "table") {
+        assert.equal(l.lines.length, 5, `${what}: a header and one line per client`);
+        assertAligned(l, what);
+        for (const line of l.lines) assert.equal(line.length, W, `${what}: every line ${W} long: '${line}'`);
+      } else {
+        assert.equal(l.lines.length, 4 * 6 + 3, `${what}: six lines per client, an empty line between`);
+      }
+      for (const id of [`client/${seeded}`, `client/${sasl2Id}`, `grant/${g.grantId}`]) row(l, id);
+      legacyEntry(l, what);
+      const fmt = dateIn(layout);
+      assert.deepEqual(row(l, `client/${seeded}`), {
+        ID: `client/${seeded}`, Software: "Alpha 1.0", "First seen": fmt(T1), "Last seen": fmt(T2),
+        Expires: "-", Authentication: "password",
+      }, what);
+      assert.equal(row(l, `client/${sasl2Id}`).Authentication, "password,fast,online", what);
+      assert.equal(row(l, `grant/${g.grantId}`).Software, "Shell App 4.2", what);
+      seen[n] = l;
     }
-    ctx.t.diagnostic(`widest line at COLUMNS=80/40/200: ${widths[80]}/${widths[40]}/${widths[200]}`);
+    assert.deepEqual(seen[40].lines, seen[80].lines, "blocks do not depend on the width");
+    assert.deepEqual(seen[W + 1].lines, seen[80].lines, "blocks do not depend on the width");
+    assert.deepEqual(seen[W + 2].lines, seen[200].lines, "nor does the table");
+    assert.deepEqual(seen[200].rows, seen[80].rows.map(asTableRow), "the same entries in the same order");
   });
 
-  e2eTest(fx, "user clients: software name and version are not cut off (80 columns; 130 with a long id)", async ({ server, account, login }) => {
+  e2eTest(fx, "user clients: software name and version are not cut off (blocks at 80 columns, a table on a pipe, blocks for a long id)", async ({ server, account, login }) => {
     // Real-world names: an admin needs the version for software/NAME/VERSION.
     const a = await account("sh");
     const id = `x-${rand()}`;
     await login({ username: a.user, password: a.password, userAgent: { id, software: "Conversations" } });
     const g = await server.createGrant(a.user, { client: { name: "Monocles Chat", uri: "https://m.invalid", id: "m", version: "2.17.2" } });
-    const problems = [];
-    const check = (res, what, expected) => {
-      assertOk(res, `${Object.keys(expected).length} client(s)`, what);
-      const table = mustParse(res);
-      for (const [rowId, software] of Object.entries(expected)) {
-        const got = row(table, rowId).Software;
-        if (got !== software) problems.push(`${what}: ${rowId}: '${got}' instead of '${software}'`);
-      }
-      return table;
+    const check = async (u, env, what, layout, expected) => {
+      const l = await userClients(server, u.jid, env, what);
+      assert.equal(l.result, `OK: ${Object.keys(expected).length} client(s)`, what);
+      assert.equal(l.layout, layout, `${what}:\n${l.res.stdout}`);
+      assert.deepEqual(Object.fromEntries(l.rows.map((r) => [r.ID, r.Software])), expected, `${what}: Software cells\n${l.res.stdout}`);
+      return l;
     };
-    // short ids, 80 columns
-    const narrow = await server.shell(["user", "clients", a.jid], { env: cols(80) });
-    check(narrow, "COLUMNS=80", { [`client/${id}`]: "Conversations", [`grant/${g.grantId}`]: "Monocles Chat 2.17.2" });
-    // a pipe (130 columns) and one long SASL2 id
+    // short ids: the whole table is 99 wide (ID 18, Software 20, First seen 11,
+    // Last seen 10, Expires 10, Authentication 15): blocks at 80, a table on a pipe
+    const expectedA = { [`client/${id}`]: "Conversations", [`grant/${g.grantId}`]: "Monocles Chat 2.17.2" };
+    assert.equal((await check(a, cols(80), "COLUMNS=80", "blocks", expectedA)).tableWidth, 99);
+    assert.equal((await check(a, PIPE, "pipe", "table", expectedA)).tableWidth, 99);
+    // a long SASL2 id: blocks on a pipe
     const b = await account("sh");
     const long = longId();
     await login({ username: b.user, password: b.password, userAgent: { id: long, software: "Conversations" } });
-    const wide = await server.shell(["user", "clients", b.jid], { env: PIPE });
-    check(wide, "pipe", { [`client/${long}`]: "Conversations" });
-    assert.deepEqual(problems, [], `Software cut off:\n${narrow.stdout}\n${wide.stdout}`);
+    await check(b, PIPE, "pipe, long id", "blocks", { [`client/${long}`]: "Conversations" });
+    await check(b, cols(200), "COLUMNS=200, long id", "table", { [`client/${long}`]: "Conversations" });
   });
 
-  e2eTest(fx, "every id, copied from the table, revokes its client verbatim (SASL2 long id, legacy id, grant/)", async ({ server, account, login, tryLogin }) => {
+  e2eTest(fx, "user clients: widths count characters, not bytes (non-ASCII software name)", async ({ server, account, login }) => {
+    const a = await account("sh");
+    const id = `u-${rand()}`;
+    const software = "Gajim ✓ünï"; // 10 characters, 14 bytes in UTF-8
+    await login({ username: a.user, password: a.password, userAgent: { id, software } });
+    // ID 17 | Software 10 | First seen 11 | Last seen 10 | Expires 8 ("-") | Authentication 15
+    const W = `client/${id}`.length + chars(software) + 11 + 10 + 8 + 15 + 5 * SEP.length;
+    for (const n of [200, W + 2]) {
+      const l = await userClients(server, a.jid, cols(n), `COLUMNS=${n}`);
+      assert.equal(l.layout, "table", `COLUMNS=${n}:\n${l.res.stdout}`);
+      assert.equal(row(l, `client/${id}`).Software, software);
+    }
+    const l = await userClients(server, a.jid, cols(W + 1), `COLUMNS=${W + 1}`);
+    assert.equal(l.layout, "blocks", l.res.stdout);
+    assert.equal(row(l, `client/${id}`).Software, software);
+  }, { todo: "module bug: print_clients measures cells with # (bytes) while util.human.io pads by characters" });
+
+  e2eTest(fx, "every id, copied from the listing, revokes its client verbatim (SASL2 long id, legacy id, grant/)", async ({ server, account, login, tryLogin }) => {
     const a = await account("sh");
     // three password-less clients, each with its own grant
     const [g1, g2, g3] = [
@@ -334,15 +495,20 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     const fastToken = { ...fast.token };
     const o2 = await login({ username: a.user, oauthToken: g2.token, sasl2: false, resource: "legacy-oauth" });
 
-    const res = await server.shell(["user", "clients", a.jid], { env: cols(80) });
-    assertOk(res, "3 client(s)", "user clients");
-    const table = mustParse(res);
-    const legacyRow = table.rows.find((r) => r.ID !== `client/${sasl2Id}` && r.ID.startsWith("client/"));
-    assert.ok(legacyRow, res.stdout);
+    // 80 columns: blocks (the long id alone is 82 wide)
+    const listing = await userClients(server, a.jid, cols(80), "COLUMNS=80");
+    assert.equal(listing.layout, "blocks", listing.res.stdout);
+    assert.equal(listing.result, "OK: 3 client(s)");
+    const legacyRow = listing.rows.find((r) => r.ID !== `client/${sasl2Id}` && r.ID.startsWith("client/"));
+    assert.ok(legacyRow, listing.res.stdout);
     assert.match(legacyRow.ID.slice("client/".length), LEGACY_ID);
-    const copied = table.rows.map((r) => r.ID);
+    const copied = listing.rows.map((r) => r.ID);
     assert.deepEqual(new Set(copied), new Set([`client/${sasl2Id}`, legacyRow.ID, `grant/${g3.grantId}`]));
-    for (const r of table.rows) assert.equal(r.Authentication.includes("password"), false, `${r.ID} is password-less`);
+    for (const r of listing.rows) assert.equal(r.Authentication.includes("password"), false, `${r.ID} is password-less`);
+    // the table shows the same ids, whole
+    const table = await userClients(server, a.jid, cols(250), "COLUMNS=250");
+    assert.equal(table.layout, "table", table.res.stdout);
+    assert.deepEqual(table.rows.map((r) => r.ID), copied);
 
     for (const id of copied) {
       assertOk(await server.shell(["user", "revoke_client", a.jid, id]), "Client access revoked", `revoke_client ${id}`);
@@ -356,7 +522,7 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
 
     const empty = await server.shell(["user", "clients", a.jid]);
     assertOk(empty, "No clients associated with this account", "user clients after revoking all");
-    assert.equal(parseTable(empty.stdout), null, `no table:\n${empty.stdout}`);
+    assert.equal(empty.stdout, "OK: No clients associated with this account\n", `nothing but the result:\n${shown(empty)}`);
     for (const id of copied) {
       assertFails(await server.shell(["user", "revoke_client", a.jid, id]), "Client not found", `revoke_client ${id} again`);
     }
@@ -371,8 +537,8 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     assert.ok(fast.token);
     const fastToken = { ...fast.token };
     const g = await server.createGrant(a.user, { client: { name: "Stays", uri: "https://s.invalid", id: "s", version: "1" } });
-    const before = await server.shell(["user", "clients", a.jid], { env: PIPE });
-    assertOk(before, "2 client(s)", "user clients");
+    const before = await userClients(server, a.jid, PIPE, "user clients");
+    assert.equal(before.result, "OK: 2 client(s)");
 
     // a password client: refused, and nothing changes
     assertFails(await server.shell(["user", "revoke_client", a.jid, `client/${id}`]), "Password reset required", "password client");
@@ -398,8 +564,11 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
       assertFails(await server.shell(args), text, args.join(" "));
     }
 
-    const after = await server.shell(["user", "clients", a.jid], { env: PIPE });
-    assert.deepEqual(mustParse(after).rows.map((r) => [r.ID, r.Authentication]), mustParse(before).rows.map((r) => [r.ID, r.Authentication]));
+    // the same listing, line for line (nobody logged in since)
+    const after = await userClients(server, a.jid, PIPE, "user clients afterwards");
+    assert.deepEqual(after.lines, before.lines);
+    assert.deepEqual(after.rows.map((r) => [r.ID, r.Software, r.Authentication]),
+      [[`client/${id}`, "Password App", "password,fast,online"], [`grant/${g.grantId}`, "Stays 1", "grant"]]);
     assert.ok(await server.hasSession(c.jid));
     assert.equal((await ping(c)).attrs.type, "result");
     assert.ok((await server.userGrants(a.user))?.[g.grantId], "grant untouched");
@@ -435,13 +604,14 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     assert.equal(res.code, 0, `the console exits with 0 at the end of input:\n${shown(res)}`);
     const blocks = consoleBlocks(res, lines);
 
-    // the listing at 80 columns (78 for the table, after the "| " margin)
-    const table = parseTable(blocks[0].text, { prefix: "| " });
-    assert.ok(table, `a table:\n${blocks[0].text}`);
-    assert.deepEqual(table.header, CLIENT_COLUMNS);
-    assertAligned(table, "interactive");
-    assert.deepEqual(new Set(table.rows.map((r) => r.ID)), new Set([`client/${pwId}`, `client/${pwlessId}`, `grant/${unused.grantId}`]));
-    assert.match(row(table, `client/${pwId}`)["Last seen"], /^\d{4}-\d{2}-\d{2}$/, "dates without clock at 78");
+    // the listing at 80 columns (78 for the listing, after the "| " margin):
+    // blocks, the long ids do not leave room for a table
+    const listing = clientListing(blocks[0].out, { width: 78, prefix: "| ", what: "user:clients() at 80" });
+    assert.equal(listing.layout, "blocks", blocks[0].text);
+    assert.deepEqual(new Set(listing.rows.map((r) => r.ID)), new Set([`client/${pwId}`, `client/${pwlessId}`, `grant/${unused.grantId}`]));
+    assert.deepEqual(row(listing, `client/${pwlessId}`).Software, "Console App 3.0");
+    assert.deepEqual(row(listing, `client/${pwlessId}`).Authentication, "fast,grant,online");
+    assert.match(row(listing, `client/${pwId}`)["Last seen"], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/, "dates with the time in blocks");
     assert.equal(blocks[0].out.at(-1), "| OK: 3 client(s)");
 
     const expect = [
@@ -461,8 +631,9 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
       if (want instanceof RegExp) assert.match(blocks[i].out[0], want, lines[i]);
       else assert.equal(blocks[i].out[0], want, lines[i]);
     }
-    const last = parseTable(blocks[9].text, { prefix: "| " });
-    assert.deepEqual(last?.rows.map((r) => r.ID), [`client/${pwId}`], blocks[9].text);
+    const last = clientListing(blocks[9].out, { width: 78, prefix: "| ", what: "user:clients() at the end" });
+    assert.equal(last.layout, "blocks", blocks[9].text);
+    assert.deepEqual(last.rows.map((r) => [r.ID, r.Software, r.Authentication]), [[`client/${pwId}`, "Password App", "password,online"]], blocks[9].text);
     assert.equal(blocks[9].out.at(-1), "| OK: 1 client(s)");
 
     await assertClosed(server, o, "revoked console client");
@@ -477,11 +648,28 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     const empty = await server.shellInteractive([`user:clients(${J})`]);
     assert.equal(consoleBlocks(empty, [`user:clients(${J})`])[0].text, "| OK: No clients associated with this account", shown(empty));
 
-    await login({ username: a.user, password: a.password, userAgent: { id: longId(), software: "Wide" } });
-    const wide = await server.shellInteractive([`user:clients(${J})`], { env: cols(200) });
-    const table = parseTable(consoleBlocks(wide, [`user:clients(${J})`])[0].text, { prefix: "| " });
-    assert.ok(table, shown(wide));
-    assert.match(table.rows[0]["Last seen"], /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/, "dates with clock at 198");
+    const id = longId();
+    await login({ username: a.user, password: a.password, userAgent: { id, software: "Wide" } });
+    // ID | Software (its title + 1) | First seen | Last seen | Expires ("-": title + 1) | Authentication ("password,online")
+    const W = `client/${id}`.length + 9 + 11 + 10 + 8 + 15 + 5 * SEP.length;
+    // the console gets COLUMNS - 2 too; without COLUMNS lua-readline makes it 80 on a pipe
+    // (132 without lua-readline): blocks either way
+    const cases = [[cols(200), 198, "table"], [cols(W + 2), W, "table"], [cols(W + 1), W - 1, "blocks"], [PIPE, 78, "blocks"]];
+    const seen = [];
+    for (const [env, width, layout] of cases) {
+      const what = `user:clients() with COLUMNS=${env.COLUMNS ?? "(unset)"}`;
+      const res = await server.shellInteractive([`user:clients(${J})`], { env });
+      const out = consoleBlocks(res, [`user:clients(${J})`])[0].out;
+      const l = clientListing(out, { width, prefix: "| ", what, dump: shown(res) });
+      assert.equal(l.layout, layout, `${what}:\n${shown(res)}`);
+      assert.equal(l.tableWidth, W, what);
+      assert.deepEqual(l.rows.map((r) => [r.ID, r.Software, r.Expires, r.Authentication]), [[`client/${id}`, "Wide", "-", "password,online"]], what);
+      assert.match(l.rows[0]["Last seen"], layout === "table" ? /^\d{4}-\d{2}-\d{2}$/ : /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/, what);
+      seen.push(l);
+    }
+    assert.deepEqual(seen[1].lines, seen[0].lines, "the table does not depend on the width");
+    assert.deepEqual(seen[3].lines, seen[2].lines, "nor do the blocks");
+    assert.deepEqual(seen[0].rows, seen[2].rows.map(asTableRow));
   });
 });
 
@@ -519,7 +707,8 @@ describe("shell: clients stats over several accounts", () => {
     const table = mustParse(res, { first: "Software" });
     assert.deepEqual(table.header, STATS_COLUMNS);
     assertAligned(table, "stats");
-    for (const line of table.lines) assert.ok(line.length <= 80, `fits 80 columns: '${line}' (${line.length})`);
+    // the Software column takes what is left of the session width (COLUMNS - 2)
+    for (const line of table.lines) assert.equal(line.length, 78, `fills the 78 columns of the session: '${line}' (${line.length})`);
     const result = res.stdout.trimEnd().split("\n").at(-1);
     assert.deepEqual({ rows: table.rows, result }, {
       rows: [
@@ -574,24 +763,39 @@ describe("shell: clients revoke HOST software/… (host-wide)", () => {
     const oC = await login({ username: uC.user, password: uC.password, fast: fastC, userAgent: uaC });
     const tokenC = { ...fastC.token };
 
+    /**
+     * An account's entries by id with their fields but not their times: a
+     * login moves last_seen, and with it the order (last seen, first seen, id).
+     * Expires is "-" or "date". No entries: the result line.
+     */
     const listing = async (u) => {
-      const r = await server.shell(["user", "clients", u.jid], { env: PIPE });
-      assert.equal(r.code, 0, shown(r));
-      const tbl = parseTable(r.stdout);
-      // sorted: a login moves its client down the list (order by last seen)
-      return tbl ? tbl.rows.map((x) => [x.ID, x.Software, x.Authentication]).sort() : r.stdout.trim();
+      const l = await userClients(server, u.jid, PIPE, `user clients ${u.jid}`);
+      if (l.layout === "empty") return l.result;
+      return Object.fromEntries(l.rows.map((x) => [x.ID, {
+        software: x.Software, authentication: x.Authentication, expires: x.Expires === "-" ? "-" : "date",
+      }]));
     };
     const before = { A: await listing(uA), B: await listing(uB), C: await listing(uC) };
-    assert.deepEqual(before.B.map((x) => x[1]).sort(), [`${S} 1.0`, `${S} 3.1`]);
+    assert.deepEqual(before.A, {
+      [`client/${uaA.id}`]: { software: `${S} 3.1`, authentication: "fast,grant,online", expires: "-" },
+      [`grant/${gD.grantId}`]: { software: `${D} 1`, authentication: "grant", expires: "date" },
+    }, "uA: the OAuth client keeps its grant's version after the FAST login");
+    assert.deepEqual(before.B, {
+      [`grant/${gB.grantId}`]: { software: `${S} 3.1`, authentication: "grant", expires: "date" },
+      [`grant/${gB1.grantId}`]: { software: `${S} 1.0`, authentication: "grant", expires: "date" },
+    });
+    assert.deepEqual(before.C, {
+      [`client/${uaC.id}`]: { software: S, authentication: "password,fast,online", expires: "-" },
+    });
 
     // dry runs, command line and console
     const dry = await server.shell(["clients", "revoke", "localhost", `software/${S}`, "--dry-run"]);
-    assertOk(dry, /^OK: Dry run: 3 client\(s\) .*1 need a password reset, 0 failed$/, "dry run");
+    assertOk(dry, "Dry run: 3 client(s) would be revoked, 1 need a password reset, 0 failed", "dry run");
     const dryV = await server.shell(["clients", "revoke", "localhost", `software/${S}/9.9`, "--dry-run"]);
-    assertOk(dryV, /^OK: Dry run: 0 client\(s\) .*0 need a password reset, 0 failed$/, "dry run of a version nobody has");
+    assertOk(dryV, "Dry run: 0 client(s) would be revoked, 0 need a password reset, 0 failed", "dry run of a version nobody has");
     const line = `clients:revoke("localhost", ${luaString(`software/${S}/1.0`)}, { dry_run = true })`;
     const viaConsole = await server.shellInteractive([line]);
-    assert.match(consoleBlocks(viaConsole, [line])[0].text, /^\| OK: Dry run: 1 client\(s\) .*0 need a password reset, 0 failed$/, shown(viaConsole));
+    assert.equal(consoleBlocks(viaConsole, [line])[0].text, "| OK: Dry run: 1 client(s) would be revoked, 0 need a password reset, 0 failed", shown(viaConsole));
 
     // ... changed nothing: same listings, sessions up, tokens good
     assert.deepEqual({ A: await listing(uA), B: await listing(uB), C: await listing(uC) }, before, "listings after the dry runs");
@@ -616,7 +820,7 @@ describe("shell: clients revoke HOST software/… (host-wide)", () => {
     await assertRefused(tryLogin, { username: uB.user, oauthToken: gB1.token, userAgent: { id: `b-${rand()}` } }, "uB's 1.0 grant token");
 
     // other software untouched; the password client left alone
-    assert.deepEqual(await listing(uA), [[`grant/${gD.grantId}`, `${D} 1`, "grant"]]);
+    assert.deepEqual(await listing(uA), { [`grant/${gD.grantId}`]: { software: `${D} 1`, authentication: "grant", expires: "date" } });
     assert.equal(await listing(uB), "OK: No clients associated with this account");
     assert.deepEqual(await listing(uC), before.C);
     assert.ok(await server.hasSession(oC.jid), "password client still connected");
@@ -636,10 +840,7 @@ describe("shell: clients revoke HOST software/… (host-wide)", () => {
     const fast = { token: null };
     const first = await login({ username: u.user, oauthToken: g.token, fast, userAgent: ua });
     const token = { ...fast.token };
-    const software = async () => {
-      const r = await server.shell(["user", "clients", u.jid], { env: PIPE });
-      return mustParse(r).rows.map((x) => [x.ID, x.Software]);
-    };
+    const software = async () => (await userClients(server, u.jid, PIPE)).rows.map((x) => [x.ID, x.Software]);
     assert.deepEqual(await software(), [[`client/${ua.id}`, `${S} 3.1`]], "after the OAuth login");
     await first.close();
     await eventually(async () => !(await server.hasSession(first.jid)));
@@ -648,7 +849,7 @@ describe("shell: clients revoke HOST software/… (host-wide)", () => {
     const listed = await software();
     assert.deepEqual({ listed, dry: dry.stdout.trim() }, {
       listed: [[`client/${ua.id}`, `${S} 3.1`]],
-      dry: "OK: Dry run: 1 client(s) revoked, 0 need a password reset, 0 failed",
+      dry: "OK: Dry run: 1 client(s) would be revoked, 0 need a password reset, 0 failed",
     }, "after the FAST login");
     assertOk(await server.shell(["clients", "revoke", "localhost", `software/${S}/3.1`]), "1 client(s) revoked, 0 need a password reset, 0 failed", "real run");
     await assertClosed(server, back, "the FAST session");
