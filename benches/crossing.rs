@@ -29,7 +29,13 @@ function make_request(n)
     state:load_records(records)
     state:load_grants(grants, { ["prosody:member"] = 35 }, 1800000000)
     state:load_fast_tokens(fast)
-    return state, { sessions = {}, password_updated = 1700000000, account_role_priority = 35, now = 1800000000 }
+    return state, { sessions = {}, password_updated = 1700000000, account_role_priority = 35, now = 1800000000 }, records
+end
+-- Decoding every stored record: hand-written (load_records) against serde (put_record).
+function decode_by_hand(state, records) state:forget_records(); return state:load_records(records) end
+function decode_by_serde(state, records)
+    state:forget_records(); state:load_records(nil)
+    for key, record in pairs(records) do state:put_record(key, record) end
 end
 
 "#;
@@ -43,10 +49,20 @@ fn bench_crossing(c: &mut Criterion) {
     let list_stanza: Function = core.get("list_stanza").unwrap();
     let active_clients: Function = core.get("active_clients").unwrap();
     let stanza_mt: Table = lua.globals().get("stanza_mt").unwrap();
+    let decode_by_hand: Function = lua.globals().get("decode_by_hand").unwrap();
+    let decode_by_serde: Function = lua.globals().get("decode_by_serde").unwrap();
 
     let mut group = c.benchmark_group("crossing");
     for n in [10, 100, 1000, 10_000] {
-        let (state, request): (mlua::AnyUserData, Table) = make_request.call(n).unwrap();
+        let (state, request, records): (mlua::AnyUserData, Table, Table) = make_request.call(n).unwrap();
+        let decode_input = (state.clone(), records);
+        group.bench_with_input(BenchmarkId::new("decode_by_hand", n), &decode_input, |b, (state, records)| {
+            b.iter(|| decode_by_hand.call::<()>((state, records)).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("decode_by_serde", n), &decode_input, |b, (state, records)| {
+            b.iter(|| decode_by_serde.call::<()>((state, records)).unwrap())
+        });
+        decode_by_hand.call::<()>((&decode_input.0, &decode_input.1)).unwrap();
         let input = (state, request);
         group.bench_with_input(BenchmarkId::new("list_stanza_cam", n), &input, |b, (state, req)| {
             b.iter(|| {

@@ -109,3 +109,63 @@ pub fn timestamp_from_f64(value: f64) -> Option<Timestamp> {
         None
     }
 }
+
+/// A `clients` record as storage holds it, for generic (serde) decoding: every field
+/// optional, numbers as Lua gives them. [`StoredRecord::into_record`] applies the same rules
+/// as the hand-written decoder in the Lua glue, which is used on the hot path.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StoredRecord {
+    pub id: Option<String>,
+    pub first_seen: Option<f64>,
+    pub last_seen: Option<f64>,
+    pub full_jid: Option<String>,
+    pub mechanisms: Option<HashMap<String, f64>>,
+    pub fast_auth: Option<f64>,
+    pub auth_token_id: Option<String>,
+    pub user_agent: Option<StoredUserAgent>,
+    pub legacy: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StoredUserAgent {
+    pub software: Option<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+    pub uri: Option<String>,
+    pub device: Option<String>,
+}
+
+impl StoredRecord {
+    /// The record, or `None` if a time is not a usable number. `key` is the store key, the
+    /// id when the record carries none.
+    pub fn into_record(self, key: &str) -> Option<ClientRecord> {
+        fn time(value: Option<f64>) -> Option<Option<Timestamp>> {
+            match value {
+                None => Some(None),
+                Some(v) => timestamp_from_f64(v).map(Some),
+            }
+        }
+        let mut mechanisms = Vec::new();
+        for (name, used) in self.mechanisms.unwrap_or_default() {
+            mechanisms.push((name, timestamp_from_f64(used)?));
+        }
+        let ua = self.user_agent.unwrap_or_default();
+        Some(ClientRecord {
+            id: self.id.unwrap_or_else(|| key.to_owned()),
+            first_seen: time(self.first_seen)?,
+            last_seen: time(self.last_seen)?,
+            full_jid: self.full_jid,
+            mechanisms,
+            fast_auth: time(self.fast_auth)?,
+            auth_token_id: self.auth_token_id,
+            user_agent: UserAgent {
+                software: ua.software,
+                software_id: ua.software_id,
+                software_version: ua.software_version,
+                uri: ua.uri,
+                device: ua.device,
+            },
+            legacy: self.legacy.unwrap_or(false),
+        })
+    }
+}
