@@ -745,12 +745,17 @@ local client_columns = {
 	{ title = "Authentication", key = "active", mapper = auth_methods };
 };
 
+-- Width in characters, as util.human.io pads (invalid UTF-8 counts bytes).
+local function text_width(text)
+	return utf8.len(text) or #text;
+end
+
 -- Clients as a table when every cell fits `width` whole; otherwise one block per client, so
 -- nothing is ever cut short (admins copy ids into revoke_client).
 local function print_clients(print, clients, width)
 	local cells, widths = {}, {};
 	for i, column in ipairs(client_columns) do
-		widths[i] = #column.title + 1; -- util.human.io.table pads titles by one
+		widths[i] = text_width(column.title) + 1; -- util.human.io.table pads titles by one
 	end
 	for row, client in ipairs(clients) do
 		cells[row] = {};
@@ -759,7 +764,7 @@ local function print_clients(print, clients, width)
 			local text = column.mapper and column.mapper(value) or value;
 			text = text ~= nil and text ~= "" and tostring(text) or "-";
 			cells[row][i] = text;
-			widths[i] = math.max(widths[i], #text);
+			widths[i] = math.max(widths[i], text_width(text));
 		end
 	end
 	local total = (#widths - 1) * 3;

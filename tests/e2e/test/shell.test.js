@@ -476,7 +476,7 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     const l = await userClients(server, a.jid, cols(W + 1), `COLUMNS=${W + 1}`);
     assert.equal(l.layout, "blocks", l.res.stdout);
     assert.equal(row(l, `client/${id}`).Software, software);
-  }, { todo: "module bug: print_clients measures cells with # (bytes) while util.human.io pads by characters" });
+  });
 
   e2eTest(fx, "every id, copied from the listing, revokes its client verbatim (SASL2 long id, legacy id, grant/)", async ({ server, account, login, tryLogin }) => {
     const a = await account("sh");

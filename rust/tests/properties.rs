@@ -1,0 +1,169 @@
+//! Randomised checks of the core's invariants over many generated accounts (a fuzzer's job
+//! done by a seeded generator, so it runs in `cargo test` on stable Rust).
+
+use std::collections::HashSet;
+
+use client_management::ids::fast_token_key_prefix;
+use client_management::listing::{list_entries, EntryKind};
+use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
+use client_management::render::{render_clients, Protocol};
+use client_management::revocation::{plan_revocation, Action, Outcome};
+use xmpp_parsers::cam::Clients;
+use xmpp_parsers::minidom::Element;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+    fn time(&mut self) -> Option<i64> {
+        self.chance(85).then(|| 1_000 + self.below(50) as i64)
+    }
+}
+
+const MECHANISMS: &[&str] = &["SCRAM-SHA-1", "PLAIN", "OAUTHBEARER", "HT-SHA-256-NONE", "HT-SHA-256-EXPR"];
+const SOFTWARE: &[&str] = &["Chat", "Chat/Pro", "App", "Ünïcode <&>", "Ctl\u{1}"];
+
+fn account(rng: &mut Rng) -> AccountFacts {
+    let mut facts = AccountFacts {
+        now: 1_030.0,
+        password_updated: rng.chance(70).then(|| 1_000 + rng.below(40) as i64),
+        account_role_priority: rng.chance(80).then_some(25),
+        tokenless_grant_ttl: rng.chance(50).then_some(20),
+        ..Default::default()
+    };
+    for i in 0..rng.below(6) {
+        let id = format!("g{i}");
+        let tokens = (0..rng.below(3))
+            .map(|_| GrantToken {
+                expires: rng.chance(50).then(|| 1_000 + rng.below(60) as i64),
+                role_priority: rng.chance(50).then(|| [15, 25, 35][rng.below(3) as usize]),
+            })
+            .collect();
+        facts.grants.push(Grant {
+            id,
+            created: rng.time(),
+            accessed: rng.time(),
+            expires: rng.chance(30).then(|| 1_000 + rng.below(60) as i64),
+            tokens,
+            tokens_missing: rng.chance(5),
+            user_agent: UserAgent {
+                software: rng.chance(70).then(|| rng.pick(SOFTWARE).to_owned()),
+                software_version: rng.chance(50).then(|| rng.pick(&["1", "2"]).to_owned()),
+                ..Default::default()
+            },
+        });
+    }
+    for i in 0..rng.below(12) {
+        // Ids that collide in prefixes and contain slashes.
+        let id = format!("{}{}", rng.pick(&["c", "c/", "client/", "x"]), i);
+        let mechanisms = (0..rng.below(3)).map(|_| (rng.pick(MECHANISMS).to_owned(), 990 + rng.below(50) as i64)).collect();
+        let full_jid = rng.chance(80).then(|| format!("u@h/r{}", rng.below(8)));
+        if rng.chance(30) {
+            facts.fast_tokens.insert(
+                format!("{}{}", fast_token_key_prefix(&id), rng.pick(&["-cur", "-new", "-old"])),
+                FastToken { issued_at: 990.0 + rng.below(50) as f64, expires_at: 1_000.0 + rng.below(60) as f64 },
+            );
+        }
+        if let Some(jid) = &full_jid {
+            if rng.chance(40) {
+                facts.sessions.push(SessionFact {
+                    full_jid: jid.clone(),
+                    client_id: rng.chance(50).then(|| id.clone()),
+                    grant_id: rng.chance(30).then(|| format!("g{}", rng.below(6))),
+                });
+            }
+        }
+        facts.records.push(ClientRecord {
+            id,
+            first_seen: rng.time(),
+            last_seen: rng.time(),
+            full_jid,
+            mechanisms,
+            fast_auth: rng.time(),
+            auth_token_id: rng.chance(40).then(|| format!("g{}", rng.below(7))),
+            user_agent: UserAgent {
+                software: rng.chance(70).then(|| rng.pick(SOFTWARE).to_owned()),
+                software_version: rng.chance(50).then(|| rng.pick(&["1", "2"]).to_owned()),
+                device: rng.chance(30).then(|| "Phone".to_owned()),
+                ..Default::default()
+            },
+            legacy: rng.chance(20),
+        });
+    }
+    facts
+}
+
+#[test]
+fn listing_revocation_and_rendering_keep_their_invariants() {
+    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    for round in 0..3000 {
+        let facts = account(&mut rng);
+        let entries = list_entries(&facts);
+
+        // Every entry has some access, ids are unique, grants used by a listed session are not
+        // listed again, and the order is total and sorted.
+        let mut seen = HashSet::new();
+        for entry in &entries {
+            assert!(entry.access.any(), "round {round}: listed without access");
+            assert!(seen.insert(entry.listed_id()), "round {round}: duplicate {}", entry.listed_id());
+        }
+        let used: HashSet<usize> = entries.iter().filter(|e| e.kind == EntryKind::Session).filter_map(|e| e.access.grant).collect();
+        for entry in entries.iter().filter(|e| e.kind == EntryKind::Access) {
+            assert!(!used.contains(&entry.access.grant.unwrap()), "round {round}: grant listed twice");
+        }
+        for pair in entries.windows(2) {
+            assert_ne!(client_management::listing::compare_entries(&pair[0], &pair[1]), std::cmp::Ordering::Greater);
+        }
+
+        // Storage order does not matter.
+        let mut shuffled = facts.clone();
+        shuffled.records.reverse();
+        shuffled.grants.reverse();
+        let again: Vec<String> = list_entries(&shuffled).iter().map(|e| e.listed_id()).collect();
+        let first: Vec<String> = entries.iter().map(|e| e.listed_id()).collect();
+        assert_eq!(first, again, "round {round}: order depends on storage order");
+
+        // Decide first, then act: a client with password access is never touched, and an
+        // error other than password-reset-required means nothing to do.
+        for entry in &entries {
+            let plan = plan_revocation(&facts, &entry.listed_id());
+            if entry.kind == EntryKind::Session && entry.access.password.is_some() {
+                assert_eq!(plan.outcome, Outcome::PasswordResetRequired, "round {round}");
+                assert!(plan.actions.is_empty(), "round {round}: acted on a password client");
+            } else {
+                assert_eq!(plan.outcome, Outcome::Revoked, "round {round}: {}", entry.listed_id());
+                let first_close = plan.actions.iter().position(|a| matches!(a, Action::CloseSession { .. }));
+                let last_revoke = plan.actions.iter().rposition(|a| !matches!(a, Action::CloseSession { .. }));
+                if let (Some(close), Some(revoke)) = (first_close, last_revoke) {
+                    assert!(revoke < close, "round {round}: a session closed before its credentials went");
+                }
+            }
+        }
+        for selector in ["client/", "client/nope", "bogus/x", "grant/nope", "software/Nobody"] {
+            let plan = plan_revocation(&facts, selector);
+            assert_eq!(plan.outcome, Outcome::NotFound);
+            assert!(plan.actions.is_empty());
+        }
+
+        // The XEP-0494 rendering always parses pedantically.
+        let xml = render_clients(&entries, Protocol::Cam).to_xml();
+        let element: Element = xml.parse().unwrap_or_else(|e| panic!("round {round}: {e}\n{xml}"));
+        let clients = Clients::try_from(element).unwrap_or_else(|e| panic!("round {round}: {e:?}\n{xml}"));
+        assert_eq!(clients.clients.len(), entries.len());
+        let _: Element = render_clients(&entries, Protocol::Prosody).to_xml().parse().unwrap();
+    }
+}
