@@ -32,8 +32,13 @@ test-e2e: plugin
 test-cam-captures:
 	cargo test --test cam_captures
 
+# Criterion (core and Lua crossing), then a real Prosody measured by a real client.
 bench: deps plugin
 	cargo bench --features embedded-lua
+	node benches/e2e/run.js
+
+bench-e2e: deps plugin
+	node benches/e2e/run.js
 
 rock: plugin
 	@scripts/build-rock.sh
