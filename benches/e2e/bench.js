@@ -87,10 +87,13 @@ function machine() {
     const dirty = execFileSync("git", ["-C", REPO, "status", "--porcelain", "--", "lua", "rust"], { encoding: "utf8" }).trim();
     if (dirty) commit += " (lua/ or rust/ modified)";
   } catch {}
-  return { nproc, cpu, commit, memTotal: os.totalmem(), kernel: os.release(), node: process.version };
+  return { nproc, cpu, commit, memTotal: os.totalmem(), kernel: os.release(), node: process.version, loadStart: loadAverage() };
 }
 
 let REPO = ".";
+
+/** 1-, 5-, 15-minute load averages: the machine may be shared with builds and tests. */
+const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 
 // ------------------------------------------------------------------ seeding
 
@@ -337,7 +340,30 @@ function inServerLua(server, user, ns, rounds, warmup) {
       for _ in (list and list:childtags("client") or function () end) do clients = clients + 1; end
       assert(type(entries) == "table", "get_active_clients returned no table");
     end
-    return { handler = handler, serialize = serialize, api = api, bytes = bytes, clients = clients, type = reply_type };`);
+    -- The same with the collector stopped: the module's and the serializer's own work, without
+    -- the GC steps their allocations trigger (Prosody's incremental GC charges them to whoever
+    -- allocates).
+    local handler_nogc, serialize_nogc = {}, {};
+    collectgarbage("collect");
+    collectgarbage("stop");
+    local ok, err = pcall(function ()
+      for i = 1, ${rounds} do
+        local iq = st.iq({ type = "get", id = "bench-nogc-"..i, to = bare, from = origin.full_jid })
+          :tag("list", { xmlns = ns }):up();
+        local t0 = time.now();
+        events.fire_event("iq-get/self/"..ns..":list", { origin = origin, stanza = iq });
+        local t1 = time.now();
+        local _ = tostring(reply);
+        local t2 = time.now();
+        handler_nogc[i] = (t1 - t0) * 1000;
+        serialize_nogc[i] = (t2 - t1) * 1000;
+      end
+    end);
+    collectgarbage("restart");
+    collectgarbage("collect");
+    assert(ok, err);
+    return { handler = handler, serialize = serialize, api = api, bytes = bytes, clients = clients, type = reply_type,
+      handler_nogc = handler_nogc, serialize_nogc = serialize_nogc };`);
 }
 
 async function memorySnapshot(server) {
@@ -383,6 +409,7 @@ export async function main({ repo }) {
         module_loaded = ${server.moduleEnv("client_management")} ~= nil,
         module_path = ${server.moduleEnv("client_management")} and ${server.moduleEnv("client_management")}.module.path or nil,
         log_level = ${luaString(process.env.E2E_LOG_LEVEL)},
+        gc = cm.get("*", "gc") or "Prosody default (incremental, threshold 105, speed 500)",
       };`);
     if (info.nagle !== false || !/network_settings = \{[^}]*nagle[^}]*false/.test(config)) {
       throw new Error(`the harness config does not set network_settings = { nagle = false } (got ${JSON.stringify(info.nagle)})`);
@@ -457,9 +484,12 @@ export async function main({ repo }) {
       for (const ns of [NS_MC, NS_CAM]) {
         const r = await inServerLua(server, c.account.user, ns, ROUNDS, WARMUP);
         if (r.type !== "result") throw new Error(`in-server list of ${c.key} answered ${r.type}`);
-        const row = { ...c, ns, handler: stats(r.handler), serialize: stats(r.serialize), api: stats(r.api), bytes: r.bytes, clients: r.clients };
+        const row = {
+          ...c, ns, handler: stats(r.handler), serialize: stats(r.serialize), api: stats(r.api), bytes: r.bytes, clients: r.clients,
+          handlerNoGc: stats(r.handler_nogc), serializeNoGc: stats(r.serialize_nogc),
+        };
         report.inServer.push(row);
-        log(`in-server ${c.key} ${ns}: handler ${ms(row.handler.median)} ms, tostring ${ms(row.serialize.median)} ms, get_active_clients ${ms(row.api.median)} ms, ${r.clients} <client>, ${r.bytes} B`);
+        log(`in-server ${c.key} ${ns}: handler ${ms(row.handler.median)} ms, tostring ${ms(row.serialize.median)} ms, get_active_clients ${ms(row.api.median)} ms; GC stopped: handler ${ms(row.handlerNoGc.median)} ms, tostring ${ms(row.serializeNoGc.median)} ms; ${r.clients} <client>, ${r.bytes} B`);
       }
     }
 
@@ -534,6 +564,17 @@ export async function main({ repo }) {
       { key: "r1001", label: `\`shell user clients\` (${SEEDED} records + client)`, args: ["user", "clients", acct.r1001.jid], n: SEEDED + 1 },
       { key: "g1001", label: `\`shell user clients\` (${SEEDED} grants + client)`, args: ["user", "clients", acct.g1001.jid], n: SEEDED + 1 },
     ];
+    {
+      // As much console output as `user clients` prints for 1001 entries, from plain print():
+      // what the admin socket and prosodyctl take to carry it, without the module.
+      const { res } = await timeShell(server, ["user", "clients", acct.r1001.jid]);
+      const lines = res.stdout.split("\n").length;
+      const width = Math.max(1, Math.round(Buffer.byteLength(res.stdout) / lines) - 1);
+      shellCases.splice(1, 0, {
+        key: "print", label: `\`shell "> print()"\` ×${lines} lines of ${width} chars (output only)`,
+        args: `> for i = 1, ${lines} do print(("x"):rep(${width})) end return 1`,
+      });
+    }
     const shellSamples = Object.fromEntries(shellCases.map((c) => [c.key, []]));
     const shellOut = {};
     for (let round = 0; round < 1 + SHELL_ROUNDS; round++) {
@@ -582,6 +623,7 @@ export async function main({ repo }) {
     await server.stop();
   }
   report.seconds = (performance.now() - started) / 1000;
+  report.loadEnd = loadAverage();
 
   const md = render(report);
   process.stdout.write(md);
@@ -607,17 +649,18 @@ function render(r) {
   L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, internal storage; client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
   L.push(`- module: ${m.commit}; ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
   L.push(`- seeded: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants with one "oauth2" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N`);
-  L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.grantSeconds?.toFixed(0)} s of grants)`);
+  L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);
+  L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.grantSeconds?.toFixed(0)} s of grants); load average ${m.loadStart} at the start, ${r.loadEnd} at the end`);
   L.push("");
 
   L.push("### 1. List round trip (socket: iq written → closing `</iq>` received)");
   L.push("");
-  L.push("| N | data | namespace | `<client>` | reply | first (cold) ms | median ms | p90 ms | target | meets | community module |");
-  L.push("|---:|---|---|---:|---:|---:|---:|---:|---|---|---|");
+  L.push("| N | data | namespace | `<client>` | reply | first (cold) ms | median ms | p90 ms | min ms | target | meets | community module |");
+  L.push("|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|---|");
   for (const x of r.roundTrip) {
     const target = TARGET_RT[x.n];
     const countNote = x.clients === x.n && x.parsed === x.n ? `${x.clients}` : `${x.clients} (parsed ${x.parsed}; expected ${x.n}!)`;
-    L.push(`| ${x.n} | ${x.label} | ${nsName(x.ns)} | ${countNote} | ${kib(x.bytes)} | ${ms(x.cold)} | ${ms(x.stats.median)} | ${ms(x.stats.p90)} | ≤ ${target} ms | ${yesNo(x.stats.median <= target)} | ${COMMUNITY_RT[x.n] ? `${COMMUNITY_RT[x.n]} ms` : "–"} |`);
+    L.push(`| ${x.n} | ${x.label} | ${nsName(x.ns)} | ${countNote} | ${kib(x.bytes)} | ${ms(x.cold)} | ${ms(x.stats.median)} | ${ms(x.stats.p90)} | ${ms(x.stats.min)} | ${target ? `≤ ${target} ms` : "–"} | ${target ? yesNo(x.stats.median <= target) : ""} | ${COMMUNITY_RT[x.n] ? `${COMMUNITY_RT[x.n]} ms` : "–"} |`);
   }
   L.push("");
   L.push("Community module reference: ~2 ms at 11, 12–16 ms at 101, 127–162 ms at 1001 entries. \"meets\" compares the median.");
@@ -625,15 +668,15 @@ function render(r) {
 
   L.push("### 2. In-server listing (Lua, `fire_event(\"iq-get/self/<ns>:list\")` with a fake origin)");
   L.push("");
-  L.push("handler = facts + core + reply stanza built (`origin.send` only keeps it); tostring = serialization of that reply; get_active_clients = the public API (facts + core decision, Lua tables, no stanza).");
+  L.push("handler = facts + core + reply stanza built (`origin.send` only keeps it); tostring = serialization of that reply (what c2s does before writing); get_active_clients = the public API (facts + core decision, Lua tables, no stanza). \"GC stopped\": the same rounds with `collectgarbage(\"stop\")`, i.e. without the collector steps the allocations trigger.");
   L.push("");
-  L.push("| N | data | namespace | handler median ms | p90 | tostring median ms | p90 | get_active_clients median ms | p90 | target (handler, N=1001) | meets |");
-  L.push("|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|");
+  L.push("| N | data | namespace | handler median ms | p90 | min | tostring median ms | p90 | get_active_clients median ms | p90 | GC stopped: handler median ms | tostring median ms | target (handler, N=1001) | meets |");
+  L.push("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
   for (const x of r.inServer) {
     const t = x.n === 1001 ? "≤ 5 ms" : "–";
     const meets = x.n === 1001 ? yesNo(x.handler.median <= 5) : "";
     const countNote = x.clients === x.n ? "" : ` (${x.clients} <client>!)`;
-    L.push(`| ${x.n} | ${x.label}${countNote} | ${nsName(x.ns)} | ${ms(x.handler.median)} | ${ms(x.handler.p90)} | ${ms(x.serialize.median)} | ${ms(x.serialize.p90)} | ${ms(x.api.median)} | ${ms(x.api.p90)} | ${t} | ${meets} |`);
+    L.push(`| ${x.n} | ${x.label}${countNote} | ${nsName(x.ns)} | ${ms(x.handler.median)} | ${ms(x.handler.p90)} | ${ms(x.handler.min)} | ${ms(x.serialize.median)} | ${ms(x.serialize.p90)} | ${ms(x.api.median)} | ${ms(x.api.p90)} | ${ms(x.handlerNoGc.median)} | ${ms(x.serializeNoGc.median)} | ${t} | ${meets} |`);
   }
   L.push("");
   L.push("Community module reference: 55–63 ms in-server at 1001 entries.");
@@ -661,7 +704,7 @@ function render(r) {
     const d = x.stats.median - empty.stats.median;
     const isCmd = x.key !== "empty";
     const isTarget = x.n > 1000;
-    L.push(`| ${x.label} | ${ms(x.stats.median, 1)} | ${ms(x.stats.p90, 1)} | ${isCmd ? `${d >= 0 ? "+" : ""}${ms(d, 1)}` : "–"} | ${x.n !== undefined ? `${x.summary}, ${kib(x.bytes)}` : ""} | ${isTarget ? "within 20 ms of empty" : ""} | ${isTarget ? yesNo(d <= 20) : ""} |`);
+    L.push(`| ${x.label} | ${ms(x.stats.median, 1)} | ${ms(x.stats.p90, 1)} | ${isCmd ? `${d >= 0 ? "+" : ""}${ms(d, 1)}` : "–"} | ${x.n !== undefined || x.key === "print" ? `${x.summary ? `${x.summary}, ` : ""}${kib(x.bytes)}` : ""} | ${isTarget ? "within 20 ms of empty" : ""} | ${isTarget ? yesNo(d <= 20) : ""} |`);
   }
   L.push("");
 
