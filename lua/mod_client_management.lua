@@ -752,7 +752,14 @@ end
 
 -- Clients as a table when every cell fits `width` whole; otherwise one block per client, so
 -- nothing is ever cut short (admins copy ids into revoke_client).
-local function print_clients(print, clients, width)
+local function print_clients(session, clients, width)
+	-- From the command line, one print for the whole listing (each print is a message over
+	-- the admin socket); the interactive console prefixes each print, so it gets lines.
+	local out = {};
+	local print = session.repl and session.print or function (line) out[#out + 1] = line; end;
+	local function print_all()
+		if #out > 0 then session.print(table.concat(out, "\n")); end
+	end
 	local cells, widths = {}, {};
 	for i, column in ipairs(client_columns) do
 		widths[i] = text_width(column.title) + 1; -- util.human.io.table pads titles by one
@@ -779,6 +786,7 @@ local function print_clients(print, clients, width)
 		for _, line in ipairs(cells) do
 			print(row(line));
 		end
+		print_all();
 		return;
 	end
 	for row, client in ipairs(clients) do
@@ -793,6 +801,7 @@ local function print_clients(print, clients, width)
 			print(("  %-15s %s"):format(column.title..":", text));
 		end
 	end
+	print_all();
 end
 
 module:add_item("shell-command", {
@@ -812,7 +821,7 @@ module:add_item("shell-command", {
 		if #clients == 0 then
 			return true, "No clients associated with this account";
 		end
-		print_clients(self.session.print, clients, self.session.width or 80);
+		print_clients(self.session, clients, self.session.width or 80);
 		return true, ("%d client(s)"):format(#clients);
 	end;
 });
