@@ -326,65 +326,95 @@ impl UserData for AccountState {
     }
 }
 
-/// Stack slots `push_element` reads from: the stanza metatable, and the empty `attr` and
-/// `tags` tables every element without attributes or children shares within one reply.
+/// Stack slots `push_element` reads from: the stanza metatable, the empty `attr` and `tags`
+/// tables every element without attributes or children shares, and the table of elements
+/// already built in this reply.
 #[derive(Clone, Copy)]
 struct StanzaSlots {
     metatable: c_int,
     no_attrs: c_int,
     no_tags: c_int,
+    built: c_int,
 }
 
-/// Pushes a util.stanza object for `element` onto the Lua stack: `{name, attr, tags,
-/// [i] = child}` with the stanza metatable. Written against the raw API because a large reply
-/// is tens of thousands of small tables, and each one costs; for the same reason leaves share
-/// one read-only empty `attr` and `tags` table (a write to them raises instead of leaking into
-/// siblings). Uses at most 4 stack slots per nesting level.
-unsafe fn push_element(state: *mut ffi::lua_State, element: &Element, slots: StanzaSlots) {
-    let tags_count = element.children.iter().filter(|c| matches!(c, Node::Element(_))).count();
-    ffi::lua_createtable(state, element.children.len() as c_int, 3);
-    push_str(state, element.name);
-    ffi::lua_setfield(state, -2, c"name".as_ptr());
-    if element.attrs.is_empty() {
-        ffi::lua_pushvalue(state, slots.no_attrs);
-    } else {
-        ffi::lua_createtable(state, 0, element.attrs.len() as c_int);
-        for (name, value) in &element.attrs {
-            push_str(state, name);
-            push_str(state, value);
-            ffi::lua_rawset(state, -3);
-        }
-    }
-    ffi::lua_setfield(state, -2, c"attr".as_ptr());
-    if element.children.is_empty() {
-        ffi::lua_pushvalue(state, slots.no_tags);
-    } else {
-        ffi::lua_createtable(state, tags_count as c_int, 0);
-    }
-    let mut tag_index = 0;
-    for (index, child) in element.children.iter().enumerate() {
-        match child {
-            Node::Element(child) => {
-                push_element(state, child, slots);
-                ffi::lua_pushvalue(state, -1);
-                tag_index += 1;
-                ffi::lua_rawseti(state, -3, tag_index); // into tags
+/// Elements below this depth that are identical (same name, attributes and content) are built
+/// once per reply and the same table is used for each: a thousand clients mostly repeat a
+/// handful of `<auth>`, `<permission>` and `<user-agent>` subtrees.
+const SHARE_FROM_DEPTH: usize = 2;
+
+struct Builder<'e> {
+    slots: StanzaSlots,
+    /// Element → its index in the `built` table.
+    built: HashMap<&'e Element, ffi::lua_Integer>,
+}
+
+impl<'e> Builder<'e> {
+    /// Pushes a util.stanza object for `element` onto the Lua stack: `{name, attr, tags,
+    /// [i] = child}` with the stanza metatable. Written against the raw API because a large
+    /// reply is tens of thousands of small tables, and each one costs (Prosody runs an eager
+    /// collector); for the same reason leaves share one empty `attr` and `tags` table, and
+    /// repeated subtrees one table. The shared empty tables are read-only (a write raises
+    /// instead of leaking into siblings); a reply is serialized, never edited. Uses at most 4
+    /// stack slots per nesting level.
+    unsafe fn push(&mut self, state: *mut ffi::lua_State, element: &'e Element, depth: usize) {
+        if depth >= SHARE_FROM_DEPTH {
+            if let Some(&index) = self.built.get(element) {
+                ffi::lua_rawgeti(state, self.slots.built, index);
+                return;
             }
-            Node::Text(text) => push_str(state, text),
         }
-        ffi::lua_rawseti(state, -3, index as ffi::lua_Integer + 1); // into the element
+        let slots = self.slots;
+        let tags_count = element.children.iter().filter(|c| matches!(c, Node::Element(_))).count();
+        ffi::lua_createtable(state, element.children.len() as c_int, 3);
+        push_str(state, element.name);
+        ffi::lua_setfield(state, -2, c"name".as_ptr());
+        if element.attrs.is_empty() {
+            ffi::lua_pushvalue(state, slots.no_attrs);
+        } else {
+            ffi::lua_createtable(state, 0, element.attrs.len() as c_int);
+            for (name, value) in &element.attrs {
+                push_str(state, name);
+                push_str(state, value);
+                ffi::lua_rawset(state, -3);
+            }
+        }
+        ffi::lua_setfield(state, -2, c"attr".as_ptr());
+        if element.children.is_empty() {
+            ffi::lua_pushvalue(state, slots.no_tags);
+        } else {
+            ffi::lua_createtable(state, tags_count as c_int, 0);
+        }
+        let mut tag_index = 0;
+        for (index, child) in element.children.iter().enumerate() {
+            match child {
+                Node::Element(child) => {
+                    self.push(state, child, depth + 1);
+                    ffi::lua_pushvalue(state, -1);
+                    tag_index += 1;
+                    ffi::lua_rawseti(state, -3, tag_index); // into tags
+                }
+                Node::Text(text) => push_str(state, text),
+            }
+            ffi::lua_rawseti(state, -3, index as ffi::lua_Integer + 1); // into the element
+        }
+        ffi::lua_setfield(state, -2, c"tags".as_ptr());
+        ffi::lua_pushvalue(state, slots.metatable);
+        ffi::lua_setmetatable(state, -2);
+        if depth >= SHARE_FROM_DEPTH {
+            let index = self.built.len() as ffi::lua_Integer + 1;
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_rawseti(state, slots.built, index);
+            self.built.insert(element, index);
+        }
     }
-    ffi::lua_setfield(state, -2, c"tags".as_ptr());
-    ffi::lua_pushvalue(state, slots.metatable);
-    ffi::lua_setmetatable(state, -2);
 }
 
 unsafe fn push_str(state: *mut ffi::lua_State, text: &str) {
     ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
 }
 
-/// Builds the util.stanza object for `element`. `read_only` is the metatable of the shared
-/// empty tables. Runs in protected mode: an allocation failure is a Lua error, not an abort.
+/// Builds the util.stanza object for `element` (see `Builder::push`). Runs in protected
+/// mode: an allocation failure is a Lua error, not an abort.
 fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<Table> {
     let read_only = lua.create_table()?;
     read_only.raw_set(
@@ -397,21 +427,22 @@ fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<
     no_attrs.set_metatable(Some(read_only.clone()))?;
     let no_tags = lua.create_table()?;
     no_tags.set_metatable(Some(read_only))?;
+    let built = lua.create_table()?;
     let depth = element_depth(element);
-    // SAFETY: the closure leaves exactly one new value (the stanza) above its three
+    // SAFETY: the closure leaves exactly one new value (the stanza) above its four
     // arguments, removes those, and never indexes below them; exec_raw restores the stack.
     unsafe {
-        lua.exec_raw((stanza_mt, no_attrs, no_tags), |state| {
+        lua.exec_raw((stanza_mt, no_attrs, no_tags, built), |state| {
             let top = ffi::lua_gettop(state);
-            let slots = StanzaSlots { metatable: top - 2, no_attrs: top - 1, no_tags: top };
+            let slots = StanzaSlots { metatable: top - 3, no_attrs: top - 2, no_tags: top - 1, built: top };
             if ffi::lua_checkstack(state, 4 * depth as c_int + 4) == 0 {
-                ffi::lua_settop(state, top - 3);
+                ffi::lua_settop(state, top - 4);
                 ffi::lua_pushnil(state);
                 return;
             }
-            push_element(state, element, slots);
-            ffi::lua_rotate(state, top - 2, 1); // the stanza below the arguments
-            ffi::lua_settop(state, top - 2);
+            Builder { slots, built: HashMap::new() }.push(state, element, 0);
+            ffi::lua_rotate(state, top - 3, 1); // the stanza below the arguments
+            ffi::lua_settop(state, top - 3);
         })
     }
 }
@@ -751,6 +782,30 @@ mod tests {
              <permission status='normal'></permission><user-agent><software>App</software></user-agent></client>\
              </clients>"
         );
+    }
+
+    #[test]
+    fn repeated_subtrees_are_one_table_and_shared_empties_are_read_only() {
+        let lua = lua_with_core();
+        let (same_auth, same_agent, different_seen, xml, write_refused): (bool, bool, bool, String, bool) = lua
+            .load(
+                r#"
+                local record = function (id, t) return { id = id, first_seen = t, mechanisms = { PLAIN = 150 },
+                    user_agent = { software = "Chat" } } end
+                local state = state_of({ a = record("a", 10), b = record("b", 20) })
+                local clients = core.list_stanza(state, request, "xmpp:prosody.im/protocol/manage-clients", stanza_mt)
+                local a, b = clients.tags[1], clients.tags[2]
+                local ok = pcall(function () a.tags[2].attr.xmlns = "x" end)
+                return a.tags[2] == b.tags[2], a.tags[3] == b.tags[3], a.tags[1] ~= b.tags[1],
+                    serialize(clients), not ok
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(same_auth && same_agent && different_seen);
+        assert!(write_refused, "a shared empty attr table accepted a write");
+        assert_eq!(xml.matches("<auth><password></password></auth>").count(), 2, "{xml}");
+        assert_eq!(xml.matches("<software>Chat</software>").count(), 2, "{xml}");
     }
 
     #[test]
