@@ -4,7 +4,7 @@
 // build/bench/e2e.md. Slowness never fails it; only a broken setup does.
 
 import { execFileSync, execFile } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -87,7 +87,16 @@ function machine() {
     const dirty = execFileSync("git", ["-C", REPO, "status", "--porcelain", "--", "lua", "rust"], { encoding: "utf8" }).trim();
     if (dirty) commit += " (lua/ or rust/ modified)";
   } catch {}
-  return { nproc, cpu, commit, memTotal: os.totalmem(), kernel: os.release(), node: process.version, loadStart: loadAverage() };
+  // What Prosody loads: build/plugin may be rebuilt from a working tree ahead of the commit.
+  let plugin = "";
+  try {
+    const dir = path.dirname(MODULE_FILE);
+    plugin = fs.readdirSync(dir).sort().map((f) => {
+      const hash = createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex").slice(0, 12);
+      return `${f} ${hash}`;
+    }).join(", ");
+  } catch {}
+  return { nproc, cpu, commit, plugin, memTotal: os.totalmem(), kernel: os.release(), node: process.version, loadStart: loadAverage() };
 }
 
 let REPO = ".";
@@ -652,7 +661,7 @@ function render(r) {
   L.push(`- date: ${r.date}`);
   L.push(`- machine: ${m.nproc} × ${m.cpu}, ${(m.memTotal / 2 ** 30).toFixed(1)} GiB, Linux ${m.kernel}`);
   L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, internal storage; client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
-  L.push(`- module: ${m.commit}; ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
+  L.push(`- module: ${m.commit}; loaded: ${m.plugin}; ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
   L.push(`- seeded: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants with one "oauth2" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N`);
   L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);
   L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.grantSeconds?.toFixed(0)} s of grants); load average ${m.loadStart} at the start, ${r.loadEnd} at the end`);
