@@ -708,23 +708,6 @@ local function format_time(t, with_clock)
 	return os.date(with_clock and "!%Y-%m-%d %H:%M" or "!%Y-%m-%d", math.floor(t));
 end
 
-local function auth_methods(active)
-	local methods = {};
-	if active.password then table.insert(methods, "password"); end
-	if active.fast then table.insert(methods, "fast"); end
-	if active.grant then table.insert(methods, "grant"); end
-	if active.connected then table.insert(methods, "online"); end
-	return table.concat(methods, ",");
-end
-
-local function software_label(user_agent)
-	if type(user_agent) ~= "table" or not user_agent.software then return nil; end
-	if user_agent.software_version then
-		return user_agent.software.." "..user_agent.software_version;
-	end
-	return user_agent.software;
-end
-
 local function account_of(user_jid)
 	local username = jid_split(user_jid);
 	if not username then
@@ -736,13 +719,14 @@ local function account_of(user_jid)
 	return username;
 end
 
+-- Columns of core.client_rows.
 local client_columns = {
-	{ title = "ID", key = "id" };
-	{ title = "Software", key = "user_agent", mapper = software_label };
-	{ title = "First seen", key = "first_seen", mapper = format_time };
-	{ title = "Last seen", key = "last_seen", mapper = format_time };
-	{ title = "Expires", key = "expires", mapper = format_time };
-	{ title = "Authentication", key = "active", mapper = auth_methods };
+	{ title = "ID" };
+	{ title = "Software" };
+	{ title = "First seen", mapper = format_time };
+	{ title = "Last seen", mapper = format_time };
+	{ title = "Expires", mapper = format_time };
+	{ title = "Authentication" };
 };
 
 -- Width in characters, as util.human.io pads (invalid UTF-8 counts bytes).
@@ -767,9 +751,9 @@ local function print_clients(session, clients, width)
 	for row, client in ipairs(clients) do
 		cells[row] = {};
 		for i, column in ipairs(client_columns) do
-			local value = client[column.key];
+			local value = client[i];
 			local text = column.mapper and column.mapper(value) or value;
-			text = text ~= nil and text ~= "" and tostring(text) or "-";
+			text = text and text ~= "" and tostring(text) or "-";
 			cells[row][i] = text;
 			widths[i] = math.max(widths[i], text_width(text));
 		end
@@ -796,7 +780,7 @@ local function print_clients(session, clients, width)
 			local column = client_columns[i];
 			local text = cells[row][i];
 			if column.mapper == format_time and text ~= "-" then
-				text = format_time(client[column.key], true); -- there is room for the time here
+				text = format_time(client[i], true); -- there is room for the time here
 			end
 			print(("  %-15s %s"):format(column.title..":", text));
 		end
@@ -814,10 +798,11 @@ module:add_item("shell-command", {
 	handler = function (self, user_jid)
 		local username, err = account_of(user_jid);
 		if not username then return nil, err; end
-		local clients, list_err = get_active_clients(username);
-		if not clients then
+		local state, list_err = load_account(username);
+		if not state then
 			return nil, "Unable to read client data: "..tostring(list_err);
 		end
+		local clients = core.client_rows(state, current_facts(username));
 		if #clients == 0 then
 			return true, "No clients associated with this account";
 		end

@@ -74,6 +74,32 @@ impl Entry<'_> {
     pub fn listed_id(&self) -> String {
         format!("{}{}", self.prefix(), self.id)
     }
+
+    /// "Name Version", "Name", or `None`: how admins see the software.
+    pub fn software_label(&self) -> Option<String> {
+        let software = self.user_agent.software.as_deref()?;
+        Some(match self.user_agent.software_version.as_deref() {
+            Some(version) => format!("{software} {version}"),
+            None => software.to_owned(),
+        })
+    }
+
+    /// The ways in, as admins read them: `password,fast,grant,online`.
+    pub fn access_summary(&self) -> String {
+        let access = &self.access;
+        let has_grant = access.grant.is_some() || self.kind == EntryKind::Access;
+        [
+            (access.password.is_some(), "password"),
+            (access.fast, "fast"),
+            (has_grant, "grant"),
+            (access.connected, "online"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+    }
 }
 
 /// Oldest `last_seen` first, unknown before known; then `first_seen` likewise; then the
@@ -266,6 +292,32 @@ mod tests {
         assert_eq!(entries[0].last_seen, Some(200));
         assert_eq!(entries[0].expires, Some(900));
         assert_eq!(entries[0].user_agent.software.as_deref(), Some("App"));
+    }
+
+    #[test]
+    fn entries_describe_themselves_for_admins() {
+        let facts = AccountFacts {
+            records: vec![ClientRecord {
+                id: "c".into(),
+                full_jid: Some("u@h/r".into()),
+                mechanisms: vec![("PLAIN".into(), 1)],
+                user_agent: UserAgent {
+                    software: Some("Chat".into()),
+                    software_version: Some("2.1".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            grants: vec![Grant { id: "g".into(), created: Some(1), ..Default::default() }],
+            sessions: vec![SessionFact { full_jid: "u@h/r".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        let entries = list_entries(&facts);
+        let summary: Vec<_> = entries.iter().map(|e| (e.software_label(), e.access_summary())).collect();
+        assert_eq!(
+            summary,
+            [(Some("Chat 2.1".to_owned()), "password,online".to_owned()), (None, "grant".to_owned())]
+        );
     }
 
     #[test]

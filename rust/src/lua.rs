@@ -592,6 +592,30 @@ fn active_clients(lua: &Lua, (state, request): (AnyUserData, Table)) -> Result<T
     Ok(list)
 }
 
+/// `client_rows(state, request)` → the list as admins read it, one array per entry:
+/// `{listed id, software label or false, first_seen, last_seen, expires, access summary}`
+/// (times as numbers or false). Far cheaper than `active_clients` for a thousand clients.
+fn client_rows(lua: &Lua, (state, request): (AnyUserData, Table)) -> Result<Table> {
+    let mut state = state.borrow_mut::<AccountState>()?;
+    let entries = list_entries(state.facts_now(&request)?);
+    let rows = lua.create_table_with_capacity(entries.len(), 0)?;
+    let time = |t: Option<Timestamp>| t.map_or(Value::Boolean(false), Value::Integer);
+    for (index, entry) in entries.iter().enumerate() {
+        let row = lua.create_table_with_capacity(6, 0)?;
+        row.raw_seti(1, entry.listed_id())?;
+        match entry.software_label() {
+            Some(label) => row.raw_seti(2, label)?,
+            None => row.raw_seti(2, false)?,
+        }
+        row.raw_seti(3, time(entry.first_seen))?;
+        row.raw_seti(4, time(entry.last_seen))?;
+        row.raw_seti(5, time(entry.expires))?;
+        row.raw_seti(6, entry.access_summary())?;
+        rows.raw_seti(index + 1, row)?;
+    }
+    Ok(rows)
+}
+
 /// `plan_revocation(state, request, selector)` → `{error = name|nil, revoked,
 /// password_protected, actions = {{"revoke_fast_tokens", id} | {"revoke_grant", id} |
 /// {"close_session", jid}}}`.
@@ -664,12 +688,13 @@ fn new_client_id(_: &Lua, (): ()) -> Result<String> {
 }
 
 /// The module table: `version`, `new_account_state`, `list_stanza`, `active_clients`,
-/// `plan_revocation`, `new_client_id`, `selector_type`, `new_software_stats`.
+/// `client_rows`, `plan_revocation`, `new_client_id`, `selector_type`, `new_software_stats`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
     exports.set("list_stanza", lua.create_function(list_stanza)?)?;
     exports.set("active_clients", lua.create_function(active_clients)?)?;
+    exports.set("client_rows", lua.create_function(client_rows)?)?;
     exports.set("plan_revocation", lua.create_function(plan_revocation)?)?;
     exports.set("new_client_id", lua.create_function(new_client_id)?)?;
     exports.set("selector_type", lua.create_function(selector_type)?)?;
