@@ -2,10 +2,11 @@
 // per describe block), fresh accounts per test, clients closed after each
 // test, and Prosody's log attached to a failing test's error.
 
+import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { startServer } from "./server.js";
-import { login, tryLogin } from "./client.js";
+import { NS, login, tryLogin } from "./client.js";
 
 /** Start a server before the tests of the enclosing scope and stop it after. */
 export function useServer(opts = {}) {
@@ -76,4 +77,17 @@ export async function eventually(fn, { timeout = 5000, interval = 100 } = {}) {
     if (v || Date.now() > deadline) return v;
     await sleep(interval);
   }
+}
+
+/** The token login is refused with a SASL <failure/> (SASL2's, or RFC 6120's for legacy SASL). */
+export async function assertRefused(tryLogin, opts, what) {
+  const r = await tryLogin({ timeout: 5000, ...opts });
+  assert.equal(r.ok, false, `${what}: still logs in`);
+  assert.ok(r.failure?.is("failure", opts.sasl2 === false ? NS.sasl : NS.sasl2), `${what}: ${r.error?.message}`);
+}
+
+/** The session got closed by the server, and is gone from full_sessions. */
+export async function assertClosed(server, session, what) {
+  assert.ok(await session.waitClosed(5000), `${what}: stream closed by the server`);
+  assert.ok(await eventually(async () => !(await server.hasSession(session.jid))), `${what}: session gone on the server`);
 }

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { before, describe } from "node:test";
 
-import { useServer, e2eTest, eventually } from "../lib/harness.js";
+import { useServer, e2eTest, eventually, assertRefused, assertClosed } from "../lib/harness.js";
 import { NS, xml } from "../lib/client.js";
 import {
   NS_MC, NS_CAM, listClients, revoke, entry, ids, assertResult, assertError, nowSeconds,
@@ -127,17 +127,7 @@ async function assertResetRequired(t, session, id, ns, slug) {
   });
 }
 
-/** The token login is refused with a SASL2 <failure/>. */
-async function assertRefused(tryLogin, opts, what) {
-  const r = await tryLogin({ timeout: 5000, ...opts });
-  assert.equal(r.ok, false, `${what}: still logs in`);
-  assert.ok(r.failure?.is("failure", NS.sasl2), `${what}: ${r.error?.message}`);
-}
 
-async function assertClosed(server, session, what) {
-  assert.ok(await session.waitClosed(5000), `${what}: stream closed by the server`);
-  assert.ok(await eventually(async () => !(await server.hasSession(session.jid))), `${what}: session gone on the server`);
-}
 
 /** Log in once with the password, taking a FAST token, then again with the token alone. */
 async function fastLogin(a, login, ua = FAST_UA) {

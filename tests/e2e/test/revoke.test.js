@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe } from "node:test";
 
-import { useServer, e2eTest, eventually } from "../lib/harness.js";
+import { useServer, e2eTest, eventually, assertRefused, assertClosed } from "../lib/harness.js";
 import { NS, xml } from "../lib/client.js";
 import {
   NS_MC, NS_CAM, listClients, revoke, entry, ids, assertResult, assertError, nowSeconds, LEGACY_ID,
@@ -14,18 +14,7 @@ import {
 const NOT_FOUND = { type: "cancel", condition: "item-not-found", text: "Client not found" };
 const RESET_REQUIRED = { type: "cancel", condition: "service-unavailable", text: "Password reset required" };
 
-/** The token login is refused with a SASL2 <failure/> (not just an error). */
-async function assertRefused(tryLogin, opts, what) {
-  const r = await tryLogin({ timeout: 5000, ...opts });
-  assert.equal(r.ok, false, `${what}: still logs in`);
-  assert.ok(r.failure?.is("failure", opts.sasl2 === false ? NS.sasl : NS.sasl2), `${what}: ${r.error?.message}`);
-}
 
-/** The session got closed by the server, and is gone from full_sessions. */
-async function assertClosed(server, session, what) {
-  assert.ok(await session.waitClosed(5000), `${what}: stream closed by the server`);
-  assert.ok(await eventually(async () => !(await server.hasSession(session.jid))), `${what}: session gone on the server`);
-}
 
 async function ping(session) {
   return session.iq(xml("ping", { xmlns: "urn:xmpp:ping" }), { to: "localhost" });

@@ -23,7 +23,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe } from "node:test";
 
-import { useServer, e2eTest, eventually } from "../lib/harness.js";
+import { useServer, e2eTest, eventually, assertRefused, assertClosed } from "../lib/harness.js";
 import { luaString } from "../lib/server.js";
 import { NS, xml } from "../lib/client.js";
 import { LEGACY_ID, listClients, ids, nowSeconds, unixOf } from "../lib/manage.js";
@@ -247,17 +247,7 @@ function consoleBlocks(res, lines) {
   });
 }
 
-/** The token login is refused with a SASL <failure/>. */
-async function assertRefused(tryLogin, opts, what) {
-  const r = await tryLogin({ timeout: 5000, ...opts });
-  assert.equal(r.ok, false, `${what}: still logs in`);
-  assert.ok(r.failure?.is("failure", opts.sasl2 === false ? NS.sasl : NS.sasl2), `${what}: ${r.error?.message}`);
-}
 
-async function assertClosed(server, session, what) {
-  assert.ok(await session.waitClosed(5000), `${what}: stream closed by the server`);
-  assert.ok(await eventually(async () => !(await server.hasSession(session.jid))), `${what}: session gone on the server`);
-}
 
 const ping = (session) => session.iq(xml("ping", { xmlns: "urn:xmpp:ping" }), { to: "localhost" });
 
