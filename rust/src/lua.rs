@@ -499,7 +499,7 @@ fn list_stanza(
     element_to_stanza(lua, &reply, &stanza_mt)
 }
 
-fn optional<'a>(lua: &Lua, table: &Table, key: &str, value: Option<&'a str>) -> Result<()> {
+fn optional(lua: &Lua, table: &Table, key: &str, value: Option<&str>) -> Result<()> {
     if let Some(value) = value {
         table.raw_set(key, lua.create_string(value)?)?;
     }
