@@ -416,13 +416,7 @@ unsafe fn push_str(state: *mut ffi::lua_State, text: &str) {
 /// Builds the util.stanza object for `element` (see `Builder::push`). Runs in protected
 /// mode: an allocation failure is a Lua error, not an abort.
 fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<Table> {
-    let read_only = lua.create_table()?;
-    read_only.raw_set(
-        "__newindex",
-        lua.create_function(|_, ()| -> Result<()> {
-            Err(mlua::Error::runtime("client_management: shared empty stanza table is read-only"))
-        })?,
-    )?;
+    let read_only = read_only_metatable(lua)?;
     let no_attrs = lua.create_table()?;
     no_attrs.set_metatable(Some(read_only.clone()))?;
     let no_tags = lua.create_table()?;
@@ -445,6 +439,23 @@ fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Result<
             ffi::lua_settop(state, top - 3);
         })
     }
+}
+
+/// The metatable of the shared empty tables, made once per Lua state.
+fn read_only_metatable(lua: &Lua) -> Result<Table> {
+    const KEY: &str = "client_management.read_only";
+    if let Ok(Some(metatable)) = lua.named_registry_value::<Option<Table>>(KEY) {
+        return Ok(metatable);
+    }
+    let metatable = lua.create_table()?;
+    metatable.raw_set(
+        "__newindex",
+        lua.create_function(|_, ()| -> Result<()> {
+            Err(mlua::Error::runtime("client_management: shared empty stanza table is read-only"))
+        })?,
+    )?;
+    lua.set_named_registry_value(KEY, &metatable)?;
+    Ok(metatable)
 }
 
 fn element_depth(element: &Element) -> usize {
