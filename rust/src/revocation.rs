@@ -156,14 +156,10 @@ fn plan_grant(grant_id: &str, ctx: &AccessContext, plan: &mut PlanBuilder) {
     }
 }
 
-/// Decides a revocation over the account's current facts.
+/// Decides a revocation over the account's current facts, selecting from the same list the
+/// user sees.
 pub fn plan_revocation(facts: &AccountFacts, selector: &str) -> RevocationPlan {
     let entries = list_entries(facts);
-    plan_revocation_over(facts, &entries, selector)
-}
-
-/// Same as [`plan_revocation`] over an already built list of `facts`.
-pub fn plan_revocation_over(facts: &AccountFacts, entries: &[Entry], selector: &str) -> RevocationPlan {
     let ctx = AccessContext::new(facts);
     let selected: Vec<&Entry> = match parse_selector(selector) {
         None => Vec::new(),
