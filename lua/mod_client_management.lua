@@ -523,10 +523,11 @@ end);
 local function find_legacy_client(username, full_jid)
 	local id = legacy_index:get_key(username, full_jid);
 	if id == nil and legacy_index:get(username) == nil then
-		-- First legacy bind since the index exists: index records written before it.
-		local records = client_store:get(username);
+		-- First legacy bind since the index exists: index records written before it (read
+		-- through the account cache, which the record lookup below uses anyway).
+		local entry = account_entry(username);
 		local index = {};
-		for client_id, record in pairs(records or {}) do
+		for client_id, record in pairs(load_records(username, entry) and entry.records or {}) do
 			if type(record) == "table" and record.legacy == true and type(record.full_jid) == "string" then
 				index[record.full_jid] = type(record.id) == "string" and record.id or client_id;
 			end
