@@ -50,9 +50,9 @@ pub fn account(n: usize) -> AccountFacts {
                 record.auth_token_id = Some(grant.clone());
                 facts.grants.push(Grant {
                     id: grant,
-                    created: Some(t),
-                    accessed: Some(t + 10),
-                    tokens: vec![GrantToken { expires: Some(1_900_000_000), role_priority: Some(35) }],
+                    created: Some((t) as f64),
+                    accessed: Some((t + 10) as f64),
+                    tokens: vec![GrantToken { expires: Some(1_900_000_000.0), role_priority: Some(35) }],
                     ..Default::default()
                 });
             }
@@ -63,7 +63,7 @@ pub fn account(n: usize) -> AccountFacts {
     for i in 0..n / 10 {
         facts.grants.push(Grant {
             id: format!("idle-{i:06}"),
-            created: Some(1_700_000_000 + i as i64),
+            created: Some((1_700_000_000 + i as i64) as f64),
             user_agent: UserAgent { software: Some("REST client".into()), ..Default::default() },
             ..Default::default()
         });

@@ -1,18 +1,21 @@
 //! Decision core of mod_client_management.
 //!
-//! Sans-I/O: the Lua module gathers facts about one account (stored client records,
-//! tokenauth grants, FAST tokens, live sessions, the clock) into [`model::AccountFacts`]; the
-//! core answers with an ordered list ([`listing`]), a rendered reply ([`render`]) or a
-//! revocation plan ([`revocation`]) that the Lua module carries out. Only the `lua` module
-//! knows about Lua, and only when built with the `module` or `embedded-lua` feature.
+//! Sans-I/O: the Lua module reads storage and sessions and hands the facts to an
+//! [`account::Account`], which owns an account's records and decides: how a login changes a
+//! record and when to store it, which records go ([`account`]), who has access ([`access`]),
+//! the ordered list ([`listing`]), rendered replies ([`render`]), revocation plans
+//! ([`revocation`]), what admins and users read ([`text`]). Only the `lua` module knows about
+//! Lua, and only when built with the `module` or `embedded-lua` feature.
 
 pub mod access;
+pub mod account;
 pub mod ids;
 pub mod listing;
 pub mod model;
 pub mod render;
 pub mod revocation;
 pub mod stats;
+pub mod text;
 
 #[cfg(any(feature = "module", feature = "embedded-lua"))]
 pub mod lua;

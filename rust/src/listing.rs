@@ -4,22 +4,23 @@
 
 use std::cmp::Ordering;
 
-use crate::access::{live_tokens, Access, AccessContext};
-use crate::model::{AccountFacts, Grant, Timestamp, UserAgent};
+use crate::access::{live_tokens, AccessContext, AccessPaths};
+use crate::model::{timestamp_from_f64, AccountFacts, Grant, Timestamp, UserAgent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
-    /// A client that logged in over XMPP (`client/<id>`).
-    Session,
-    /// A grant no listed client used to log in (`grant/<id>`).
-    Access,
+    /// A client that logged in over XMPP (`client/<id>`, protocol type `session`).
+    Client,
+    /// A grant no listed client used to log in (`grant/<id>`, protocol type `access`).
+    Grant,
 }
 
 impl EntryKind {
-    pub fn as_str(self) -> &'static str {
+    /// The `type` attribute of the protocols.
+    pub fn protocol_type(self) -> &'static str {
         match self {
-            EntryKind::Session => "session",
-            EntryKind::Access => "access",
+            EntryKind::Client => "session",
+            EntryKind::Grant => "access",
         }
     }
 }
@@ -58,7 +59,7 @@ pub struct Entry<'a> {
     pub first_seen: Option<Timestamp>,
     pub last_seen: Option<Timestamp>,
     pub expires: Option<Timestamp>,
-    pub access: Access,
+    pub access: AccessPaths,
     pub permission: Permission,
     pub user_agent: &'a UserAgent,
 }
@@ -66,8 +67,8 @@ pub struct Entry<'a> {
 impl Entry<'_> {
     pub fn prefix(&self) -> &'static str {
         match self.kind {
-            EntryKind::Session => "client/",
-            EntryKind::Access => "grant/",
+            EntryKind::Client => "client/",
+            EntryKind::Grant => "grant/",
         }
     }
 
@@ -87,11 +88,10 @@ impl Entry<'_> {
     /// The ways in, as admins read them: `password,fast,grant,online`.
     pub fn access_summary(&self) -> String {
         let access = &self.access;
-        let has_grant = access.grant.is_some() || self.kind == EntryKind::Access;
         [
             (access.password.is_some(), "password"),
             (access.fast, "fast"),
-            (has_grant, "grant"),
+            (access.grant.is_some(), "grant"),
             (access.connected, "online"),
         ]
         .iter()
@@ -116,14 +116,14 @@ pub fn compare_entries(a: &Entry, b: &Entry) -> Ordering {
 /// open-ended, or it has no live tokens).
 pub fn grant_expiry(grant: &Grant, now: f64) -> Option<Timestamp> {
     if grant.expires.is_some() {
-        return grant.expires;
+        return grant.expires.and_then(timestamp_from_f64);
     }
-    let mut latest = None;
+    let mut latest: Option<f64> = None;
     for token in live_tokens(grant, now) {
         let expires = token.expires?;
-        latest = latest.max(Some(expires));
+        latest = Some(latest.map_or(expires, |l| l.max(expires)));
     }
-    latest
+    latest.and_then(timestamp_from_f64)
 }
 
 /// Permission a grant carries: `restricted` when none of its live tokens acts with a role as
@@ -138,7 +138,7 @@ pub fn grant_permission(grant: &Grant, account_role_priority: Option<i64>, now: 
     }
 }
 
-fn session_permission(access: &Access, ctx: &AccessContext) -> Permission {
+fn session_permission(access: &AccessPaths, ctx: &AccessContext) -> Permission {
     match access.grant {
         Some(index) if access.password.is_none() && !access.fast => {
             grant_permission(ctx.grant(index), ctx.facts().account_role_priority, ctx.facts().now)
@@ -162,7 +162,7 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
             grant_used[grant] = true;
         }
         entries.push(Entry {
-            kind: EntryKind::Session,
+            kind: EntryKind::Client,
             id: &record.id,
             source: Source::Record(index),
             first_seen: record.first_seen,
@@ -179,13 +179,13 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
             continue;
         }
         entries.push(Entry {
-            kind: EntryKind::Access,
+            kind: EntryKind::Grant,
             id: &grant.id,
             source: Source::Grant(index),
-            first_seen: grant.created,
-            last_seen: grant.accessed,
+            first_seen: grant.created.and_then(timestamp_from_f64),
+            last_seen: grant.accessed.and_then(timestamp_from_f64),
             expires: grant_expiry(grant, facts.now),
-            access: Access { grant: Some(index), ..Access::default() },
+            access: AccessPaths { grant: Some(index), ..AccessPaths::default() },
             permission: grant_permission(grant, facts.account_role_priority, facts.now),
             user_agent: &grant.user_agent,
         });
@@ -237,7 +237,7 @@ mod tests {
                 password_record("z", None, None),
                 password_record("e", Some(1), Some(20)),
             ],
-            grants: vec![Grant { id: "a".into(), created: Some(1), accessed: Some(20), ..Default::default() }],
+            grants: vec![Grant { id: "a".into(), created: Some(1.0), accessed: Some(20.0), ..Default::default() }],
             ..Default::default()
         };
         let listed = ids(&list_entries(&facts));
@@ -259,29 +259,29 @@ mod tests {
                 ..Default::default()
             }],
             grants: vec![
-                Grant { id: "g1".into(), created: Some(1), ..Default::default() },
-                Grant { id: "g2".into(), created: Some(2), ..Default::default() },
+                Grant { id: "g1".into(), created: Some(1.0), ..Default::default() },
+                Grant { id: "g2".into(), created: Some(2.0), ..Default::default() },
             ],
             ..Default::default()
         };
         let entries = list_entries(&facts);
         assert_eq!(ids(&entries), ["client/app", "grant/g2"]);
-        assert_eq!(entries[0].kind, EntryKind::Session);
+        assert_eq!(entries[0].kind, EntryKind::Client);
         assert_eq!(entries[0].access.grant, Some(0));
         assert_eq!(entries[0].permission, Permission::Normal);
-        assert_eq!(entries[1].kind, EntryKind::Access);
+        assert_eq!(entries[1].kind, EntryKind::Grant);
     }
 
     #[test]
     fn access_entries_take_times_expiry_and_agent_from_the_grant() {
         let grant = Grant {
             id: "g".into(),
-            created: Some(100),
-            accessed: Some(200),
+            created: Some(100.0),
+            accessed: Some(200.0),
             expires: None,
             tokens: vec![
-                GrantToken { expires: Some(900), role_priority: None },
-                GrantToken { expires: Some(700), role_priority: None },
+                GrantToken { expires: Some(900.0), role_priority: None },
+                GrantToken { expires: Some(700.0), role_priority: None },
             ],
             user_agent: UserAgent { software: Some("App".into()), ..Default::default() },
             ..Default::default()
@@ -308,8 +308,8 @@ mod tests {
                 },
                 ..Default::default()
             }],
-            grants: vec![Grant { id: "g".into(), created: Some(1), ..Default::default() }],
-            sessions: vec![SessionFact { full_jid: "u@h/r".into(), ..Default::default() }],
+            grants: vec![Grant { id: "g".into(), created: Some(1.0), ..Default::default() }],
+            sessions: vec![SessionFact { full_jid: Some("u@h/r".into()), client_id: Some("c".into()), ..Default::default() }],
             ..Default::default()
         };
         let entries = list_entries(&facts);
@@ -322,8 +322,8 @@ mod tests {
 
     #[test]
     fn grant_expiry_prefers_the_grant_and_open_ended_tokens_mean_none() {
-        let mut grant = Grant { expires: Some(50), ..Default::default() };
-        grant.tokens.push(GrantToken { expires: Some(900), role_priority: None });
+        let mut grant = Grant { expires: Some(50.0), ..Default::default() };
+        grant.tokens.push(GrantToken { expires: Some(900.0), role_priority: None });
         assert_eq!(grant_expiry(&grant, 0.0), Some(50));
         grant.expires = None;
         assert_eq!(grant_expiry(&grant, 0.0), Some(900));
@@ -354,7 +354,7 @@ mod tests {
                 ClientRecord { id: "live".into(), full_jid: Some("u@h/r".into()), ..Default::default() },
             ],
             grants: vec![grant],
-            sessions: vec![SessionFact { full_jid: "u@h/r".into(), ..Default::default() }],
+            sessions: vec![SessionFact { full_jid: Some("u@h/r".into()), ..Default::default() }],
             account_role_priority: Some(25),
             ..Default::default()
         };

@@ -1,11 +1,33 @@
-//! Plain facts the Lua module gathers once per request. Nothing here knows about Lua or
-//! Prosody: every field is already decoded, and anything that was malformed in storage has
-//! been dropped by the decoder, field by field.
+//! Plain facts the Lua module gathers. Nothing here knows about Lua or Prosody: every field is
+//! already decoded, and anything that was malformed in storage has been dropped by the decoder.
 
 use std::collections::HashMap;
 
-/// Unix time in whole seconds (Prosody stores `os.time()` integers; FAST uses floats).
+/// A point in time: unix seconds (Prosody stores `os.time()` integers; FAST uses floats).
 pub type Timestamp = i64;
+
+/// A length of time in seconds.
+pub type Seconds = i64;
+
+/// Longest SASL2 `<user-agent id>` a login may use, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
+
+/// Software names, versions, ids, devices and URIs are kept to this many characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+
+/// The text cut to [`MAX_TEXT_CHARS`] characters (never inside a UTF-8 sequence).
+pub fn bounded_text(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_TEXT_CHARS) {
+        text.truncate(cut);
+    }
+    text
+}
+
+/// Why a SASL2 client id cannot be used, if it cannot: the text of the SASL2 failure.
+pub fn client_id_problem(id: &[u8]) -> Option<String> {
+    (id.len() > MAX_CLIENT_ID_BYTES)
+        .then(|| format!("Client identifier too long (at most {MAX_CLIENT_ID_BYTES} bytes)"))
+}
 
 /// What a client says about itself (SASL2 `<user-agent>`, or OAuth client registration).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +47,18 @@ impl UserAgent {
             && self.uri.is_none()
             && self.device.is_none()
     }
+
+    /// Every field cut to [`MAX_TEXT_CHARS`]: clients and OAuth registrations choose these.
+    pub fn bounded(self) -> UserAgent {
+        let cut = |field: Option<String>| field.map(bounded_text);
+        UserAgent {
+            software: cut(self.software),
+            software_id: cut(self.software_id),
+            software_version: cut(self.software_version),
+            uri: cut(self.uri),
+            device: cut(self.device),
+        }
+    }
 }
 
 /// One record of the `clients` store (SPEC §2).
@@ -42,24 +76,35 @@ pub struct ClientRecord {
     pub legacy: bool,
 }
 
+impl ClientRecord {
+    /// When the client last logged in, else when it was first seen.
+    pub fn last_activity(&self) -> Option<Timestamp> {
+        self.last_seen.or(self.first_seen)
+    }
+}
+
 /// A tokenauth grant as stored in `auth_tokens`. Whether it is still valid is decided per
 /// request (see `access::grant_is_valid`), the way mod_tokenauth's `get_grant_info` decides.
+/// Times are kept as stored (mod_tokenauth compares them unrounded).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grant {
+    /// The store key: mod_tokenauth finds, revokes and logs in with grants by it.
     pub id: String,
-    pub created: Option<Timestamp>,
-    pub accessed: Option<Timestamp>,
-    pub expires: Option<Timestamp>,
+    pub created: Option<f64>,
+    pub accessed: Option<f64>,
+    pub expires: Option<f64>,
     pub tokens: Vec<GrantToken>,
     /// The stored grant has no `tokens` table at all (an old-style grant): never valid.
     pub tokens_missing: bool,
+    /// The stored grant has no `id` field: mod_tokenauth never accepts it.
+    pub id_missing: bool,
     /// From `data.oauth2_client`: name, uri, id, version.
     pub user_agent: UserAgent,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GrantToken {
-    pub expires: Option<Timestamp>,
+    pub expires: Option<f64>,
     /// Priority of the token's role; `None` when the token has no role of its own (it then
     /// acts with the account's role) or the role is unknown to the server.
     pub role_priority: Option<i64>,
@@ -73,14 +118,24 @@ pub struct FastToken {
     pub expires_at: f64,
 }
 
-/// A live (or hibernating) session of the account.
+/// A stream authenticated as the account: bound (online or hibernating), or authenticated and
+/// not bound yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionFact {
-    pub full_jid: String,
+    /// Position in the Lua module's list of sessions for this request; plans name sessions by it.
+    pub index: usize,
+    /// `None` while the stream has not bound a resource.
+    pub full_jid: Option<String>,
     /// SASL2 `<user-agent id>` of the session, if any.
     pub client_id: Option<String>,
     /// Grant whose token the session authenticated with, if any.
     pub grant_id: Option<String>,
+}
+
+impl SessionFact {
+    pub fn is_bound(&self) -> bool {
+        self.full_jid.is_some()
+    }
 }
 
 /// Everything the core needs to know about one account at one instant.
@@ -97,7 +152,7 @@ pub struct AccountFacts {
     pub account_role_priority: Option<i64>,
     /// mod_tokenauth's `tokenless_grant_ttl`: how long a grant without expiry and without
     /// live tokens survives its last access. `None`: forever.
-    pub tokenless_grant_ttl: Option<Timestamp>,
+    pub tokenless_grant_ttl: Option<Seconds>,
     pub now: f64,
 }
 
@@ -110,62 +165,27 @@ pub fn timestamp_from_f64(value: f64) -> Option<Timestamp> {
     }
 }
 
-/// A `clients` record as storage holds it, for generic (serde) decoding: every field
-/// optional, numbers as Lua gives them. [`StoredRecord::into_record`] applies the same rules
-/// as the hand-written decoder in the Lua glue, which is used on the hot path.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct StoredRecord {
-    pub id: Option<String>,
-    pub first_seen: Option<f64>,
-    pub last_seen: Option<f64>,
-    pub full_jid: Option<String>,
-    pub mechanisms: Option<HashMap<String, f64>>,
-    pub fast_auth: Option<f64>,
-    pub auth_token_id: Option<String>,
-    pub user_agent: Option<StoredUserAgent>,
-    pub legacy: Option<bool>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct StoredUserAgent {
-    pub software: Option<String>,
-    pub software_id: Option<String>,
-    pub software_version: Option<String>,
-    pub uri: Option<String>,
-    pub device: Option<String>,
-}
+    #[test]
+    fn texts_are_cut_on_character_boundaries() {
+        let ascii = "a".repeat(300);
+        assert_eq!(bounded_text(ascii).len(), MAX_TEXT_CHARS);
+        let wide = "é".repeat(255) + "😀😀";
+        let cut = bounded_text(wide);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+        assert!(cut.ends_with('😀'));
+        assert_eq!(bounded_text("short".into()), "short");
+        let exact = "x".repeat(MAX_TEXT_CHARS);
+        assert_eq!(bounded_text(exact.clone()), exact);
+    }
 
-impl StoredRecord {
-    /// The record, or `None` if a time is not a usable number. `key` is the store key, the
-    /// id when the record carries none.
-    pub fn into_record(self, key: &str) -> Option<ClientRecord> {
-        fn time(value: Option<f64>) -> Option<Option<Timestamp>> {
-            match value {
-                None => Some(None),
-                Some(v) => timestamp_from_f64(v).map(Some),
-            }
-        }
-        let mut mechanisms = Vec::new();
-        for (name, used) in self.mechanisms.unwrap_or_default() {
-            mechanisms.push((name, timestamp_from_f64(used)?));
-        }
-        let ua = self.user_agent.unwrap_or_default();
-        Some(ClientRecord {
-            id: self.id.unwrap_or_else(|| key.to_owned()),
-            first_seen: time(self.first_seen)?,
-            last_seen: time(self.last_seen)?,
-            full_jid: self.full_jid,
-            mechanisms,
-            fast_auth: time(self.fast_auth)?,
-            auth_token_id: self.auth_token_id,
-            user_agent: UserAgent {
-                software: ua.software,
-                software_id: ua.software_id,
-                software_version: ua.software_version,
-                uri: ua.uri,
-                device: ua.device,
-            },
-            legacy: self.legacy.unwrap_or(false),
-        })
+    #[test]
+    fn client_ids_up_to_256_bytes_are_fine() {
+        assert_eq!(client_id_problem(&[b'x'; 256]), None);
+        let problem = client_id_problem(&[b'x'; 257]).unwrap();
+        assert_eq!(problem, "Client identifier too long (at most 256 bytes)");
     }
 }

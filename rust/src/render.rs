@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::listing::{Entry, EntryKind};
+use crate::listing::Entry;
 use crate::model::Timestamp;
 
 pub const NS_PROSODY: &str = "xmpp:prosody.im/protocol/manage-clients";
@@ -135,43 +135,22 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// XEP-0082 `YYYY-MM-DDThh:mm:ssZ` in UTC; `None` for times no calendar can show. Written
-/// digit by digit: it runs twice per listed client.
+/// XEP-0082 `YYYY-MM-DDThh:mm:ssZ` in UTC; `None` for times no calendar can show.
 pub fn format_datetime(timestamp: Timestamp) -> Option<String> {
+    const XEP_0082: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     let dt = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?;
-    let year = dt.year();
-    if !(0..=9999).contains(&year) {
+    if !(0..=9999).contains(&dt.year()) {
         return None;
     }
-    let (hour, minute, second) = dt.to_hms();
-    let mut out = [0u8; 20];
-    let mut put = |at: usize, value: u32, digits: usize| {
-        let mut value = value;
-        for i in (0..digits).rev() {
-            out[at + i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, year as u32, 4);
-    put(5, u8::from(dt.month()).into(), 2);
-    put(8, dt.day().into(), 2);
-    put(11, hour.into(), 2);
-    put(14, minute.into(), 2);
-    put(17, second.into(), 2);
-    out[4] = b'-';
-    out[7] = b'-';
-    out[10] = b'T';
-    out[13] = b':';
-    out[16] = b':';
-    out[19] = b'Z';
-    String::from_utf8(out.to_vec()).ok()
+    dt.format(XEP_0082).ok()
 }
 
 fn render_client(entry: &Entry, protocol: Protocol) -> Element {
     let mut client = Element::new("client")
         .attr("connected", if entry.access.connected { "true" } else { "false" })
         .attr("id", entry.listed_id())
-        .attr("type", entry.kind.as_str());
+        .attr("type", entry.kind.protocol_type());
 
     // Unknown times are left out rather than shown as "now".
     if let Some(text) = entry.first_seen.and_then(format_datetime) {
@@ -185,7 +164,7 @@ fn render_client(entry: &Entry, protocol: Protocol) -> Element {
     if entry.access.password.is_some() {
         auth.flag("password");
     }
-    let has_grant = entry.access.grant.is_some() || entry.kind == EntryKind::Access;
+    let has_grant = entry.access.grant.is_some();
     match protocol {
         Protocol::Prosody => {
             if has_grant {
@@ -290,8 +269,12 @@ mod tests {
                 },
                 ..Default::default()
             }],
-            grants: vec![Grant { id: "g".into(), created: Some(60), accessed: Some(120), ..Default::default() }],
-            sessions: vec![SessionFact { full_jid: "u@h/r".into(), ..Default::default() }],
+            grants: vec![Grant { id: "g".into(), created: Some(60.0), accessed: Some(120.0), ..Default::default() }],
+            sessions: vec![SessionFact {
+                full_jid: Some("u@h/r".into()),
+                client_id: Some("laptop".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }

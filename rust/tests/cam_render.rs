@@ -38,18 +38,18 @@ fn facts() -> AccountFacts {
     });
     facts.grants.push(Grant {
         id: "g-used".into(),
-        created: Some(1_700_000_150),
+        created: Some(1_700_000_150.0),
         tokens: vec![GrantToken { expires: None, role_priority: Some(20) }],
         ..Default::default()
     });
     facts.grants.push(Grant {
         id: "g-idle".into(),
-        created: Some(1_700_000_300),
-        accessed: Some(1_700_000_400),
+        created: Some(1_700_000_300.0),
+        accessed: Some(1_700_000_400.0),
         user_agent: UserAgent { software: Some("REST client".into()), ..Default::default() },
         ..Default::default()
     });
-    facts.sessions.push(SessionFact { full_jid: "u@h/laptop".into(), ..Default::default() });
+    facts.sessions.push(SessionFact { index: 1, full_jid: Some("u@h/laptop".into()), client_id: Some("laptop/1".into()), grant_id: None });
     facts
 }
 

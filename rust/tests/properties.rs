@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use client_management::ids::fast_token_key_prefix;
-use client_management::listing::{list_entries, EntryKind};
+use client_management::access::{session_is_of, AccessContext};
+use client_management::account::{Account, Login, Moment, Policy};
+use client_management::listing::{list_entries, EntryKind, Source};
 use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
 use client_management::render::{render_clients, Protocol};
 use client_management::revocation::{plan_revocation, Action, Outcome};
@@ -32,6 +34,11 @@ impl Rng {
     fn time(&mut self) -> Option<i64> {
         self.chance(85).then(|| 1_000 + self.below(50) as i64)
     }
+    /// A grant or token time as stored: usually whole seconds, sometimes not.
+    fn stored_time(&mut self) -> f64 {
+        let seconds = 1_000.0 + self.below(60) as f64;
+        if self.chance(20) { seconds + 0.5 } else { seconds }
+    }
 }
 
 const MECHANISMS: &[&str] = &["SCRAM-SHA-1", "PLAIN", "OAUTHBEARER", "HT-SHA-256-NONE", "HT-SHA-256-EXPR"];
@@ -49,17 +56,18 @@ fn account(rng: &mut Rng) -> AccountFacts {
         let id = format!("g{i}");
         let tokens = (0..rng.below(3))
             .map(|_| GrantToken {
-                expires: rng.chance(50).then(|| 1_000 + rng.below(60) as i64),
+                expires: rng.chance(50).then(|| rng.stored_time()),
                 role_priority: rng.chance(50).then(|| [15, 25, 35][rng.below(3) as usize]),
             })
             .collect();
         facts.grants.push(Grant {
             id,
-            created: rng.time(),
-            accessed: rng.time(),
-            expires: rng.chance(30).then(|| 1_000 + rng.below(60) as i64),
+            created: rng.time().map(|t| t as f64),
+            accessed: rng.time().map(|t| t as f64),
+            expires: rng.chance(30).then(|| rng.stored_time()),
             tokens,
             tokens_missing: rng.chance(5),
+            id_missing: rng.chance(5),
             user_agent: UserAgent {
                 software: rng.chance(70).then(|| rng.pick(SOFTWARE).to_owned()),
                 software_version: rng.chance(50).then(|| rng.pick(&["1", "2"]).to_owned()),
@@ -78,14 +86,19 @@ fn account(rng: &mut Rng) -> AccountFacts {
                 FastToken { issued_at: 990.0 + rng.below(50) as f64, expires_at: 1_000.0 + rng.below(60) as f64 },
             );
         }
-        if let Some(jid) = &full_jid {
-            if rng.chance(40) {
-                facts.sessions.push(SessionFact {
-                    full_jid: jid.clone(),
-                    client_id: rng.chance(50).then(|| id.clone()),
-                    grant_id: rng.chance(30).then(|| format!("g{}", rng.below(6))),
-                });
-            }
+        if rng.chance(40) {
+            // Bound (with the record's JID or another), or authenticated and not bound yet.
+            let session_jid = match rng.below(3) {
+                0 => full_jid.clone(),
+                1 => Some(format!("u@h/r{}", rng.below(8))),
+                _ => None,
+            };
+            facts.sessions.push(SessionFact {
+                index: facts.sessions.len() + 1,
+                full_jid: session_jid,
+                client_id: rng.chance(60).then(|| id.clone()),
+                grant_id: rng.chance(30).then(|| format!("g{}", rng.below(6))),
+            });
         }
         facts.records.push(ClientRecord {
             id,
@@ -121,8 +134,8 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
             assert!(entry.access.any(), "round {round}: listed without access");
             assert!(seen.insert(entry.listed_id()), "round {round}: duplicate {}", entry.listed_id());
         }
-        let used: HashSet<usize> = entries.iter().filter(|e| e.kind == EntryKind::Session).filter_map(|e| e.access.grant).collect();
-        for entry in entries.iter().filter(|e| e.kind == EntryKind::Access) {
+        let used: HashSet<usize> = entries.iter().filter(|e| e.kind == EntryKind::Client).filter_map(|e| e.access.grant).collect();
+        for entry in entries.iter().filter(|e| e.kind == EntryKind::Grant) {
             assert!(!used.contains(&entry.access.grant.unwrap()), "round {round}: grant listed twice");
         }
         for pair in entries.windows(2) {
@@ -140,8 +153,8 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
         // Decide first, then act: a client with password access is never touched, and an
         // error other than password-reset-required means nothing to do.
         for entry in &entries {
-            let plan = plan_revocation(&facts, &entry.listed_id());
-            if entry.kind == EntryKind::Session && entry.access.password.is_some() {
+            let plan = plan_revocation(&facts, &entry.listed_id(), true);
+            if entry.kind == EntryKind::Client && entry.access.password.is_some() {
                 assert_eq!(plan.outcome, Outcome::PasswordResetRequired, "round {round}");
                 assert!(plan.actions.is_empty(), "round {round}: acted on a password client");
             } else {
@@ -151,10 +164,26 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
                 if let (Some(close), Some(revoke)) = (first_close, last_revoke) {
                     assert!(revoke < close, "round {round}: a session closed before its credentials went");
                 }
+                // Every stream of the revoked client goes, bound or not.
+                let closed: HashSet<usize> = plan
+                    .actions
+                    .iter()
+                    .filter_map(|a| match a {
+                        Action::CloseSession { session } => Some(*session),
+                        _ => None,
+                    })
+                    .collect();
+                let streams: Vec<usize> = match entry.source {
+                    Source::Record(index) => facts.sessions.iter().filter(|s| session_is_of(s, &facts.records[index])).map(|s| s.index).collect(),
+                    Source::Grant(index) => facts.sessions.iter().filter(|s| s.grant_id.as_deref() == Some(facts.grants[index].id.as_str())).map(|s| s.index).collect(),
+                };
+                for stream in streams {
+                    assert!(closed.contains(&stream), "round {round}: {} left stream {stream} open", entry.listed_id());
+                }
             }
         }
         for selector in ["client/", "client/nope", "bogus/x", "grant/nope", "software/Nobody"] {
-            let plan = plan_revocation(&facts, selector);
+            let plan = plan_revocation(&facts, selector, true);
             assert_eq!(plan.outcome, Outcome::NotFound);
             assert!(plan.actions.is_empty());
         }
@@ -166,4 +195,72 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
         assert_eq!(clients.clients.len(), entries.len());
         let _: Element = render_clients(&entries, Protocol::Prosody).to_xml().parse().unwrap();
     }
+}
+
+/// Random logins into accounts with a small limit: the limit holds unless only credential
+/// holders and streams are left, those are never dropped, and everything changed is queued.
+#[test]
+fn accounts_keep_their_limits_and_never_drop_credentials() {
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    for round in 0..500 {
+        let mut facts = account(&mut rng);
+        let max_clients = 1 + rng.below(5) as usize;
+        let policy = Policy { max_clients, tokenless_grant_ttl: facts.tokenless_grant_ttl, ..Policy::default() };
+        let moment = Moment {
+            sessions: facts.sessions.clone(),
+            password_updated: facts.password_updated,
+            account_role_priority: facts.account_role_priority,
+            now: facts.now,
+        };
+        let mut account = Account::new(policy);
+        account.load_records(std::mem::take(&mut facts.records));
+        account.load_grants(facts.grants.clone(), facts.now);
+        account.load_fast_tokens(facts.fast_tokens.clone());
+        for step in 0..rng.below(12) {
+            let before: Vec<_> = account.records().to_vec();
+            let login = Login {
+                client_id: rng.chance(60).then(|| format!("{}{}", rng.pick(&["c", "n"]), rng.below(15))),
+                full_jid: Some(format!("u@h/r{}", rng.below(10))),
+                mechanism: Some(rng.pick(MECHANISMS).to_owned()),
+                grant_id: rng.chance(20).then(|| format!("g{}", rng.below(6))),
+                at: 1_020 + step as i64,
+                ..Login::default()
+            };
+            let outcome = account.record_login(login, moment.clone()).unwrap();
+            let view = with_records(&facts, &before);
+            let ctx = AccessContext::new(&view);
+            for id in &outcome.evicted {
+                let record = before.iter().find(|r| &r.id == id).unwrap();
+                let access = ctx.access_of(record);
+                assert!(!access.fast && access.grant.is_none() && !access.connected, "round {round}: dropped {id} holding access {access:?}");
+                assert_ne!(id, &outcome.client_id);
+            }
+            let count = account.records().len();
+            if outcome.is_new && count > max_clients {
+                // A new record pushes the account over the limit only when nothing else could go.
+                let view = with_records(&facts, account.records());
+                let ctx = AccessContext::new(&view);
+                let droppable = account
+                    .records()
+                    .iter()
+                    .filter(|r| r.id != outcome.client_id)
+                    .filter(|r| {
+                        let a = ctx.access_of(r);
+                        !a.fast && a.grant.is_none() && !a.connected
+                    })
+                    .count();
+                assert_eq!(droppable, 0, "round {round}: {count} records over {max_clients} with {droppable} droppable");
+            }
+            let batch = account.take_writes().unwrap();
+            assert!(batch.changed.contains(&outcome.client_id), "round {round}: the login's record is queued");
+            for id in &outcome.evicted {
+                assert!(batch.removed.contains(id), "round {round}: eviction of {id} not queued");
+            }
+        }
+    }
+}
+
+/// The facts with other records.
+fn with_records(facts: &AccountFacts, records: &[ClientRecord]) -> AccountFacts {
+    AccountFacts { records: records.to_vec(), ..facts.clone() }
 }

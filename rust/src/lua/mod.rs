@@ -1,0 +1,127 @@
+//! The one place where Lua meets the core, split by concern: [`decode`] (Lua tables in),
+//! [`encode`] (Lua tables out), [`stanza`] (util.stanza objects out), [`account`] (the account
+//! userdata) and the module table below.
+
+mod account;
+mod decode;
+mod encode;
+mod stanza;
+
+use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
+
+use crate::account::{Account, Policy};
+use crate::listing::list_entries;
+use crate::model::{client_id_problem, timestamp_from_f64};
+use crate::revocation::parse_selector;
+use crate::stats::SoftwareStats;
+use crate::text::{format_day, new_client_notice};
+
+use account::{account_facts, AccountHandle};
+use decode::{decode_moment, decode_policy, grant_user_agent};
+
+/// Read by the Lua module from the library file before loading it, so that a library of
+/// another version is refused without running any of its code.
+const MARKER: &str = concat!("client_management native core ", env!("CARGO_PKG_VERSION"), " for Lua 5.4\0");
+
+const fn marker_bytes() -> [u8; MARKER.len()] {
+    let bytes = MARKER.as_bytes();
+    let mut out = [0u8; MARKER.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// Exported so that no linker drops it.
+#[no_mangle]
+#[used]
+pub static CLIENT_MANAGEMENT_VERSION_MARKER: [u8; MARKER.len()] = marker_bytes();
+
+/// One module instance's options (a host loads its own).
+struct Engine(Policy);
+
+impl UserData for Engine {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("new_account", |_, this, ()| Ok(AccountHandle(Account::new(this.0))));
+        // `engine:grant_notice(grant, moment)` → session indices to tell and the text, or
+        // nothing when notices are off.
+        methods.add_method("grant_notice", |lua, this, (grant, moment): (Table, Table)| {
+            if !this.0.notify_new_clients {
+                return Ok((None, None));
+            }
+            let moment = decode_moment(&moment)?;
+            let agent = grant_user_agent(&grant).unwrap_or_default().bounded();
+            let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
+            let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
+            let recipients = moment.sessions.iter().filter(|s| s.is_bound()).map(|s| s.index);
+            let notice = new_client_notice(agent.software, agent.device.as_deref(), at);
+            Ok((Some(lua.create_sequence_from(recipients)?), Some(notice)))
+        });
+    }
+}
+
+/// Host-wide statistics, fed one account at a time.
+struct StatsHandle(SoftwareStats);
+
+impl UserData for StatsHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `stats:add(account, moment)`.
+        methods.add_method_mut("add", |_, this, (account, moment): (mlua::AnyUserData, Table)| {
+            let mut account = account.borrow_mut::<AccountHandle>()?;
+            this.0.add_account(&list_entries(account_facts(&mut account, &moment)?));
+            Ok(())
+        });
+        // `stats:totals()` → accounts, clients.
+        methods.add_method("totals", |_, this, ()| Ok((this.0.accounts, this.0.clients)));
+        // `stats:rows()` → array of {software, version, accounts, clients, last_seen = day}.
+        methods.add_method("rows", |lua, this, ()| {
+            let rows = this.0.rows();
+            let list = lua.create_table_with_capacity(rows.len(), 0)?;
+            for (index, row) in rows.iter().enumerate() {
+                let item = lua.create_table()?;
+                item.raw_set("software", row.software.as_deref())?;
+                item.raw_set("version", row.version.as_deref())?;
+                item.raw_set("accounts", row.accounts)?;
+                item.raw_set("clients", row.clients)?;
+                item.raw_set("last_seen", row.last_seen.and_then(format_day))?;
+                list.raw_seti(index + 1, item)?;
+            }
+            Ok(list)
+        });
+    }
+}
+
+/// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`,
+/// `selector_kind(selector)`, `new_software_stats()`.
+pub fn open(lua: &Lua) -> Result<Table> {
+    let exports = lua.create_table()?;
+    exports.set("version", crate::VERSION)?;
+    exports.set(
+        "new_engine",
+        lua.create_function(|_, options: Table| Ok(Engine(decode_policy(&options)?)))?,
+    )?;
+    exports.set(
+        "client_id_problem",
+        lua.create_function(|_, id: LuaString| Ok(client_id_problem(&id.as_bytes())))?,
+    )?;
+    exports.set(
+        "selector_kind",
+        lua.create_function(|_, selector: LuaString| {
+            let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
+            Ok(parse_selector(&selector).map(|parsed| parsed.kind()))
+        })?,
+    )?;
+    exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;
+    Ok(exports)
+}
+
+#[cfg(feature = "module")]
+#[mlua::lua_module]
+fn client_management(lua: &Lua) -> Result<Table> {
+    open(lua)
+}
+
+#[cfg(all(test, feature = "embedded-lua", not(feature = "module")))]
+mod tests;

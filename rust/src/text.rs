@@ -1,0 +1,256 @@
+//! What people read: the shell's client listing, descriptions of clients in ad-hoc forms,
+//! new-client notices, and reports of what a revocation did.
+
+use crate::listing::Entry;
+use crate::model::Timestamp;
+use crate::revocation::RevocationPlan;
+
+/// `YYYY-MM-DD` (UTC); `None` for times no calendar can show.
+pub fn format_day(timestamp: Timestamp) -> Option<String> {
+    format(timestamp, time::macros::format_description!("[year]-[month]-[day]"))
+}
+
+/// `YYYY-MM-DD hh:mm` (UTC).
+pub fn format_minute(timestamp: Timestamp) -> Option<String> {
+    format(timestamp, time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"))
+}
+
+fn format(timestamp: Timestamp, description: &[time::format_description::BorrowedFormatItem<'_>]) -> Option<String> {
+    let dt = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?;
+    if !(0..=9999).contains(&dt.year()) {
+        return None;
+    }
+    dt.format(description).ok()
+}
+
+fn chars(text: &str) -> usize {
+    text.chars().count()
+}
+
+// ---------------------------------------------------------------------------------- shell
+
+const CLIENT_COLUMNS: [&str; 6] = ["ID", "Software", "First seen", "Last seen", "Expires", "Authentication"];
+/// Columns holding times: days in the table, minutes in blocks.
+const TIME_COLUMNS: std::ops::Range<usize> = 2..5;
+const SEPARATOR: &str = " | ";
+
+/// `user clients`: a table when every cell fits `width` whole (columns as wide as their
+/// widest cell, titles padded by one, as util.human.io pads), otherwise one block per client,
+/// so that ids are never cut (admins copy them into revoke_client).
+pub fn client_listing(entries: &[Entry], width: usize) -> Vec<String> {
+    let dash = |text: Option<String>| text.filter(|t| !t.is_empty()).unwrap_or_else(|| "-".to_owned());
+    let rows: Vec<[Option<String>; 6]> = entries
+        .iter()
+        .map(|e| [Some(e.listed_id()), e.software_label(), None, None, None, Some(e.access_summary())])
+        .collect();
+    let times: Vec<[Option<Timestamp>; 3]> = entries.iter().map(|e| [e.first_seen, e.last_seen, e.expires]).collect();
+    let cell = |row: usize, column: usize, day: bool| -> String {
+        if TIME_COLUMNS.contains(&column) {
+            let time = times[row][column - TIME_COLUMNS.start];
+            dash(time.and_then(if day { format_day } else { format_minute }))
+        } else {
+            dash(rows[row][column].clone())
+        }
+    };
+
+    let table: Vec<Vec<String>> = (0..entries.len()).map(|row| (0..6).map(|c| cell(row, c, true)).collect()).collect();
+    let mut widths: Vec<usize> = CLIENT_COLUMNS.iter().map(|title| chars(title) + 1).collect();
+    for row in &table {
+        for (column, text) in row.iter().enumerate() {
+            widths[column] = widths[column].max(chars(text));
+        }
+    }
+    let total = widths.iter().sum::<usize>() + SEPARATOR.len() * (widths.len() - 1);
+    if total <= width {
+        let line = |cells: &[&str]| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(text, width)| format!("{text}{}", " ".repeat(width - chars(text))))
+                .collect::<Vec<_>>()
+                .join(SEPARATOR)
+        };
+        let mut lines = vec![line(&CLIENT_COLUMNS)];
+        lines.extend(table.iter().map(|row| line(&row.iter().map(String::as_str).collect::<Vec<_>>())));
+        return lines;
+    }
+    let mut lines = Vec::new();
+    for row in 0..entries.len() {
+        if row > 0 {
+            lines.push(String::new());
+        }
+        lines.push(cell(row, 0, false));
+        for (column, title) in CLIENT_COLUMNS.iter().enumerate().skip(1) {
+            lines.push(format!("  {:<15} {}", format!("{title}:"), cell(row, column, false)));
+        }
+    }
+    lines
+}
+
+// ---------------------------------------------------------------------------------- users
+
+/// "Name Version on Device", as far as the client told.
+fn software_and_device(software: Option<String>, device: Option<&str>) -> String {
+    let mut text = software.unwrap_or_else(|| "Unknown software".to_owned());
+    if let Some(device) = device.filter(|d| !d.is_empty()) {
+        text.push_str(" on ");
+        text.push_str(device);
+    }
+    text
+}
+
+/// One line about a listed client, for forms and reports: what it is, how it gets in, when
+/// it was seen.
+pub fn describe_entry(entry: &Entry) -> String {
+    let mut ways: Vec<&str> = Vec::new();
+    if entry.access.password.is_some() {
+        ways.push("password");
+    }
+    if entry.access.fast {
+        ways.push("FAST");
+    }
+    if entry.access.grant.is_some() {
+        ways.push("grant");
+    }
+    if entry.access.connected {
+        ways.push("connected");
+    }
+    let mut text = format!(
+        "{} ({})",
+        software_and_device(entry.software_label(), entry.user_agent.device.as_deref()),
+        ways.join(", ")
+    );
+    let times = [("first seen", entry.first_seen), ("last seen", entry.last_seen), ("expires", entry.expires)];
+    let times: Vec<String> = times
+        .iter()
+        .filter_map(|(what, time)| time.and_then(format_day).map(|day| format!("{what} {day}")))
+        .collect();
+    if !times.is_empty() {
+        text.push_str(", ");
+        text.push_str(&times.join(", "));
+    }
+    text
+}
+
+/// The message the account's other streams get when a client first gains access.
+pub fn new_client_notice(software: Option<String>, device: Option<&str>, at: Timestamp) -> String {
+    let when = format_minute(at).map(|t| format!(" at {t} UTC")).unwrap_or_default();
+    format!(
+        "A new client got access to your account{when}: {}. If this was not you, revoke it with the \
+         \"Manage clients\" command (your server's ad-hoc commands), and change your password.",
+        software_and_device(software, device)
+    )
+}
+
+/// How a report reads: `info` when everything asked for was done, `warn` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub level: &'static str,
+    pub text: String,
+}
+
+/// What a revocation from an ad-hoc command did, or — when a step failed — what it could not
+/// finish. `label` describes a listed id.
+pub fn revocation_report(plan: &RevocationPlan, label: impl Fn(&str) -> String, failed: bool, closed_others: usize) -> Report {
+    let mut lines = Vec::new();
+    for id in &plan.revoked {
+        let verb = if failed { "Not finished (try again)" } else { "Revoked" };
+        lines.push(format!("{verb}: {}", label(id)));
+    }
+    for id in &plan.password_protected {
+        lines.push(format!(
+            "Needs a password change: {} (it logged in with your password and can do so again until you change it)",
+            label(id)
+        ));
+    }
+    for id in &plan.not_found {
+        lines.push(format!("Not found: {id}"));
+    }
+    if closed_others > 0 && !failed {
+        lines.push(format!("Signed out {closed_others} other stream(s)."));
+    }
+    if failed {
+        lines.push("A storage error stopped part of this; nothing above marked as not finished was skipped. Try again later.".to_owned());
+    }
+    if lines.is_empty() {
+        lines.push("Nothing was revoked.".to_owned());
+    }
+    let clean = !failed && plan.password_protected.is_empty() && plan.not_found.is_empty();
+    Report { level: if clean { "info" } else { "warn" }, text: lines.join("\n") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::list_entries;
+    use crate::model::{AccountFacts, ClientRecord, Grant, SessionFact, UserAgent};
+
+    fn facts() -> AccountFacts {
+        AccountFacts {
+            records: vec![ClientRecord {
+                id: "laptop".into(),
+                first_seen: Some(1_795_742_465),
+                last_seen: Some(1_795_742_525),
+                mechanisms: vec![("PLAIN".into(), 1_795_742_525)],
+                user_agent: UserAgent {
+                    software: Some("Gajim".into()),
+                    software_version: Some("1.9".into()),
+                    device: Some("Laptop".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            grants: vec![Grant { id: "g".into(), created: Some(1_795_742_400.0), ..Default::default() }],
+            sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/r".into()), client_id: Some("laptop".into()), grant_id: None }],
+            now: 1_795_742_600.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(format_day(1_795_742_465).as_deref(), Some("2026-11-27"));
+        assert_eq!(format_minute(1_795_742_465).as_deref(), Some("2026-11-27 01:21"));
+        assert_eq!(format_day(i64::MAX), None);
+    }
+
+    #[test]
+    fn a_listing_is_a_table_only_when_it_fits() {
+        let facts = facts();
+        let entries = list_entries(&facts);
+        let table = client_listing(&entries, 200);
+        assert_eq!(
+            table,
+            [
+                "ID            | Software  | First seen  | Last seen  | Expires  | Authentication ",
+                "grant/g       | -         | 2026-11-27  | -          | -        | grant          ",
+                "client/laptop | Gajim 1.9 | 2026-11-27  | 2026-11-27 | -        | password,online",
+            ]
+        );
+        let width = table[0].chars().count();
+        assert_eq!(client_listing(&entries, width), table);
+        let blocks = client_listing(&entries, width - 1);
+        assert_eq!(blocks[0], "grant/g");
+        assert_eq!(blocks[6], "");
+        assert_eq!(blocks[7], "client/laptop");
+        assert_eq!(blocks[9], "  First seen:     2026-11-27 01:21");
+        assert_eq!(blocks[12], "  Authentication: password,online");
+    }
+
+    #[test]
+    fn descriptions_say_what_how_and_when() {
+        let facts = facts();
+        let entries = list_entries(&facts);
+        assert_eq!(
+            describe_entry(&entries[1]),
+            "Gajim 1.9 on Laptop (password, connected), first seen 2026-11-27, last seen 2026-11-27"
+        );
+        assert_eq!(describe_entry(&entries[0]), "Unknown software (grant), first seen 2026-11-27");
+    }
+
+    #[test]
+    fn notices_name_the_client_and_the_way_to_revoke_it() {
+        let text = new_client_notice(Some("Gajim".into()), Some("Laptop"), 1_795_742_465);
+        assert!(text.contains("Gajim on Laptop") && text.contains("2026-11-27 01:21 UTC") && text.contains("\"Manage clients\""), "{text}");
+    }
+}
