@@ -170,12 +170,13 @@ export async function unboundLogin(server, { kind, username, password, token, us
         const fast = features.getChild("authentication", NS.sasl2).getChild("inline")?.getChild("fast", NS.fast);
         assert.ok(fast, `${kind}: FAST not offered to a stream from ${jid}: ${features}`);
       }
-      const opts = {
-        "sasl2-oauth": { mechanism: "OAUTHBEARER", initialResponse: oauthBearerResponse(username, token, server.host) },
-        "sasl2-fast": { mechanism: "HT-SHA-256-NONE", initialResponse: htSha256NoneResponse(username, token), fast: true },
-        "sasl2-password": { mechanism: "PLAIN", initialResponse: plainInitial(username, password) },
+      const make = {
+        "sasl2-oauth": () => ({ mechanism: "OAUTHBEARER", initialResponse: oauthBearerResponse(username, token, server.host) }),
+        "sasl2-fast": () => ({ mechanism: "HT-SHA-256-NONE", initialResponse: htSha256NoneResponse(username, token), fast: true }),
+        "sasl2-password": () => ({ mechanism: "PLAIN", initialResponse: plainInitial(username, password) }),
       }[kind];
-      assert.ok(opts, `unknown login kind ${kind}`);
+      assert.ok(make, `unknown login kind ${kind}`);
+      const opts = make();
       success = await sasl2Authenticate(conn, { ...opts, userAgent, requestToken }, timeout);
       assert.ok(success?.is("success", NS.sasl2), `${kind} login of ${jid} not accepted: ${success ?? "no answer"}`);
       // mod_sasl2 sends the post-authentication stream features right after <success/>
@@ -183,11 +184,12 @@ export async function unboundLogin(server, { kind, username, password, token, us
       assert.ok(after, `${kind}: no stream features after <success/>`);
       return { conn, success, features: after, jid };
     }
-    const opts = {
-      "legacy-oauth": { mechanism: "OAUTHBEARER", initialResponse: oauthBearerResponse(username, token, server.host) },
-      "legacy-plain": { mechanism: "PLAIN", initialResponse: plainInitial(username, password) },
+    const make = {
+      "legacy-oauth": () => ({ mechanism: "OAUTHBEARER", initialResponse: oauthBearerResponse(username, token, server.host) }),
+      "legacy-plain": () => ({ mechanism: "PLAIN", initialResponse: plainInitial(username, password) }),
     }[kind];
-    assert.ok(opts, `unknown login kind ${kind}`);
+    assert.ok(make, `unknown login kind ${kind}`);
+    const opts = make();
     assert.ok(features.getChild("mechanisms", NS.sasl), `${kind}: legacy SASL not offered: ${features}`);
     success = await legacyAuth(conn, opts, timeout);
     assert.ok(success?.is("success", NS.sasl), `${kind} login of ${jid} not accepted: ${success ?? "no answer"}`);

@@ -14,6 +14,7 @@ import { describe } from "node:test";
 import { useServer, e2eTest, sleep } from "../lib/harness.js";
 import { listClients, ids, entry, unixOf, nowSeconds } from "../lib/manage.js";
 import { clientRecords, internalStorage, storeFileExists, deleteAccount } from "../lib/inspect.js";
+import { unboundLogin, bind, waitEnded } from "../lib/rawauth.js";
 
 const WRITE_DELAY = 3;
 const WATCH_SECONDS = 15;
@@ -113,5 +114,28 @@ describe("account deletion leaves nothing", () => {
     const rec = (await clientRecords(server, a.user))?.["old-client"];
     assert.ok(rec && rec.first_seen >= deletedAt, `stored old-client is the old record revived: ${JSON.stringify(rec)}`);
     assert.equal(rec.ua?.software, undefined, `stored old-client keeps the deleted account's software: ${JSON.stringify(rec)}`);
+  });
+
+  e2eTest(fx, "deleting an account closes its streams: bound, and authenticated but not bound (SASL2 without Bind 2, legacy SASL)", async ({ server, account, login }) => {
+    const a = await account("del");
+    const bound = await login({ username: a.user, password: a.password, userAgent: { id: "bound" } });
+    const unbound = [
+      ["SASL2 without Bind 2", await unboundLogin(server, { kind: "sasl2-password", username: a.user, password: a.password, userAgent: { id: "unbound" } })],
+      ["legacy SASL, stream restarted", await unboundLogin(server, { kind: "legacy-plain", username: a.user, password: a.password })],
+    ];
+    try {
+      await deleteAccount(server, a.user);
+      assert.ok(await bound.waitClosed(5000), "the bound session of the deleted account is still open");
+      for (const [what, u] of unbound) {
+        const ended = await waitEnded(u.conn, 5000);
+        const reply = await bind(u.conn, "after-delete");
+        const session = await server.hasSession(`${a.jid}/after-delete`);
+        assert.ok(ended, `${what}: the deleted account's unbound stream is still open 5 s later (a bind then got: ${reply ?? "nothing"}; session created: ${session})`);
+        assert.notEqual(reply?.attrs.type, "result", `${what}: the deleted account's stream could still bind: ${reply}`);
+        assert.equal(session, false, `${what}: a session of the deleted account exists after the deletion`);
+      }
+    } finally {
+      for (const [, u] of unbound) u.conn.close();
+    }
   });
 });

@@ -154,10 +154,10 @@ describe("storage failures and recovery", () => {
     await sleep(1200); // last_seen has a resolution of one second
     const secondAt = nowSeconds();
     const second = await login({ username: a.user, password: a.password, userAgent: ua });
-    await second.close();
     const restore = await server.breakStore("clients", { user: a.user, write: true });
     let during;
     try {
+      await second.close();
       await sleep((WRITE_DELAY + 1.5) * 1000); // the batch is flushed, and fails
       during = (await clientRecords(server, a.user))?.batched;
     } finally {
