@@ -556,6 +556,25 @@ export class ProsodyServer {
       return null;
     }
   }
+
+  /**
+   * Make a store fail until the returned `restore()` is awaited: writes
+   * (`write`), and reads too (`read`). Internal storage only, and for every
+   * account of the store (`user` is accepted for other backends): the
+   * store's directory becomes 0555 (Prosody writes through a scratch file
+   * and a rename, so writes fail) or 0000 (reads fail too). Prosody must
+   * not run as root for this to work (as root the tests run it as `prosody`).
+   */
+  async breakStore(store, { user, read = false, write = true } = {}) {
+    const dir = path.join(this.hostDataDir, storeEncode(store));
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      chownR(this.hostDataDir, this.ids);
+    }
+    const mode = fs.statSync(dir).mode & 0o777;
+    fs.chmodSync(dir, read ? 0o000 : write ? 0o555 : mode);
+    return async () => fs.chmodSync(dir, mode);
+  }
 }
 
 /** Start a server; see ProsodyServer.configText() for `opts`. */
