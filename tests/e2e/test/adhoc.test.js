@@ -24,6 +24,7 @@ import {
 const REQ_UA = { id: "adhoc-requester", software: "Adhoc Requester", device: "Requester Laptop" };
 const PW_UA = { id: "adhoc-password", software: "Adhoc Password Client", device: "Password Phone" };
 const OAUTH_UA = { id: "adhoc-oauth", software: "Adhoc OAuth Client", device: "OAuth Tablet" };
+const FAST_UA = { id: "adhoc-fast", software: "Adhoc FAST Client", device: "FAST Phone" };
 const BARE_UA = { id: "adhoc-no-software" };
 const IDLE_APP = { name: "Adhoc Idle App", uri: "https://idle.adhoc.invalid/app", id: "adhoc-idle-app", version: "1.0" };
 const OAUTH_APP = { name: "Adhoc OAuth App", uri: "https://oauth.adhoc.invalid/app", id: "adhoc-oauth-app", version: "2.0" };
@@ -48,9 +49,10 @@ const utcDates = (...ts) => [...new Set(ts.map((t) => new Date(t * 1000).toISOSt
 /**
  * An account with: an idle grant (never used), a grant used by an OAUTHBEARER
  * session (a password-less client), a password client, optionally a legacy
- * (RFC 6120 SASL) password session, and the requesting session `me` (password).
+ * (RFC 6120 SASL) password session and a FAST client (password, then its
+ * FAST token), and the requesting session `me` (password).
  */
-async function accountWithClients({ server, account, login }, { legacy = false } = {}) {
+async function accountWithClients({ server, account, login }, { legacy = false, fast = false } = {}) {
   const t0 = nowSeconds();
   const a = await account("adhoc");
   const idle = await server.createGrant(a.user, { client: IDLE_APP });
@@ -60,15 +62,22 @@ async function accountWithClients({ server, account, login }, { legacy = false }
   const legacySession = legacy
     ? await login({ username: a.user, password: a.password, sasl2: false, resource: LEGACY_RESOURCE })
     : null;
+  let fastSession = null;
+  if (fast) {
+    const store = { token: null };
+    await (await login({ username: a.user, password: a.password, fast: store, userAgent: FAST_UA })).close();
+    assert.ok(store.token, "a FAST token was issued");
+    fastSession = await login({ username: a.user, fast: { token: store.token }, userAgent: FAST_UA });
+  }
   const me = await login({ username: a.user, password: a.password, userAgent: REQ_UA });
-  return { a, idle, used, oauth, pw, legacy: legacySession, me, dates: utcDates(t0, nowSeconds()) };
+  return { a, idle, used, oauth, pw, legacy: legacySession, fast: fastSession, me, dates: utcDates(t0, nowSeconds()) };
 }
 
 /** What must not have changed: the same ids listed, every session still there, both grants still there. */
 async function assertNothingChanged(server, fx, before, what) {
   const after = ids((await listClients(fx.me)).clients).sort();
   assert.deepEqual(after, [...before].sort(), `${what}: the list changed`);
-  for (const [name, s] of [["OAuth session", fx.oauth], ["password session", fx.pw], ["legacy session", fx.legacy], ["requesting session", fx.me]]) {
+  for (const [name, s] of [["OAuth session", fx.oauth], ["password session", fx.pw], ["legacy session", fx.legacy], ["FAST session", fx.fast], ["requesting session", fx.me]]) {
     if (!s) continue;
     assert.ok(!s.closed, `${what}: the ${name} was closed`);
     assert.ok(await server.hasSession(s.jid), `${what}: the ${name} is gone on the server`);
@@ -267,12 +276,13 @@ describe("ad-hoc commands: Manage clients and Sign out all other clients", () =>
 
   e2eTest(fx, "Manage clients: picking nothing completes (info) and changes nothing; so does a submission without the revoke field", async (ctx) => {
     const { t, server } = ctx;
-    const f = await accountWithClients(ctx, { legacy: true });
+    const f = await accountWithClients(ctx, { legacy: true, fast: true });
     const { clients } = await listClients(f.me);
     const before = ids(clients);
+    assert.deepEqual(entry(clients, clientId(FAST_UA)).auth, ["fast", "password"], "the FAST client is listed with both ways in");
 
     const first = await run(t, f.me, { node: NODE_MANAGE }, "manage-nothing-execute");
-    const { command, form } = assertManageForm(first, clients);
+    const { command, form } = assertManageForm(first, clients, { dates: f.dates });
     const done = await run(t, f.me, { node: NODE_MANAGE, action: "complete", sessionid: command.sessionid, form: manageAnswer(form, []) }, "manage-nothing-submit");
     const note = assertCompleted(done, NODE_MANAGE, "Manage clients, nothing picked");
     assert.equal(note.type, "info", `info when nothing was picked:\n${note.text}`);
