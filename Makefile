@@ -28,9 +28,10 @@ test-lua: plugin
 test-e2e: plugin
 	tests/e2e/run.sh
 
-# Every urn:xmpp:cam:0 reply the e2e tests captured, parsed by xmpp-parsers (pedantic).
+# Every urn:xmpp:cam:0 reply and every XEP-0050 command reply (with its data forms) the e2e
+# tests captured, parsed by xmpp-parsers (pedantic).
 test-cam-captures:
-	cargo test --test cam_captures
+	cargo test --test cam_captures --test adhoc_captures
 
 # Criterion (core and Lua crossing), then a real Prosody measured by a real client.
 bench: deps plugin

@@ -6,6 +6,8 @@
 // Used by test/cam.test.js for rust/tests/cam_captures.rs (xmpp-parsers' `cam`
 // module, `pedantic`). Directory: $CAM_CAPTURE_DIR, else
 // <repo>/build/e2e-captures/cam; a relative path is taken from the repo root.
+// lib/adhoc.js (CommandCaptures) uses it with its own directory for
+// rust/tests/adhoc_captures.rs.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
