@@ -85,6 +85,11 @@ impl UserData for AccountHandle {
             }
         });
         methods.add_method("records_loaded", |_, this, ()| Ok(this.0.records_loaded()));
+        // `account:record(id)` → the record as stored, or nil.
+        methods.add_method("record", |lua, this, id: LuaString| {
+            let id = id.to_str().map(|s| s.to_owned()).unwrap_or_default();
+            this.0.record(&id).map(|record| record_table(lua, record)).transpose()
+        });
         methods.add_method_mut("note", |_, this, event: String| {
             let event = crate::account::CacheEvent::from_name(&event).ok_or_else(|| runtime(format!("unknown event '{event}'")))?;
             this.0.note(event);
