@@ -75,6 +75,8 @@ end
 local function load_core_from(path)
 	local data = read_file(path);
 	if not data then return nil; end
+	-- Named before anything is done with it, so that even a crash points at the file.
+	module:log("info", "Loading native library %s", path);
 	local problem = elf_problem(data);
 	if problem then return nil, ("%s: %s"):format(path, problem); end
 	local version, lua_version = data:match("client_management native core (%S+) for Lua (%d+%.%d+)\0");
@@ -85,7 +87,6 @@ local function load_core_from(path)
 	elseif version ~= MODULE_VERSION then
 		return nil, ("%s is version %s, this module is version %s"):format(path, version, MODULE_VERSION);
 	end
-	module:log("info", "Loading native library %s", path);
 	local open, load_err = package.loadlib(path, "luaopen_"..CORE_NAME);
 	if not open then return nil, ("%s: %s"):format(path, load_err); end
 	local ok, lib = pcall(open);

@@ -150,27 +150,26 @@ pub struct Report {
 }
 
 /// What a revocation from an ad-hoc command did, or — when a step failed — what it could not
-/// finish. `label` describes a listed id.
+/// finish: one line per outcome, naming the clients (`label` describes a listed id).
 pub fn revocation_report(plan: &RevocationPlan, label: impl Fn(&str) -> String, failed: bool, closed_others: usize) -> Report {
+    let names = |ids: &[String], describe: &dyn Fn(&str) -> String| ids.iter().map(|id| describe(id)).collect::<Vec<_>>().join("; ");
     let mut lines = Vec::new();
-    for id in &plan.revoked {
-        let verb = if failed { "Not finished (try again)" } else { "Revoked" };
-        lines.push(format!("{verb}: {}", label(id)));
+    if !plan.revoked.is_empty() && failed {
+        lines.push(format!("Failed: {} (a storage error stopped part of it; try again later)", names(&plan.revoked, &label)));
+    } else if !plan.revoked.is_empty() {
+        lines.push(format!("Revoked: {}", names(&plan.revoked, &label)));
     }
-    for id in &plan.password_protected {
+    if !plan.password_protected.is_empty() {
         lines.push(format!(
-            "Needs a password change: {} (it logged in with your password and can do so again until you change it)",
-            label(id)
+            "Needs a password change: {} (logged in with your password, so it can log in again until you change it)",
+            names(&plan.password_protected, &label)
         ));
     }
-    for id in &plan.not_found {
-        lines.push(format!("Not found: {id}"));
+    if !plan.not_found.is_empty() {
+        lines.push(format!("Not found: {}", names(&plan.not_found, &|id: &str| id.to_owned())));
     }
     if closed_others > 0 && !failed {
-        lines.push(format!("Signed out {closed_others} other stream(s)."));
-    }
-    if failed {
-        lines.push("A storage error stopped part of this; nothing above marked as not finished was skipped. Try again later.".to_owned());
+        lines.push(format!("Closed {closed_others} other connection(s)."));
     }
     if lines.is_empty() {
         lines.push("Nothing was revoked.".to_owned());
@@ -246,6 +245,26 @@ mod tests {
             "Gajim 1.9 on Laptop (password, connected), first seen 2026-11-27, last seen 2026-11-27"
         );
         assert_eq!(describe_entry(&entries[0]), "Unknown software (grant), first seen 2026-11-27");
+    }
+
+    #[test]
+    fn reports_have_one_line_per_outcome() {
+        use crate::revocation::{plan_selection, Outcome};
+        let facts = facts();
+        let entries = list_entries(&facts);
+        let label = |id: &str| entries.iter().find(|e| e.listed_id() == id).map_or_else(|| id.to_owned(), describe_entry);
+        let ids = ["grant/g", "client/laptop", "client/gone"].map(String::from);
+        let plan = plan_selection(&facts, &ids);
+        assert_eq!(plan.outcome, Outcome::PasswordResetRequired);
+        let report = revocation_report(&plan, label, false, 0);
+        assert_eq!(report.level, "warn");
+        let lines: Vec<&str> = report.text.lines().collect();
+        assert_eq!(lines.len(), 3, "{}", report.text);
+        assert!(lines[0].starts_with("Revoked: Unknown software (grant)"));
+        assert!(lines[1].starts_with("Needs a password change: Gajim 1.9 on Laptop"));
+        assert_eq!(lines[2], "Not found: client/gone");
+        let failed = revocation_report(&plan, label, true, 0);
+        assert!(failed.text.starts_with("Failed: Unknown software (grant)"), "{}", failed.text);
     }
 
     #[test]

@@ -93,7 +93,8 @@ export async function clientRecords(server, user) {
  * client_id, hibernating, destroyed }].
  */
 export async function c2sSessions(server, user) {
-  return (await server.lua(`
+  // util.json writes an empty Lua table as {}: no sessions.
+  const sessions = await server.lua(`
     local c2s = assert(require "prosody.core.modulemanager".get_module("*", "c2s"), "mod_c2s not loaded");
     local r = {};
     for _, s in pairs(c2s.module:shared("sessions")) do
@@ -112,7 +113,8 @@ export async function c2sSessions(server, user) {
         end
       end
     end
-    return r;`)) ?? [];
+    return r;`);
+  return Array.isArray(sessions) ? sessions : Object.values(sessions ?? {});
 }
 
 /** Lua expression: the module's environment (its public API globals). */

@@ -229,7 +229,7 @@ describe("records per account are capped (client_management_max_clients, default
       assert.equal(records["old-password"], undefined, "old-password (password only, not connected, least recently seen) was kept past the cap");
 
       const legacyIndex = await storeGet(server, "client_management_legacy", a.user);
-      assert.ok(legacyIndex.ok && (legacyIndex.value === null || Object.keys(legacyIndex.value).length === 0),
+      assert.ok(legacyIndex.ok && (legacyIndex.value == null || Object.keys(legacyIndex.value).length === 0),
         `the client_management_legacy store holds data: ${JSON.stringify(legacyIndex).slice(0, 300)}`);
       if (internalStorage(server)) {
         assert.equal(storeFileExists(server, "client_management_legacy", a.user), false,

@@ -34,8 +34,12 @@ async function storedIds(server, user) {
   return Object.keys((await clientRecords(server, user)) ?? {}).sort();
 }
 
+// mod_cron runs daily tasks a second after start-up (cron_initial_delay): these servers put
+// that off, so that only the commands under test prune. The daily job has its own test.
+const NO_CRON = { cron_initial_delay: 86400 };
+
 describe("prune (client_management_retention = 60 s)", () => {
-  const fx = useServer({ options: { client_management_retention: 60 } });
+  const fx = useServer({ options: { client_management_retention: 60 }, globalOptions: NO_CRON });
 
   e2eTest(fx, "prune --dry-run counts and deletes nothing; prune deletes exactly the records without access last seen before the retention", async ({ server, account }) => {
     const now = nowSeconds();
@@ -109,9 +113,39 @@ describe("prune (client_management_retention = 60 s)", () => {
   });
 });
 
+describe("the daily prune job (module:daily)", () => {
+  const fx = useServer({ options: { client_management_retention: 60 }, globalOptions: NO_CRON });
+
+  e2eTest(fx, "is registered with mod_cron and, when it runs, deletes what prune would", async ({ server, account }) => {
+    const hourAgo = nowSeconds() - 3600;
+    const a = await account("daily");
+    await storeSet(server, "clients", a.user, {
+      stale: { id: "stale", first_seen: hourAgo, last_seen: hourAgo, mechanisms: { OAUTHBEARER: hourAgo }, auth_token_id: "gone" },
+      recent: { id: "recent", first_seen: nowSeconds(), last_seen: nowSeconds(), mechanisms: { OAUTHBEARER: nowSeconds() }, auth_token_id: "gone" },
+    });
+    const mark = server.logOffset();
+    // What mod_cron does when the day is over: run the host's task in an async runner.
+    const task = await server.lua(`
+      local mod = assert(require "prosody.core.modulemanager".get_module("localhost", "client_management"));
+      for _, task in ipairs(mod.module:get_host_items("task")) do
+        if task.id == "client_management/prune_client_records" then
+          require "prosody.util.async".runner(function () task:run(os.time()) end):run(true);
+          return { id = task.id, when = task.when };
+        end
+      end
+      return nil;`);
+    assert.deepEqual(task, { id: "client_management/prune_client_records", when: "daily" }, "the daily task is registered");
+    assert.ok(await eventually(async () => JSON.stringify(await storedIds(server, a.user)) === JSON.stringify(["recent"]), { timeout: 10000 }),
+      `after the daily job: ${JSON.stringify(await storedIds(server, a.user))}`);
+    assert.ok(server.logSince(mark).some((l) => /Pruned 1 client record\(s\) from 1 account\(s\), 0 account\(s\) failed/.test(l)),
+      "the job logs what it did");
+  });
+});
+
 describe("privacy options: client_management_store_full_jids = false, client_management_store_device_names = false", () => {
   const fx = useServer({
     options: { client_management_store_full_jids: false, client_management_store_device_names: false },
+    globalOptions: NO_CRON,
   });
 
   e2eTest(fx, "a SASL2 client's record has no full_jid and no device; it is listed as connected and revocable", async ({ server, account, login, tryLogin }) => {
