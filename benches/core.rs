@@ -70,7 +70,8 @@ pub fn account(n: usize) -> AccountFacts {
     }
     for i in (0..n).step_by(50) {
         facts.sessions.push(SessionFact {
-            full_jid: format!("user@example.com/res-{i}"),
+            index: facts.sessions.len() + 1,
+            full_jid: Some(format!("user@example.com/res-{i}")),
             client_id: Some(format!("client-{i:06}")),
             grant_id: None,
         });
@@ -88,7 +89,7 @@ fn bench_core(c: &mut Criterion) {
             b.iter(|| render_clients(black_box(e), Protocol::Cam).children.len())
         });
         group.bench_with_input(BenchmarkId::new("plan_software", n), &facts, |b, f| {
-            b.iter(|| plan_revocation(black_box(f), "software/Client 3/1.1").actions.len())
+            b.iter(|| plan_revocation(black_box(f), "software/Client 3/1.1", true).actions.len())
         });
     }
     group.finish();

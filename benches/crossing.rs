@@ -1,13 +1,20 @@
-//! The Lua -> Rust -> Lua crossing as Prosody makes it: a request table of N stored records
-//! in, a util.stanza-shaped `<clients>` (or the API's entry tables) out.
+//! The Lua -> Rust -> Lua crossing as Prosody makes it: an account's stored records in, a
+//! util.stanza-shaped `<clients>` (or the API's entry tables) out; and a login recorded.
+//!
+//! `decode/*` compares the record decoder the module uses (hand-written, behind
+//! `account:load("records", map)`) with mlua's serde decoding of the same map, each in ONE call
+//! over the whole map, so the comparison is of decoding, not of call overhead.
+
+use std::collections::HashMap;
 
 use client_management::lua::open;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use mlua::{Function, Lua, Table};
+use mlua::{Function, Lua, LuaSerdeExt, ObjectLike, Table};
 
 const SETUP: &str = r#"
 stanza_mt = { __index = {} }
-function make_request(n)
+engine = core.new_engine({ max_clients = 100000 })
+function make_account(n)
     local records, grants, fast = {}, {}, {}
     for i = 1, n do
         local id = ("client-%06d"):format(i)
@@ -25,55 +32,82 @@ function make_request(n)
         else record.mechanisms["SCRAM-SHA-1"] = 1600000000 end
         records[id] = record
     end
-    local state = core.new_account_state()
-    state:load_records(records)
-    state:load_grants(grants, { ["prosody:member"] = 35 }, 1800000000)
-    state:load_fast_tokens(fast)
-    return state, { sessions = {}, password_updated = 1700000000, account_role_priority = 35, now = 1800000000 }, records
+    local account = engine:new_account()
+    account:load("records", records, nil, 1800000000)
+    account:load("grants", grants, { ["prosody:member"] = 35 }, 1800000000)
+    account:load("fast_tokens", fast, nil, 1800000000)
+    return account, { sessions = {}, password_updated = 1700000000, account_role_priority = 35, now = 1800000000 }, records
 end
--- Decoding every stored record: hand-written (load_records) against serde (put_record).
-function decode_by_hand(state, records) state:forget_records(); return state:load_records(records) end
-function decode_by_serde(state, records)
-    state:forget_records(); state:load_records(nil)
-    for key, record in pairs(records) do state:put_record(key, record) end
+function decode_by_hand(records)
+    local account = engine:new_account()
+    return account:load("records", records, nil, 1800000000)
 end
-
+function record_login(account, moment, i)
+    return account:record_login({ client_id = ("client-%06d"):format(i), full_jid = "user@example.com/res", mechanism = "SCRAM-SHA-1",
+        software = "Client", at = 1800000000 }, moment)
+end
 "#;
+
+/// The `clients` record as serde would decode it: every field optional, numbers as Lua gives
+/// them.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct SerdeRecord {
+    id: Option<String>,
+    first_seen: Option<f64>,
+    last_seen: Option<f64>,
+    full_jid: Option<String>,
+    mechanisms: Option<HashMap<String, f64>>,
+    fast_auth: Option<f64>,
+    auth_token_id: Option<String>,
+    user_agent: Option<HashMap<String, String>>,
+    legacy: Option<bool>,
+}
 
 fn bench_crossing(c: &mut Criterion) {
     let lua = Lua::new();
     lua.globals().set("core", open(&lua).unwrap()).unwrap();
     lua.load(SETUP).exec().unwrap();
-    let make_request: Function = lua.globals().get("make_request").unwrap();
-    let core: Table = lua.globals().get("core").unwrap();
-    let list_stanza: Function = core.get("list_stanza").unwrap();
-    let active_clients: Function = core.get("active_clients").unwrap();
-    let stanza_mt: Table = lua.globals().get("stanza_mt").unwrap();
+    let decode_by_serde = lua
+        .create_function(|lua, records: Table| {
+            let decoded: HashMap<String, SerdeRecord> = lua.from_value(mlua::Value::Table(records))?;
+            Ok(decoded.len())
+        })
+        .unwrap();
+    let make_account: Function = lua.globals().get("make_account").unwrap();
     let decode_by_hand: Function = lua.globals().get("decode_by_hand").unwrap();
-    let decode_by_serde: Function = lua.globals().get("decode_by_serde").unwrap();
+    let record_login: Function = lua.globals().get("record_login").unwrap();
+    let stanza_mt: Table = lua.globals().get("stanza_mt").unwrap();
 
     let mut group = c.benchmark_group("crossing");
     for n in [10, 100, 1000, 10_000] {
-        let (state, request, records): (mlua::AnyUserData, Table, Table) = make_request.call(n).unwrap();
-        let decode_input = (state.clone(), records);
-        group.bench_with_input(BenchmarkId::new("decode_by_hand", n), &decode_input, |b, (state, records)| {
-            b.iter(|| decode_by_hand.call::<()>((state, records)).unwrap())
+        let (account, moment, records): (mlua::AnyUserData, Table, Table) = make_account.call(n).unwrap();
+        group.bench_with_input(BenchmarkId::new("decode_by_hand", n), &records, |b, records| {
+            b.iter(|| decode_by_hand.call::<usize>(records).unwrap())
         });
-        group.bench_with_input(BenchmarkId::new("decode_by_serde", n), &decode_input, |b, (state, records)| {
-            b.iter(|| decode_by_serde.call::<()>((state, records)).unwrap())
+        group.bench_with_input(BenchmarkId::new("decode_by_serde", n), &records, |b, records| {
+            b.iter(|| decode_by_serde.call::<usize>(records).unwrap())
         });
-        decode_by_hand.call::<()>((&decode_input.0, &decode_input.1)).unwrap();
-        let input = (state, request);
-        group.bench_with_input(BenchmarkId::new("list_stanza_cam", n), &input, |b, (state, req)| {
+        let list_stanza: Function = account.get("list_stanza").unwrap();
+        let active_clients: Function = account.get("active_clients").unwrap();
+        group.bench_with_input(BenchmarkId::new("list_stanza_cam", n), &(), |b, ()| {
             b.iter(|| {
-                let clients: Table = list_stanza.call((state, req, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
+                let clients: Table = list_stanza.call((&account, &moment, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
                 clients.raw_len()
             })
         });
-        group.bench_with_input(BenchmarkId::new("active_clients", n), &input, |b, (state, req)| {
+        group.bench_with_input(BenchmarkId::new("active_clients", n), &(), |b, ()| {
             b.iter(|| {
-                let list: Table = active_clients.call((state, req)).unwrap();
+                let list: Table = active_clients.call((&account, &moment)).unwrap();
                 list.raw_len()
+            })
+        });
+        let mut i = 0;
+        group.bench_with_input(BenchmarkId::new("record_login", n), &(), |b, ()| {
+            b.iter(|| {
+                i = i % n + 1;
+                let outcome: Table = record_login.call((&account, &moment, i)).unwrap();
+                outcome.raw_len()
             })
         });
     }

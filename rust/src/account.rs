@@ -311,10 +311,11 @@ impl Account {
         self.facts.records.clear();
         self.index.clear();
         for mut record in records {
-            let before = record.clone();
-            record.user_agent = record.user_agent.bounded();
-            self.minimise(&mut record);
-            let changed = record != before;
+            let changed = record.user_agent.exceeds_limits() || needs_minimising(&record, &self.policy);
+            if changed {
+                record.user_agent = std::mem::take(&mut record.user_agent).bounded();
+                self.minimise(&mut record);
+            }
             let id = record.id.clone();
             match self.index.get(&id) {
                 Some(&i) => self.facts.records[i] = record,

@@ -48,6 +48,13 @@ impl UserAgent {
             && self.device.is_none()
     }
 
+    /// Some field is longer than [`MAX_TEXT_CHARS`] allows.
+    pub fn exceeds_limits(&self) -> bool {
+        [&self.software, &self.software_id, &self.software_version, &self.uri, &self.device]
+            .iter()
+            .any(|field| field.as_ref().is_some_and(|text| text.len() > MAX_TEXT_CHARS && text.chars().nth(MAX_TEXT_CHARS).is_some()))
+    }
+
     /// Every field cut to [`MAX_TEXT_CHARS`]: clients and OAuth registrations choose these.
     pub fn bounded(self) -> UserAgent {
         let cut = |field: Option<String>| field.map(bounded_text);

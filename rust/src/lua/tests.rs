@@ -1,0 +1,341 @@
+//! The glue against a real Lua 5.4 (`cargo test --features embedded-lua`).
+
+use mlua::{Lua, Table, Value};
+
+use super::*;
+
+fn lua_with_core() -> Lua {
+    let lua = Lua::new();
+    lua.globals().set("core", open(&lua).unwrap()).unwrap();
+    lua.load(
+        r#"
+        stanza_mt = { __index = {} }
+        function serialize(s)
+            if type(s) == "string" then return s end
+            local out = { "<", s.name }
+            local keys = {}
+            for k in pairs(s.attr) do keys[#keys + 1] = k end
+            table.sort(keys)
+            for _, k in ipairs(keys) do out[#out + 1] = (" %s='%s'"):format(k, s.attr[k]) end
+            out[#out + 1] = ">"
+            for _, child in ipairs(s) do out[#out + 1] = serialize(child) end
+            out[#out + 1] = "</" .. s.name .. ">"
+            return table.concat(out)
+        end
+        REMOVE = {}
+        engine = core.new_engine({ max_clients = 3, retention = 100, write_delay = 10 })
+        moment = { now = 2000, password_updated = 100 }
+        function account_of(records, grants, fast_tokens)
+            local account = engine:new_account()
+            local skipped = account:load("records", records, nil, 2000)
+            account:load("grants", grants, { ["prosody:guest"] = 15 }, 2000)
+            account:load("fast_tokens", fast_tokens, nil, 2000)
+            return account, skipped
+        end
+        "#,
+    )
+    .exec()
+    .unwrap();
+    lua
+}
+
+#[test]
+fn a_record_with_a_wrong_type_is_skipped_and_the_rest_listed() {
+    let lua = lua_with_core();
+    let (count, skipped, ids): (i64, i64, String) = lua
+        .load(
+            r#"
+            local good = { id = "good", mechanisms = { ["SCRAM-SHA-1"] = 150 }, last_seen = 150 }
+            local records = { good = good, also = { mechanisms = { PLAIN = 120.5 } } }
+            local bad_values = {
+                { last_seen = "yesterday" }, { mechanisms = "SCRAM" }, { mechanisms = { PLAIN = "now" } },
+                { user_agent = "Gajim" }, { user_agent = { software = 42 } }, { legacy = "yes" },
+                { full_jid = {} }, { id = 7 }, { first_seen = 0/0 }, "not a table",
+            }
+            for i, bad in ipairs(bad_values) do
+                if type(bad) == "table" then bad.mechanisms = bad.mechanisms or { PLAIN = 150 } end
+                records["bad" .. i] = bad
+            end
+            records[5] = { mechanisms = { PLAIN = 150 } } -- a non-string key
+            local account, skipped = account_of(records)
+            local list = account:active_clients(moment)
+            local ids = {}
+            for _, entry in ipairs(list) do ids[#ids + 1] = entry.id end
+            return #list, skipped, table.concat(ids, ",")
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!((count, skipped), (2, 11));
+    assert_eq!(ids, "client/also,client/good");
+}
+
+#[test]
+fn list_stanza_builds_util_stanza_tables() {
+    let lua = lua_with_core();
+    let xml: String = lua
+        .load(
+            r#"
+            local account = account_of({ c = { id = "c", first_seen = 0, mechanisms = { PLAIN = 150 },
+                user_agent = { software = "Chat", device = "Phone" } } },
+                { g = { id = "g", created = 160, accessed = 160, tokens = {},
+                data = { oauth2_client = { name = "App", version = "2" } } } })
+            local clients = account:list_stanza(moment, "urn:xmpp:cam:0", stanza_mt)
+            assert(getmetatable(clients) == stanza_mt)
+            assert(#clients.tags == 2 and clients.tags[1] == clients[1])
+            assert(getmetatable(clients.tags[1].tags[1]) == stanza_mt)
+            return serialize(clients)
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(
+        xml,
+        "<clients xmlns='urn:xmpp:cam:0'>\
+         <client connected='false' id='client/c' type='session'><first-seen>1970-01-01T00:00:00Z</first-seen>\
+         <auth><password></password></auth><permission status='unrestricted'></permission>\
+         <user-agent><software>Chat</software><device>Phone</device></user-agent></client>\
+         <client connected='false' id='grant/g' type='access'><first-seen>1970-01-01T00:02:40Z</first-seen>\
+         <last-seen>1970-01-01T00:02:40Z</last-seen><auth><grant></grant></auth>\
+         <permission status='normal'></permission><user-agent><software>App</software></user-agent></client>\
+         </clients>"
+    );
+}
+
+#[test]
+fn no_two_clients_share_a_mutable_table_and_shared_empties_are_read_only() {
+    let lua = lua_with_core();
+    let (distinct, edit_stays_local, write_refused): (bool, bool, bool) = lua
+        .load(
+            r#"
+            local record = function (id, t) return { id = id, first_seen = t, mechanisms = { PLAIN = 150 },
+                user_agent = { software = "Chat" } } end
+            local account = account_of({ a = record("a", 10), b = record("b", 20) })
+            local clients = account:list_stanza(moment, "xmpp:prosody.im/protocol/manage-clients", stanza_mt)
+            local a, b = clients.tags[1], clients.tags[2]
+            local distinct = a.tags[2] ~= b.tags[2] and a.tags[3] ~= b.tags[3] and a.tags[3].tags[1] ~= b.tags[3].tags[1]
+            -- A stanzas/out filter editing one client's <user-agent> edits only that one.
+            a.tags[3].tags[1][1] = "Edited"
+            local edit_stays_local = serialize(b):find("<software>Chat</software>", 1, true) ~= nil
+            local ok = pcall(function () a.tags[2].attr.xmlns = "x" end)
+            return distinct, edit_stays_local, not ok
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert!(distinct, "a subtree is shared between clients");
+    assert!(edit_stays_local, "editing one client's user agent changed another's");
+    assert!(write_refused, "a shared empty attr table accepted a write");
+}
+
+#[test]
+fn logins_come_back_as_outcomes_and_queued_writes() {
+    let lua = lua_with_core();
+    let (first, again, changes, after): (String, String, String, bool) = lua
+        .load(
+            r#"
+            local account = account_of({ old = { id = "old", last_seen = 1, mechanisms = { PLAIN = 1 } } })
+            local login = { client_id = "phone", full_jid = "u@h/phone", mechanism = "PLAIN", software = "Chat",
+                device = 42, at = 1000 }
+            local o = account:record_login(login, moment)
+            local first = ("%s %s %s %d %s"):format(o.client_id, tostring(o.is_new), o.write, #o.evicted, tostring(o.notice))
+            local o2 = account:record_login(login, moment)
+            local again = ("%s %s"):format(tostring(o2.is_new), o2.write)
+            local batch = account:take_writes(REMOVE)
+            local phone = batch.changes.phone
+            assert(phone.user_agent.software == "Chat" and phone.user_agent.device == nil, "a device of the wrong type is dropped")
+            assert(phone.mechanisms.PLAIN == 1000 and phone.first_seen == 1000 and phone.full_jid == "u@h/phone")
+            local keys = {}
+            for k in pairs(batch.changes) do keys[#keys + 1] = k end
+            table.sort(keys)
+            account:writes_stored(batch.serial)
+            return first, again, table.concat(keys, ","), account:has_pending_writes()
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(first, "phone true now 0 nil");
+    assert_eq!(again, "false later");
+    assert_eq!(changes, "phone");
+    assert!(!after);
+}
+
+#[test]
+fn evictions_are_queued_as_removals_with_the_stores_marker() {
+    let lua = lua_with_core();
+    let removed: bool = lua
+        .load(
+            r#"
+            local account = account_of({
+                a = { id = "a", last_seen = 1, mechanisms = { PLAIN = 1 } },
+                b = { id = "b", last_seen = 2, mechanisms = { PLAIN = 200 } },
+                c = { id = "c", last_seen = 3, mechanisms = { PLAIN = 300 } },
+            })
+            local o = account:record_login({ full_jid = "u@h/new", mechanism = "PLAIN", at = 1000 }, moment)
+            assert(#o.evicted == 1 and o.evicted[1] == "a", "the record without access goes")
+            local batch = account:take_writes(REMOVE)
+            assert(batch.changes[o.client_id].legacy == true)
+            return batch.changes.a == REMOVE
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert!(removed);
+}
+
+#[test]
+fn records_missing_and_deleted_accounts_are_answers_not_errors() {
+    let lua = lua_with_core();
+    let (missing, deleted, parts): (String, String, String) = lua
+        .load(
+            r#"
+            local fresh = engine:new_account()
+            local login = { client_id = "x", mechanism = "PLAIN", at = 1 }
+            local _, missing = fresh:record_login(login, moment)
+            local parts = table.concat(fresh:missing("listing", 2000), ",")
+            local account = account_of({})
+            account:mark_deleted()
+            local _, deleted = account:record_login(login, moment)
+            assert(account:take_writes(REMOVE) == nil)
+            return missing, deleted, parts
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!((missing.as_str(), deleted.as_str()), ("records-missing", "deleted"));
+    assert_eq!(parts, "records,grants,fast_tokens");
+}
+
+#[test]
+fn grant_roles_and_validity_come_through() {
+    let lua = lua_with_core();
+    let (ids, permission, restricted): (String, String, String) = lua
+        .load(
+            r#"
+            local grants = {
+                old = { id = "old", created = 50, accessed = 50, tokens = {} },       -- before password change
+                none = { id = "none", created = 150, accessed = 150 },                -- no tokens table
+                noid = { created = 150, accessed = 1990, tokens = {} },               -- no id field
+                narrow = { id = "narrow", created = 150, accessed = 150,
+                    tokens = { ["sha256:x"] = { role = "prosody:guest" } } },
+            }
+            local account = account_of({}, grants)
+            local m = { now = 2000, password_updated = 100, account_role_priority = 20 }
+            local list = account:active_clients(m)
+            local ids = {}
+            for _, entry in ipairs(list) do ids[#ids + 1] = entry.id end
+            return table.concat(ids, ","), list[1].permission, list[1].active.grant.id
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(ids, "grant/narrow");
+    assert_eq!(permission, "restricted");
+    assert_eq!(restricted, "narrow");
+}
+
+#[test]
+fn plans_name_streams_by_their_index_and_errors_by_name() {
+    let lua = lua_with_core();
+    let (plan, pw, missing, grant_without_records): (String, String, String, String) = lua
+        .load(
+            r#"
+            local account = account_of({
+                pw = { id = "pw", mechanisms = { PLAIN = 150 } },
+                app = { id = "app", mechanisms = { OAUTHBEARER = 150 }, auth_token_id = "g", full_jid = "u@h/app" },
+            }, { g = { id = "g", created = 150, accessed = 1990, tokens = {} } })
+            local m = { now = 2000, password_updated = 100, sessions = {
+                { full_jid = "u@h/pw", client_id = "pw" },
+                { client_id = "app", grant_id = "g" }, -- authenticated, not bound
+            } }
+            local plan = account:plan_revocation("client/app", m)
+            local steps = {}
+            for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. a[2] end
+            local unread = engine:new_account()
+            unread:load("grants", { g = { id = "g", created = 150, accessed = 1990, tokens = {} } }, nil, 2000)
+            unread:load("fast_tokens", nil, nil, 2000)
+            local grant_plan = unread:plan_revocation("grant/g", m)
+            local grant_steps = {}
+            for _, a in ipairs(grant_plan.actions) do grant_steps[#grant_steps + 1] = a[1] .. ":" .. a[2] end
+            return table.concat(steps, " "),
+                account:plan_revocation("client/pw", m).error,
+                account:plan_revocation("client/nope", m).error,
+                table.concat(grant_steps, " ") .. " / " .. tostring(unread:plan_revocation("client/app", m).error)
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(plan, "revoke_fast_tokens:app revoke_grant:g close_session:2");
+    assert_eq!(pw, "password-reset-required");
+    assert_eq!(missing, "item-not-found");
+    assert_eq!(grant_without_records, "revoke_fast_tokens:app revoke_grant:g close_session:2 / internal-server-error");
+}
+
+#[test]
+fn options_decode_with_never_as_no_limit() {
+    let lua = lua_with_core();
+    let deleted: i64 = lua
+        .load(
+            r#"
+            local keeper = core.new_engine({ retention = math.huge, tokenless_grant_ttl = math.huge }):new_account()
+            keeper:load("records", { x = { id = "x" } }, nil, 2000)
+            keeper:load("grants", nil, nil, 2000)
+            keeper:load("fast_tokens", nil, nil, 2000)
+            return keeper:prune(moment, false).deleted
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(deleted, 0);
+    let ok: bool = lua.load(r#"return (pcall(core.new_engine, { max_clients = "many" }))"#).eval().unwrap();
+    assert!(!ok, "a wrongly typed option is an error");
+}
+
+#[test]
+fn misuse_is_a_lua_error_not_a_panic() {
+    let lua = lua_with_core();
+    let message: String = lua
+        .load(r#"local ok, err = pcall(engine.new_account(engine).active_clients, engine:new_account(), moment); assert(not ok); return tostring(err)"#)
+        .eval()
+        .unwrap();
+    assert!(message.contains("before they were read"), "{message}");
+    let message: String = lua
+        .load(r#"local a = account_of({}); local ok, err = pcall(a.active_clients, a, { now = "x" }); assert(not ok); return tostring(err)"#)
+        .eval()
+        .unwrap();
+    assert!(message.contains("now"), "{message}");
+    let checks: Table = lua
+        .load(
+            r#"
+            local a = account_of({})
+            return {
+                (pcall(a.list_stanza, a, moment, "urn:bogus", stanza_mt)),
+                (pcall(a.record_login, a, { at = "soon" }, moment)),
+                (pcall(a.load, a, "bogus", nil, nil, 1)),
+                (pcall(a.missing, a, "bogus", 1)),
+            }
+            "#,
+        )
+        .eval()
+        .unwrap();
+    for ok in checks.sequence_values::<bool>() {
+        assert!(!ok.unwrap());
+    }
+}
+
+#[test]
+fn small_helpers() {
+    let lua = lua_with_core();
+    let (long, fine, kind, none): (Option<String>, Value, String, Value) = lua
+        .load(
+            r#"return core.client_id_problem(("x"):rep(257)), core.client_id_problem(("x"):rep(256)),
+                core.selector_kind("software/App/1.0"), core.selector_kind("nope/x")"#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(long.as_deref(), Some("Client identifier too long (at most 256 bytes)"));
+    assert!(matches!((fine, none), (Value::Nil, Value::Nil)));
+    assert_eq!(kind, "software");
+    let marker = std::str::from_utf8(&CLIENT_MANAGEMENT_VERSION_MARKER).unwrap();
+    assert_eq!(marker, format!("client_management native core {} for Lua 5.4\0", crate::VERSION));
+}
