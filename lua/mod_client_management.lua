@@ -607,7 +607,7 @@ end
 function get_active_clients(username)
 	local account = get_account(username);
 	local failed = read_missing(username, account, "listing");
-	if failed then return nil, "internal-server-error"; end
+	if failed then return nil, select(2, next(failed)); end
 	return account:active_clients((moment_of(username)));
 end
 

@@ -78,15 +78,15 @@ describe("batched record updates", function ()
 	it("are listed at once and stored after the write delay", function ()
 		ctx:sasl2_login({ client_id = "c1"; mechanism = "SCRAM-SHA-1"; bind2 = "phone";
 			user_agent = { software = "Dino"; device = "Laptop" } });
-		assert.same({}, ctx.timers, "a new client was left to a timer");
+		assert.same({}, ctx:timer_delays(), "a new client was left to a timer");
 		local m = mark(ctx);
 		local t1 = ctx:advance(30);
 		ctx:sasl2_login({ client_id = "c1"; mechanism = "SCRAM-SHA-1"; bind2 = "tablet";
 			user_agent = { software = "Dino 0.5"; device = "Tablet" } });
 
 		assert.same({}, client_writes(ctx, m), "an update that changes no access was written at once");
-		assert.equal(1, #ctx.timers);
-		assert.equal(10, ctx.timers[1][1], "default client_management_write_delay");
+		assert.equal(1, #ctx:timer_delays());
+		assert.equal(10, ctx:timer_delays()[1], "default client_management_write_delay");
 
 		local entry = listed(ctx)["client/c1"];
 		assert.equal(t1, entry.last_seen);
@@ -116,8 +116,8 @@ describe("batched record updates", function ()
 		ctx:sasl2_login({ client_id = "c1"; bind2 = "a" });
 		ctx:advance(5);
 		ctx:sasl2_login({ client_id = "c1"; bind2 = "b" });
-		assert.equal(1, #ctx.timers);
-		assert.equal(42, ctx.timers[1][1]);
+		assert.equal(1, #ctx:timer_delays());
+		assert.equal(42, ctx:timer_delays()[1]);
 	end);
 
 	it("of an account go out together, in one write, with one timer per account", function ()
@@ -130,7 +130,7 @@ describe("batched record updates", function ()
 		ctx:sasl2_login({ client_id = "c2"; bind2 = "b" });
 		ctx:sasl2_login({ client_id = "c1"; bind2 = "a2" });
 		ctx:sasl2_login({ username = "bob"; client_id = "b1"; bind2 = "y" });
-		assert.equal(2, #ctx.timers, "expected one timer for alice and one for bob");
+		assert.equal(2, #ctx:timer_delays(), "expected one timer for alice and one for bob");
 		assert.same({}, client_writes(ctx, m));
 
 		ctx:run_timers();
@@ -162,6 +162,8 @@ describe("batched record updates", function ()
 		assert.equal(t1, records_of(ctx)[id].last_seen);
 	end);
 
+	-- An account with changes not stored yet stays in memory, whatever the cache does: its
+	-- records are held once, and never read back over newer ones.
 	it("are still listed when the account left the cache before they were written", function ()
 		ctx = mock.loaded({ options = { client_management_cache_size = 1 } });
 		ctx:sasl2_login({ client_id = "c1"; bind2 = "a" });
@@ -170,7 +172,7 @@ describe("batched record updates", function ()
 		listed(ctx, "bob"); -- alice leaves the cache
 		local m = mark(ctx);
 		local entry = listed(ctx)["client/c1"];
-		assert.equal(1, client_reads(ctx, m), "alice's records were not read again");
+		assert.equal(0, client_reads(ctx, m), "alice's records were read over the pending update");
 		assert.equal(t1, entry.last_seen);
 		assert.equal("alice@localhost/b", entry.full_jid);
 		assert.equal(t0, records_of(ctx).c1.last_seen);
@@ -183,12 +185,29 @@ describe("batched record updates", function ()
 		ctx:advance(30);
 		ctx:sasl2_login({ client_id = "c1"; bind2 = "b" }); -- batched
 		ctx.client_store.data.alice = nil; -- the account's data goes with it
-		ctx:fire("user-deleted", { username = "alice" });
+		-- As core/usermanager.lua fires it: on the global bus, for every host.
+		ctx:fire_global("user-deleted", { username = "alice"; host = "other.example" });
+		ctx:fire_global("user-deleted", { username = "alice"; host = mock.HOST });
 		local m = mark(ctx);
 		ctx:run_timers();
 		ctx:fire_global("server-stopping", {});
 		assert.same({}, client_writes(ctx, m));
 		assert.is_nil(ctx.client_store.data.alice, "a deleted account's client came back");
+		assert.same({}, ctx:timer_delays(), "the account's write timer is still set");
+
+		-- A new account of the same name starts empty.
+		ctx:sasl2_login({ client_id = "fresh"; bind2 = "a" });
+		assert.same({ "client/fresh" }, sorted_keys(listed(ctx)));
+	end);
+
+	it("of an account deleted on another host are kept", function ()
+		ctx:sasl2_login({ client_id = "c1"; bind2 = "a" });
+		ctx:advance(30);
+		ctx:sasl2_login({ client_id = "c1"; bind2 = "b" }); -- batched
+		ctx:fire_global("user-deleted", { username = "alice"; host = "other.example" });
+		local m = mark(ctx);
+		ctx:run_timers();
+		assert.same({ { "alice", { "c1" } } }, client_writes(ctx, m));
 	end);
 end);
 
@@ -210,26 +229,32 @@ describe("logins that change a client's access", function ()
 		return client_writes(ctx, m);
 	end
 
-	it("are stored at once when the mechanism was not used before", function ()
-		local writes = second_login({ mechanism = "SCRAM-SHA-1" }, { mechanism = "PLAIN" });
+	it("are stored at once when the client first uses the password", function ()
+		local writes = second_login({ mechanism = "OAUTHBEARER"; grant = { id = "g1"; data = {} } }, { mechanism = "PLAIN" });
 		assert.same({ { "alice", { "c1" } } }, writes);
-		assert.same({ ["SCRAM-SHA-1"] = t0; PLAIN = t0 + 60 }, records_of(ctx).c1.mechanisms);
+		assert.same({ OAUTHBEARER = t0; PLAIN = t0 + 60 }, records_of(ctx).c1.mechanisms);
 		assert.equal("alice@localhost/b", records_of(ctx).c1.full_jid);
-		assert.same({}, ctx.timers);
+		assert.same({}, ctx:timer_delays());
+	end);
+
+	it("are batched when another password mechanism adds no access", function ()
+		local writes = second_login({ mechanism = "SCRAM-SHA-1" }, { mechanism = "PLAIN" });
+		assert.same({}, writes);
+		assert.equal(1, #ctx:timer_delays());
 	end);
 
 	it("are stored at once on the first FAST login", function ()
 		local writes = second_login({ mechanism = "SCRAM-SHA-1" }, { mechanism = "HT-SHA-256-NONE"; fast = true });
 		assert.same({ { "alice", { "c1" } } }, writes);
 		assert.equal(t0 + 60, records_of(ctx).c1.fast_auth);
-		assert.same({}, ctx.timers);
+		assert.same({}, ctx:timer_delays());
 
 		-- The next FAST login changes nothing but times.
 		local m = mark(ctx);
 		ctx:advance(60);
 		ctx:sasl2_login({ client_id = "c1"; mechanism = "HT-SHA-256-NONE"; fast = true; bind2 = "b" });
 		assert.same({}, client_writes(ctx, m));
-		assert.equal(1, #ctx.timers);
+		assert.equal(1, #ctx:timer_delays());
 	end);
 
 	it("are stored at once on the first FAST login even with a mechanism used before", function ()
@@ -260,7 +285,7 @@ describe("logins that change a client's access", function ()
 		ctx:sasl2_login({ client_id = "c1"; mechanism = "SCRAM-SHA-1"; bind2 = "a" });
 		assert.same({ { "alice", { "c1" } } }, client_writes(ctx, m));
 		assert.equal(t2, records_of(ctx).c1.mechanisms["SCRAM-SHA-1"]);
-		assert.same({}, ctx.timers);
+		assert.same({}, ctx:timer_delays());
 
 		-- Used since the change: batched again.
 		m = mark(ctx);
@@ -269,42 +294,36 @@ describe("logins that change a client's access", function ()
 		assert.same({}, client_writes(ctx, m));
 	end);
 
-	it("are stored at once on a legacy re-bind with a new mechanism", function ()
-		ctx:legacy_login({ mechanism = "PLAIN"; resource = "desktop" });
+	it("are stored at once on a legacy re-bind that first uses the password", function ()
+		ctx:legacy_login({ mechanism = "OAUTHBEARER"; grant = { id = "g1"; data = {} }; resource = "desktop" });
 		local id = next(records_of(ctx));
 		local m = mark(ctx);
 		ctx:advance(60);
 		ctx:legacy_login({ mechanism = "SCRAM-SHA-1"; resource = "desktop" });
 		assert.same({ { "alice", { id } } }, client_writes(ctx, m));
-		assert.same({ PLAIN = t0; ["SCRAM-SHA-1"] = t0 + 60 }, records_of(ctx)[id].mechanisms);
+		assert.same({ OAUTHBEARER = t0; ["SCRAM-SHA-1"] = t0 + 60 }, records_of(ctx)[id].mechanisms);
 	end);
 
-	-- A SASL2 client without Bind 2 whose record could not be written at <success> is a new
-	-- client again when it binds: its record must be written then, at once, and new-client must
-	-- not fire before it is stored.
-	it("are stored at once when a late bind records a client whose first write failed", function ()
+	-- A SASL2 client without Bind 2 whose record could not be written at <success>: the record
+	-- stays queued (listed, revocable), gets its JID at the late bind, and is stored once
+	-- storage works; new-client fires once.
+	it("stay queued when the first write fails, and are stored once storage works", function ()
 		ctx.client_store.fail.set_keys = "disk full";
 		local session = ctx:sasl2_login({ client_id = "late"; mechanism = "SCRAM-SHA-1" });
 		assert.is_nil(records_of(ctx).late);
-		assert.equal(0, new_client_events(ctx));
-		ctx.client_store.fail.set_keys = nil;
-
-		local m = mark(ctx);
-		ctx:advance(2);
-		ctx:bind(session, "laptop");
-		assert.same({ { "alice", { "late" } } }, client_writes(ctx, m),
-			"the new client's record was left to the write timer");
-		assert.equal("alice@localhost/laptop", records_of(ctx).late and records_of(ctx).late.full_jid);
 		assert.equal(1, new_client_events(ctx));
-	end);
-
-	it("fire new-client only for a record that was stored", function ()
-		ctx.client_store.fail.set_keys = "disk full";
-		local session = ctx:sasl2_login({ client_id = "late"; mechanism = "SCRAM-SHA-1" });
+		assert.same({ "client/late" }, sorted_keys(listed(ctx)), "a client whose write failed is not listed");
+		ctx:advance(2);
 		ctx:bind(session, "laptop"); -- storage still failing
 		ctx:run_timers();
 		assert.is_nil(records_of(ctx).late);
-		assert.equal(0, new_client_events(ctx), "new-client fired for a client that was never stored");
+		ctx.client_store.fail.set_keys = nil;
+
+		local m = mark(ctx);
+		ctx:run_timers(); -- the retry
+		assert.same({ { "alice", { "late" } } }, client_writes(ctx, m));
+		assert.equal("alice@localhost/laptop", records_of(ctx).late and records_of(ctx).late.full_jid);
+		assert.equal(1, new_client_events(ctx), "new-client fired twice");
 	end);
 
 	it("take the account's pending updates along in the same write", function ()
@@ -379,35 +398,35 @@ describe("a failed write", function ()
 		listed(ctx); -- cached
 	end);
 
-	it("of a new client makes the next list re-read storage", function ()
+	it("of a new client keeps it listed and queued, and is retried with backoff", function ()
 		ctx.client_store.fail.set_keys = "disk full";
 		ctx:sasl2_login({ client_id = "c2"; bind2 = "b" });
 		assert.is_true(#ctx:log_messages("error") >= 1);
-		assert.equal(1, new_client_events(ctx), "new-client fired for a client that was not stored");
-		ctx.client_store.fail.set_keys = nil;
-
+		assert.equal(2, new_client_events(ctx), "c1 and c2, once each");
 		local m = mark(ctx);
-		local entries = listed(ctx);
-		assert.equal(1, client_reads(ctx, m), "storage was not read again");
-		assert.same({ "client/c1" }, sorted_keys(entries));
+		assert.same({ "client/c1", "client/c2" }, sorted_keys(listed(ctx)));
+		assert.equal(0, client_reads(ctx, m), "storage was read over the queued record");
+		assert.same({ 10 }, ctx:timer_delays(), "the first retry after the write delay");
+		ctx:run_timers();
+		assert.same({ 20 }, ctx:timer_delays(), "the next one backs off");
+		ctx.client_store.fail.set_keys = nil;
+		ctx:run_timers();
+		assert.is_not_nil(records_of(ctx).c2, "the record never reached storage");
+		assert.same({}, ctx:timer_delays());
 	end);
 
-	it("of batched updates makes the next list show what storage holds", function ()
+	it("of batched updates keeps them, and stores them once storage works", function ()
 		local t1 = ctx:advance(60);
 		ctx:sasl2_login({ client_id = "c1"; bind2 = "a2"; user_agent = { software = "Dino 2" } });
-		assert.equal(t1, listed(ctx)["client/c1"].last_seen);
-
 		ctx.client_store.fail.set_keys = "disk full";
 		ctx:run_timers();
 		assert.is_true(#ctx:log_messages("error") >= 1);
+		assert.equal(t1, listed(ctx)["client/c1"].last_seen);
+		assert.equal(t0, records_of(ctx).c1.last_seen);
 		ctx.client_store.fail.set_keys = nil;
-
-		local m = mark(ctx);
-		local entry = listed(ctx)["client/c1"];
-		assert.equal(1, client_reads(ctx, m), "storage was not read again");
-		assert.equal(t0, entry.last_seen);
-		assert.equal("alice@localhost/a", entry.full_jid);
-		assert.equal("Dino", entry.user_agent.software);
+		ctx:run_timers();
+		assert.equal(t1, records_of(ctx).c1.last_seen, "the batch was dropped");
+		assert.equal("Dino 2", records_of(ctx).c1.user_agent.software);
 	end);
 
 	it("does not stop later logins from being recorded", function ()
@@ -416,7 +435,9 @@ describe("a failed write", function ()
 		ctx.client_store.fail.set_keys = nil;
 		local t1 = ctx:advance(60);
 		ctx:sasl2_login({ client_id = "c2"; bind2 = "b" });
-		assert.equal(t1, records_of(ctx).c2.first_seen);
+		ctx:fire_global("server-stopping", {});
+		assert.equal(t0, records_of(ctx).c2.first_seen, "the client is new once");
+		assert.equal(t1, records_of(ctx).c2.last_seen);
 		assert.same({ "client/c1", "client/c2" }, sorted_keys(listed(ctx)));
 	end);
 end);

@@ -1,7 +1,8 @@
--- Loading the module: finding the native core, refusing a missing or mismatched one, and what
--- the module registers with Prosody when it loads.
+-- Loading the module: finding the native core, checking it before any of its code runs, the
+-- degraded mode without it (strict mode still holds), and what the module registers.
 
 local mock = require "mock_prosody";
+local st = require "prosody.util.stanza";
 
 local function sh(command)
 	local ok = os.execute(command);
@@ -20,23 +21,54 @@ local function temp_dir()
 	return dir;
 end
 
+local function read(path)
+	local f = assert(io.open(path, "rb"));
+	local data = f:read("a");
+	f:close();
+	return data;
+end
+
+local function write(path, data)
+	local f = assert(io.open(path, "wb"));
+	f:write(data);
+	f:close();
+end
+
 local function copy_module_into(dir)
-	sh(("cp %s %s/mod_client_management.lua"):format(shell_quote(mock.source_file), shell_quote(dir)));
+	sh(("cp %s %s/mod_client_management.lua"):format(shell_quote(mock.plugin_file), shell_quote(dir)));
 	return dir .. "/mod_client_management.lua";
 end
 
 -- Loads the module file `file` with module.path = `file`, package.cpath = `cpath`.
-local function load_with(file, cpath, paths)
+local function load_with(file, cpath, opts)
+	opts = opts or {};
 	local saved_cpath = package.cpath;
 	package.cpath = cpath;
-	local ctx = mock.new({ path = file; paths = paths });
+	local ctx = mock.new({ path = file; paths = opts.paths or {}; options = opts.options; lua_version = opts.lua_version });
 	local ok, err = ctx:try_load(file);
 	package.cpath = saved_cpath;
 	return ok, err, ctx;
 end
 
-local function debug_logs(ctx)
-	return table.concat(ctx:log_messages("debug"), "\n");
+local function logs(ctx, level)
+	return table.concat(ctx:log_messages(level), "\n");
+end
+
+-- The module runs without its library: one error says why, list and revoke are unavailable.
+local function assert_degraded(ctx, ...)
+	local errors = ctx:log_messages("error");
+	assert.equal(1, #errors, "expected exactly one error:\n" .. table.concat(errors, "\n"));
+	for _, text in ipairs({ ... }) do
+		assert.matches(text, errors[1], 1, true);
+	end
+	assert.matches("Install the client_management.so of this version", errors[1], 1, true);
+	local session = ctx:new_session({ resource = "desk" });
+	for _, ns in ipairs({ mock.NS_PROSODY, mock.NS_CAM }) do
+		local reply = ctx:list(session, ns);
+		assert.same({ type = "cancel"; condition = "service-unavailable"; text = "Client management is unavailable" },
+			{ type = mock.error_of(reply).type; condition = mock.error_of(reply).condition; text = mock.error_of(reply).text });
+	end
+	assert.same({ nil, "service-unavailable" }, { ctx.env.get_active_clients("alice") });
 end
 
 describe("loading", function ()
@@ -59,90 +91,119 @@ describe("loading", function ()
 		f:close();
 	end);
 
-	it("has an up-to-date plugin copy of the module (run `make plugin`)", function ()
-		local function read(path)
-			local f = assert(io.open(path, "rb"));
-			local data = f:read("a");
-			f:close();
-			return data;
-		end
-		assert.is_true(read(mock.source_file) == read(mock.plugin_file),
-			mock.plugin_file .. " differs from lua/mod_client_management.lua: run `make plugin`");
+	it("has an up-to-date plugin copy of the module, with Cargo.toml's version (run `make plugin`)", function ()
+		local expected = read(mock.source_file):gsub("@VERSION@", mock.version());
+		assert.is_true(expected == read(mock.plugin_file),
+			mock.plugin_file .. " is not lua/mod_client_management.lua with the version written in: run `make plugin`");
 	end);
 
-	it("loads the real native core from beside the plugin file", function ()
+	it("names the library before it touches it, and loads it from beside the plugin file", function ()
 		local ok, err, ctx = load_with(mock.plugin_file, "");
 		assert.is_true(ok, tostring(err));
-		assert.matches("Loaded native core 0.1.0 from " .. mock.native_lib, debug_logs(ctx), 1, true);
+		assert.matches("Loading native library " .. mock.native_lib, logs(ctx, "info"), 1, true);
+		assert.same({}, ctx:log_messages("error"));
+		assert.is_table(ctx.env.get_active_clients("alice"));
 	end);
 
 	it("loads the native core from package.cpath when it is not beside the module", function ()
-		local dir = new_dir();
-		local file = copy_module_into(dir);
+		local file = copy_module_into(new_dir());
 		local ok, err, ctx = load_with(file, mock.plugin_dir .. "/?.so");
 		assert.is_true(ok, tostring(err));
-		assert.matches("from " .. mock.native_lib, debug_logs(ctx), 1, true);
+		assert.matches("Loading native library " .. mock.native_lib, logs(ctx, "info"), 1, true);
+		assert.same({}, ctx:log_messages("error"));
 	end);
 
 	it("loads the native core from the plugin installer's tree", function ()
-		local dir = new_dir();
-		local file = copy_module_into(dir);
+		local file = copy_module_into(new_dir());
 		local installer = new_dir();
-		local lua_version = _VERSION:match(" (.+)$");
-		local lib_dir = installer .. "/lib/lua/" .. lua_version;
+		local lib_dir = installer .. "/lib/lua/" .. _VERSION:match(" (.+)$");
 		sh("mkdir -p " .. shell_quote(lib_dir));
 		-- A symlink, so the process maps the very same library file.
 		sh(("ln -s %s %s/client_management.so"):format(shell_quote(mock.native_lib), shell_quote(lib_dir)));
-		local ok, err, ctx = load_with(file, "", { installer = installer });
+		local ok, err, ctx = load_with(file, "", { paths = { installer = installer } });
 		assert.is_true(ok, tostring(err));
-		assert.matches("from " .. lib_dir .. "/client_management.so", debug_logs(ctx), 1, true);
+		assert.matches("Loading native library " .. lib_dir .. "/client_management.so", logs(ctx, "info"), 1, true);
+		assert.same({}, ctx:log_messages("error"));
 	end);
 
-	it("fails to load with a clear message when the native library is missing", function ()
+	it("runs without a missing library, saying where it looked", function ()
 		local dir = new_dir();
 		local file = copy_module_into(dir);
-		local ok, err = load_with(file, "", {});
-		assert.is_false(ok);
-		err = tostring(err);
-		assert.matches("cannot load the native library client_management.so", err, 1, true);
-		assert.matches("not found in " .. dir .. "/client_management.so", err, 1, true);
+		local ok, err, ctx = load_with(file, "");
+		assert.is_true(ok, tostring(err));
+		assert_degraded(ctx, "not found in " .. dir .. "/client_management.so", mock.version());
 	end);
 
-	it("fails to load with a clear message when the native library is not loadable", function ()
+	it("refuses a file that is not a library without loading it", function ()
 		local dir = new_dir();
 		local file = copy_module_into(dir);
-		local f = assert(io.open(dir .. "/client_management.so", "wb"));
-		f:write("this is not an ELF file\n");
-		f:close();
-		local ok, err = load_with(file, "", {});
-		assert.is_false(ok);
-		err = tostring(err);
-		assert.matches("cannot load the native library client_management.so", err, 1, true);
-		assert.matches(dir .. "/client_management.so: ", err, 1, true);
+		write(dir .. "/client_management.so", "this is not an ELF file\n");
+		local ok, err, ctx = load_with(file, "");
+		assert.is_true(ok, tostring(err));
+		assert_degraded(ctx, dir .. "/client_management.so: not an ELF file");
 	end);
 
-	it("refuses a native library of the wrong version", function ()
+	it("refuses a half-copied library without loading it (no SIGBUS)", function ()
+		local dir = new_dir();
+		local file = copy_module_into(dir);
+		local lib = read(mock.native_lib);
+		write(dir .. "/client_management.so", lib:sub(1, #lib // 2));
+		local ok, err, ctx = load_with(file, "");
+		assert.is_true(ok, tostring(err));
+		assert_degraded(ctx, dir .. "/client_management.so: truncated");
+	end);
+
+	it("refuses a library of another version by its marker, without loading it", function ()
+		local dir = new_dir();
+		local file = copy_module_into(dir);
+		local version = mock.version();
+		local other = ("9"):rep(#version);
+		local marker = "client_management native core " .. version .. " for Lua 5.4\0";
+		local lib = read(mock.native_lib);
+		local at = assert(lib:find(marker, 1, true), "no version marker in the library");
+		write(dir .. "/client_management.so", lib:sub(1, at - 1) .. marker:gsub(version:gsub("%p", "%%%0"), other) .. lib:sub(at + #marker));
+		local ok, err, ctx = load_with(file, "");
+		assert.is_true(ok, tostring(err));
+		assert_degraded(ctx, ("is version %s, this module is version %s"):format(other, version));
+	end);
+
+	it("refuses a library whose marker is right but which reports another version", function ()
 		local dir = new_dir();
 		local file = copy_module_into(dir);
 		local c_file = dir .. "/stub.c";
-		local f = assert(io.open(c_file, "w"));
-		f:write([[
+		write(c_file, ([[
 #include <lua.h>
+const char marker[] = "client_management native core %s for Lua 5.4";
 int luaopen_client_management(lua_State *L) {
 	lua_newtable(L);
-	lua_pushstring(L, "0.0.9");
+	lua_pushstring(L, marker[0] ? "0.0.9" : "");
 	lua_setfield(L, -2, "version");
 	return 1;
 }
-]]);
-		f:close();
+]]):format(mock.version()));
 		sh(("cc -shared -fPIC -I/usr/include/lua5.4 -o %s/client_management.so %s"):format(
 			shell_quote(dir), shell_quote(c_file)));
-		local ok, err = load_with(file, "", {});
-		assert.is_false(ok);
-		err = tostring(err);
-		assert.matches("cannot load the native library client_management.so", err, 1, true);
-		assert.matches("is version 0.0.9, this module needs 0.1.0", err, 1, true);
+		local ok, err, ctx = load_with(file, "");
+		assert.is_true(ok, tostring(err));
+		assert_degraded(ctx, "reports version 0.0.9, this module is version " .. mock.version());
+	end);
+
+	it("checks the Lua version before it touches any library", function ()
+		local ok, err, ctx = load_with(mock.plugin_file, "", { lua_version = "Lua 5.3" });
+		assert.is_true(ok, tostring(err));
+		assert_degraded(ctx, "built for Lua 5.4, Prosody runs Lua 5.3");
+		assert.equal("", logs(ctx, "info"), "a library was named, so it was about to be loaded");
+	end);
+
+	it("keeps strict mode without its library", function ()
+		local ok, err, ctx = load_with(copy_module_into(new_dir()), "", { options = { enforce_client_ids = true } });
+		assert.is_true(ok, tostring(err));
+		local session = ctx:new_session({ type = "c2s_unauthed"; username = false });
+		ctx:fire_tag(session, st.stanza("authenticate", { xmlns = mock.NS_SASL2, mechanism = "PLAIN" }));
+		assert.equal("Client identifier required but not supplied", session.sent[1] and session.sent[1]:get_child_text("text"));
+		ctx:fire_tag(session, st.stanza("auth", { xmlns = mock.NS_SASL, mechanism = "PLAIN" }));
+		assert.equal("failure", session.sent[2] and session.sent[2].name);
+		assert.equal(mock.NS_SASL, session.sent[2].attr.xmlns);
 	end);
 
 	describe("once loaded", function ()
@@ -177,9 +238,19 @@ int luaopen_client_management(lua_State *L) {
 			assert.is_nil(rawget(_G, "get_active_clients"));
 		end);
 
-		it("does not refuse anything when enforce_client_ids is not set", function ()
-			assert.is_nil(ctx:tag_handler(mock.NS_SASL2, "authenticate"));
+		it("without enforce_client_ids refuses only client ids over 256 bytes", function ()
 			assert.is_nil(ctx:tag_handler(mock.NS_SASL, "auth"));
+			local session = ctx:new_session({ type = "c2s_unauthed"; username = false });
+			local function authenticate(id)
+				local auth = st.stanza("authenticate", { xmlns = mock.NS_SASL2, mechanism = "PLAIN" });
+				if id then auth:tag("user-agent", { id = id }):up(); end
+				return ctx:fire_tag(session, auth);
+			end
+			assert.is_nil(authenticate(nil));
+			assert.is_nil(authenticate(("x"):rep(256)));
+			assert.is_true(authenticate(("é"):rep(129)));
+			assert.equal("Client identifier too long (at most 256 bytes)", session.sent[1]:get_child_text("text"));
+			assert.equal("malformed-request", session.sent[1].tags[1].name);
 		end);
 
 		it("records SASL2 logins before Bind 2 binds and after FAST, before <success> is sent", function ()
@@ -190,6 +261,11 @@ int luaopen_client_management(lua_State *L) {
 			assert.is_true(handlers[1].priority > 100, "first handler priority " .. handlers[1].priority);
 			local last = handlers[#handlers].priority;
 			assert.is_true(last < 75 and last > -1000, "last handler priority " .. last);
+		end);
+
+		it("hooks user-deleted on the global bus, where Prosody fires it", function ()
+			assert.is_not_nil(ctx.global_handlers["user-deleted"], "not on the global bus");
+			assert.is_nil(ctx.handlers["user-deleted"], "a host hook never sees it");
 		end);
 	end);
 end);

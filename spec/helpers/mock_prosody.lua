@@ -40,7 +40,7 @@ local function normalize(path)
 end
 
 M.repo_root = normalize(absolute(script_dir() .. "/../.."));
-M.source_file = M.repo_root .. "/lua/mod_client_management.lua";
+M.source_file = M.repo_root .. "/lua/mod_client_management.lua"; -- its version is written in at build time
 M.plugin_dir = M.repo_root .. "/build/plugin/mod_client_management";
 M.plugin_file = M.plugin_dir .. "/mod_client_management.lua";
 M.native_lib = M.plugin_dir .. "/client_management.so";
@@ -51,6 +51,14 @@ M.native_lib = M.plugin_dir .. "/client_management.so";
 -- independent of the working directory.
 if not package.cpath:find(M.plugin_dir .. "/?.so", 1, true) then
 	package.cpath = M.plugin_dir .. "/?.so;" .. package.cpath;
+end
+
+-- The version, from Cargo.toml (`make plugin` writes it into the module).
+function M.version()
+	local f = assert(io.open(M.repo_root .. "/Cargo.toml"));
+	local text = f:read("a");
+	f:close();
+	return (assert(text:match('%[package%].-\nversion%s*=%s*"([^"]+)"'), "no version in Cargo.toml"));
 end
 
 M.HOST = "localhost";
@@ -83,7 +91,7 @@ end
 -- keyval+ (and plain keyval / map) store over `data[username][key]`. `fail[method] = err`
 -- makes that method return nil, err. Values are copied in and out, as real storage does.
 local function new_store(ctx, name)
-	local store = { name = name; data = {}; fail = {}; calls = {} };
+	local store = { name = name; data = {}; fail = {}; calls = {}; remove = {} };
 	local function note(method, ...)
 		table.insert(store.calls, { method, ... });
 		table.insert(ctx.calls, { "store:" .. method, name, ... });
@@ -119,14 +127,24 @@ local function new_store(ctx, name)
 	end
 	function store:set_keys(username, values)
 		note("set_keys", username, values);
-		local fail = self.fail.set_keys or self.fail.set_key;
-		if fail then return nil, fail; end
+		if self.fail.set_keys then return nil, self.fail.set_keys; end
 		self.data[username] = self.data[username] or {};
 		for key, value in pairs(values) do
+			if value == self.remove then value = nil; end
 			self.data[username][key] = deep_copy(value);
 		end
 		return true;
 	end
+	-- Accounts with data, as keyval stores list them.
+	local function users()
+		local names = {};
+		for username, data in pairs(store.data) do
+			if type(data) ~= "table" or next(data) then table.insert(names, username); end
+		end
+		table.sort(names);
+		return coroutine.wrap(function () for _, n in ipairs(names) do coroutine.yield(n); end end);
+	end
+	store.items, store.users = users, users;
 	return store;
 end
 
@@ -189,7 +207,7 @@ function M.new(opts)
 			return host == M.HOST and ctx.loaded_modules[name] or false;
 		end;
 	};
-	ctx.module = ctx:make_module(opts.path or opts.file or M.source_file);
+	ctx.module = ctx:make_module(opts.path or opts.file or M.plugin_file);
 	return ctx;
 end
 
@@ -200,11 +218,23 @@ function Ctx:store(name)
 	return self.stores[name];
 end
 
--- Runs the timers the module has set so far (as if their delay had passed).
+-- Runs the timers the module has set so far (as if their delay had passed), but those it
+-- stopped.
 function Ctx:run_timers()
 	local timers = self.timers;
 	self.timers = {};
-	for _, timer in ipairs(timers) do timer[2](); end
+	for _, timer in ipairs(timers) do
+		if not timer.stopped then timer[2](); end
+	end
+end
+
+-- Delays of the timers set and not stopped.
+function Ctx:timer_delays()
+	local out = {};
+	for _, timer in ipairs(self.timers) do
+		if not timer.stopped then table.insert(out, timer[1]); end
+	end
+	return out;
 end
 
 function Ctx:advance(seconds)
@@ -363,10 +393,14 @@ function Ctx:make_module(path)
 		if value == nil then return default; end
 		return value;
 	end
+	-- As Prosody's: a number of seconds, a period ("30 days"), or "never".
 	function module:get_option_period(name, default)
 		local value = ctx.options[name];
 		if value == nil then value = default; end
-		if value == "2w" then return 14 * 86400; end
+		if value == "never" or value == false then return math.huge; end
+		if type(value) == "string" then
+			return require "prosody.util.human.io".parse_duration(value);
+		end
 		return value;
 	end
 	function module:get_option_boolean(name, default)
@@ -375,7 +409,24 @@ function Ctx:make_module(path)
 		return value;
 	end
 	function module:add_timer(delay, callback)
-		table.insert(ctx.timers, { delay, callback });
+		local timer = { delay, callback };
+		function timer.stop() timer.stopped = true; end
+		table.insert(ctx.timers, timer);
+		return setmetatable(timer, { __index = { stop = function (t) t.stopped = true; end } });
+	end
+	function module:daily(name, fun)
+		ctx.daily = ctx.daily or {};
+		ctx.daily[name] = fun;
+	end
+	function module:provides(kind, item)
+		self:add_item(kind .. "-provider", item);
+	end
+	-- Prosody's own adhoc library (modules/adhoc/adhoc.lib.lua), loaded into this module.
+	function module:require(name)
+		assert(name == "adhoc", "unexpected module:require " .. tostring(name));
+		local chunk = assert(loadfile("/usr/lib/prosody/modules/adhoc/adhoc.lib.lua", "t",
+			setmetatable({ module = self }, { __index = _G })));
+		return chunk();
 	end
 	function module:add_item(item_type, item)
 		ctx.items[item_type] = ctx.items[item_type] or {};
@@ -410,29 +461,7 @@ end
 
 function Ctx:make_tokenauth()
 	local ctx = self;
-	local function valid(grant)
-		if type(grant) ~= "table" then return nil; end
-		if grant.expires and grant.expires <= ctx.clock then return nil; end
-		return grant;
-	end
 	local tokenauth = {};
-	function tokenauth.get_user_grants(username)
-		table.insert(ctx.calls, { "get_user_grants", username });
-		local grants = ctx.grants[username];
-		if not grants then return nil; end
-		local out = {};
-		for id, grant in pairs(grants) do
-			out[id] = deep_copy(valid(grant));
-		end
-		return out;
-	end
-	function tokenauth.get_grant_info(username, grant_id)
-		table.insert(ctx.calls, { "get_grant_info", username, grant_id });
-		if grant_id == nil then return nil; end -- called with one argument
-		local grant = deep_copy(valid(ctx.grants[username] and ctx.grants[username][grant_id]));
-		if grant then grant.tokens = nil; end
-		return grant;
-	end
 	function tokenauth.revoke_grant(username, grant_id)
 		table.insert(ctx.calls, { "revoke_grant", username, grant_id });
 		if ctx.tokenauth_fail then return nil, ctx.tokenauth_fail; end
@@ -465,18 +494,6 @@ end
 function Ctx:make_fast()
 	local ctx = self;
 	local fast = {};
-	function fast.is_client_fast(username, client_id, last_password_change)
-		table.insert(ctx.calls, { "is_client_fast", username, client_id, last_password_change });
-		local data = ctx.fast_store.data[username] or {};
-		for _, slot in ipairs({ "cur", "new" }) do
-			local token = data[M.fast_key(client_id, slot)];
-			if token and token.expires_at >= ctx.clock
-				and (not last_password_change or last_password_change < token.issued_at) then
-				return true;
-			end
-		end
-		return false;
-	end
 	function fast.revoke_fast_tokens(username, client_id)
 		table.insert(ctx.calls, { "revoke_fast_tokens", username, client_id });
 		if ctx.fast_fail then return false; end
@@ -665,14 +682,16 @@ end
 -- Loading the module --------------------------------------------------------------------------
 
 -- Loads the module file into a fresh plugin environment. Returns true, or false and the error.
--- opts.file (or the argument): the file to load, default lua/mod_client_management.lua;
+-- opts.file (or the argument): the file to load, default the one `make plugin` built (with its
+-- version written in);
 -- opts.path: module.path, default the file loaded.
 function Ctx:try_load(file)
-	file = file or self.opts.file or M.source_file;
+	file = file or self.opts.file or M.plugin_file;
 	local ctx = self;
 	local env = setmetatable({
 		module = self.module;
 		prosody = self.prosody;
+		_VERSION = self.opts.lua_version or _VERSION;
 		-- The module takes wall-clock time from os.time(); give it ours.
 		os = setmetatable({
 			time = function (t) if t == nil then return ctx.clock; end return os.time(t); end;
