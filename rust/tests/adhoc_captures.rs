@@ -20,10 +20,13 @@
 //! `<actions/>` (only while executing; `<prev/>`, `<next/>`, `<complete/>`, `execute` naming one
 //! of them), `<note type='info|warn|error'/>` (text only) and data forms.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::MANIFEST;
 
 use serde::Deserialize;
 use xmpp_parsers::data_forms::{DataForm, DataFormType, Field, FieldType};
@@ -33,7 +36,6 @@ const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 const NS_DATA: &str = "jabber:x:data";
 const NODE_MANAGE: &str = "xmpp:prosody.im/protocol/manage-clients#manage";
 const NODE_SIGN_OUT: &str = "xmpp:prosody.im/protocol/manage-clients#sign-out-others";
-const MANIFEST: &str = "expectations.json";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,56 +116,13 @@ struct ExpectedOption {
     value: String,
 }
 
-fn capture_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match std::env::var_os("ADHOC_CAPTURE_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("build/e2e-captures/adhoc"),
-    }
-}
 
 /// The manifest, after checking that it and the directory agree and that there is something.
 fn load() -> (PathBuf, Manifest) {
-    let dir = capture_dir();
-    assert!(
-        dir.is_dir(),
-        "capture directory {} is missing: run the e2e tests first \
-         (make plugin && tests/e2e/run.sh test/adhoc.test.js)",
-        dir.display()
-    );
-    let manifest_path = dir.join(MANIFEST);
-    let text = fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run tests/e2e/run.sh test/adhoc.test.js)",
-            manifest_path.display()
-        )
+    let dir = common::capture_dir("ADHOC_CAPTURE_DIR", "adhoc");
+    let manifest: Manifest = common::load_manifest(&dir, "test/adhoc.test.js", |m: &Manifest| {
+        m.captures.iter().map(|c| c.file.clone()).collect()
     });
-    let manifest: Manifest =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
-
-    let on_disk: BTreeSet<String> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .expect("directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".xml"))
-        .collect();
-    let listed: BTreeSet<String> = manifest.captures.iter().map(|c| c.file.clone()).collect();
-    assert_eq!(
-        listed.len(),
-        manifest.captures.len(),
-        "a capture file is listed twice in {MANIFEST}"
-    );
-    assert_eq!(
-        on_disk,
-        listed,
-        "the .xml files in {} and those in {MANIFEST} differ",
-        dir.display()
-    );
     for kind in ["command", "form"] {
         assert!(
             manifest.captures.iter().any(|c| c.kind == kind),

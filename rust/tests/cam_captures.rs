@@ -14,10 +14,12 @@
 //! `build/e2e-captures/cam`. The target has `test = false`: a plain `cargo test`, which runs
 //! before the e2e tests, leaves it out; `--test cam_captures` runs it.
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::MANIFEST;
 
 use serde::Deserialize;
 use xmpp_parsers::cam::{Client, Clients, PasswordResetRequiredError, Status, Type};
@@ -25,7 +27,6 @@ use xmpp_parsers::minidom::Element;
 
 const NS_CAM: &str = "urn:xmpp:cam:0";
 const NS_PROSODY: &str = "xmpp:prosody.im/protocol/manage-clients";
-const MANIFEST: &str = "expectations.json";
 /// Fewer `urn:xmpp:cam:0` captures than this means the e2e tests did not run (or lost most of
 /// their cases): fail rather than pass on too little.
 const MIN_CAM_CAPTURES: usize = 4;
@@ -79,56 +80,13 @@ struct Window {
     max: i64,
 }
 
-fn capture_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    match std::env::var_os("CAM_CAPTURE_DIR") {
-        Some(dir) if !dir.is_empty() => root.join(dir),
-        _ => root.join("build/e2e-captures/cam"),
-    }
-}
 
 /// The manifest, after checking that it and the directory agree and that there is enough.
 fn load() -> (PathBuf, Manifest) {
-    let dir = capture_dir();
-    assert!(
-        dir.is_dir(),
-        "capture directory {} is missing: run the e2e tests first \
-         (make plugin && tests/e2e/run.sh test/cam.test.js)",
-        dir.display()
-    );
-    let manifest_path = dir.join(MANIFEST);
-    let text = fs::read_to_string(&manifest_path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run tests/e2e/run.sh test/cam.test.js)",
-            manifest_path.display()
-        )
+    let dir = common::capture_dir("CAM_CAPTURE_DIR", "cam");
+    let manifest: Manifest = common::load_manifest(&dir, "test/cam.test.js", |m: &Manifest| {
+        m.captures.iter().map(|c| c.file.clone()).collect()
     });
-    let manifest: Manifest =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
-
-    let on_disk: BTreeSet<String> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .expect("directory entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .filter(|name| name.ends_with(".xml"))
-        .collect();
-    let listed: BTreeSet<String> = manifest.captures.iter().map(|c| c.file.clone()).collect();
-    assert_eq!(
-        listed.len(),
-        manifest.captures.len(),
-        "a capture file is listed twice in {MANIFEST}"
-    );
-    assert_eq!(
-        on_disk,
-        listed,
-        "the .xml files in {} and those in {MANIFEST} differ",
-        dir.display()
-    );
 
     let cam = manifest.captures.iter().filter(|c| c.namespace == NS_CAM).count();
     assert!(
