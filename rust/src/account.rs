@@ -576,7 +576,7 @@ impl Account {
     }
 
     pub fn has_pending_writes(&self) -> bool {
-        !self.deleted && !(self.writes.changed.is_empty() && self.writes.removed.is_empty())
+        !self.deleted && (!self.writes.changed.is_empty() || !self.writes.removed.is_empty())
     }
 
     /// Everything not stored yet, to store in one go; `None` when there is nothing (or the
