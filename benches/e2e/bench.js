@@ -437,10 +437,10 @@ export async function main({ repo }) {
     for (const k of ["n11", "g1001", "r1001", "b2001", "login0", "login1000", "none"]) acct[k] = await server.newAccount(`bench-${k}`);
     const now = Math.floor(Date.now() / 1000);
     for (const a of Object.values(acct)) await server.setAccountTimes(a.user, { updated: now - 60 * DAY });
-    server.seedStore("clients", acct.n11.user, clientRecords(acct.n11.user, 10, now, "n11"));
-    server.seedStore("clients", acct.r1001.user, clientRecords(acct.r1001.user, SEEDED, now, "r"));
-    server.seedStore("clients", acct.b2001.user, clientRecords(acct.b2001.user, SEEDED, now, "b"));
-    server.seedStore("clients", acct.login1000.user, clientRecords(acct.login1000.user, SEEDED, now, "l"));
+    await server.seedStore("clients", acct.n11.user, clientRecords(acct.n11.user, 10, now, "n11"));
+    await server.seedStore("clients", acct.r1001.user, clientRecords(acct.r1001.user, SEEDED, now, "r"));
+    await server.seedStore("clients", acct.b2001.user, clientRecords(acct.b2001.user, SEEDED, now, "b"));
+    await server.seedStore("clients", acct.login1000.user, clientRecords(acct.login1000.user, SEEDED, now, "l"));
     const tGrants = performance.now();
     await createGrants(server, acct.g1001.user, SEEDED);
     const copied = await copyGrants(server, acct.g1001.user, acct.b2001.user);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of mod_client_management against a real Prosody 13.
 # Usage: tests/e2e/run.sh [node --test arguments, e.g. test/revoke.test.js]
+# E2E_STORAGE=internal|sqlite|postgres|memory picks the storage backend (default internal);
+# postgres runs the tests inside a throwaway cluster (with-postgres.sh).
 # Does not build the module: `make plugin` (or `make test-e2e`) does that first.
 set -euo pipefail
 
@@ -17,6 +19,11 @@ for tool in prosody prosodyctl node npm; do
 done
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
 	|| fail "Node.js >= 20 is needed, found $(node --version)"
+
+# PostgreSQL storage: run inside a throwaway cluster unless one is given.
+if [ "${E2E_STORAGE:-internal}" = postgres ] && [ -z "${E2E_PG_HOST:-}" ]; then
+	exec "$here/with-postgres.sh" "$here/run.sh" "$@"
+fi
 
 cd "$here"
 # Install exactly what the lock file says, again whenever it changes.

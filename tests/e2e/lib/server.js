@@ -32,9 +32,44 @@ export const SHARED_DIR = process.env.E2E_SHARED_DIR
   : [path.resolve(REPO_ROOT, "..", "shared"), "/work/shared"].find((dir) => fs.existsSync(dir))
     ?? path.resolve(REPO_ROOT, "..", "shared");
 
-const PROSODY = process.env.PROSODY || "prosody";
-const PROSODYCTL = process.env.PROSODYCTL || "prosodyctl";
+export const PROSODY = process.env.PROSODY || "prosody";
+export const PROSODYCTL = process.env.PROSODYCTL || "prosodyctl";
 export const HOST = "localhost";
+
+/**
+ * The storage backend every server of this run uses: E2E_STORAGE =
+ * internal (default) | sqlite | postgres | memory. PostgreSQL needs the
+ * throwaway cluster of tests/e2e/with-postgres.sh (run.sh starts it).
+ */
+export const STORAGES = ["internal", "sqlite", "postgres", "memory"];
+export const STORAGE = process.env.E2E_STORAGE || "internal";
+if (!STORAGES.includes(STORAGE)) {
+  throw new Error(`E2E_STORAGE=${STORAGE}: expected one of ${STORAGES.join(", ")}`);
+}
+
+/**
+ * node:test `skip` value for a test that makes no sense on some backends:
+ * `test(name, { skip: skipOn(["memory"], "data does not survive a restart") })`
+ * → false, or "not on memory storage: <reason>".
+ */
+export function skipOn(storages, reason) {
+  return storages.includes(STORAGE) ? `not on ${STORAGE} storage: ${reason}` : false;
+}
+
+/** The cluster of tests/e2e/with-postgres.sh (socket dir, port, role, binaries). */
+function pgEnv() {
+  const host = process.env.E2E_PG_HOST;
+  if (!host) {
+    throw new Error("E2E_STORAGE=postgres needs a PostgreSQL cluster: run the tests through tests/e2e/run.sh "
+      + "(which starts one with tests/e2e/with-postgres.sh), or set E2E_PG_HOST/E2E_PG_PORT/E2E_PG_USER");
+  }
+  return {
+    host,
+    port: Number(process.env.E2E_PG_PORT || 5432),
+    user: process.env.E2E_PG_USER || "prosody_e2e",
+    psql: process.env.E2E_PG_BINDIR ? path.join(process.env.E2E_PG_BINDIR, "psql") : "psql",
+  };
+}
 
 export const DEFAULT_MODULES = [
   "sasl2",
@@ -193,6 +228,39 @@ export class ProsodyServer {
     this.opts = opts;
     this.host = HOST;
     this.ids = prosodyIds();
+    /** internal | sqlite | postgres | memory (E2E_STORAGE, or opts.storage). */
+    this.storage = opts.storage || STORAGE;
+    if (!STORAGES.includes(this.storage)) throw new Error(`unknown storage ${this.storage}`);
+  }
+
+  /** The global options selecting this server's storage backend. */
+  storageOptions() {
+    switch (this.storage) {
+      case "internal":
+        return { storage: "internal" };
+      case "memory":
+        return { storage: "memory" };
+      case "sqlite":
+        return { storage: "sql", sql: { driver: "SQLite3", database: path.join(this.dir, "prosody.sqlite") } };
+      case "postgres": {
+        const pg = pgEnv();
+        return {
+          storage: "sql",
+          sql: { driver: "PostgreSQL", database: this.pgDatabase, username: pg.user, host: pg.host, port: pg.port },
+        };
+      }
+    }
+    throw new Error(`unknown storage ${this.storage}`);
+  }
+
+  /** psql as the cluster's test role (trust authentication on the private socket). */
+  async psql(sql, database = "postgres") {
+    const pg = pgEnv();
+    const res = await run(pg.psql, [
+      "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", pg.host, "-p", String(pg.port), "-U", pg.user, "-d", database, "-c", sql,
+    ], { env: { ...process.env, PGCONNECT_TIMEOUT: "10" } });
+    if (res.code !== 0) throw new Error(`psql failed (exit ${res.code}): ${sql}\n${res.stderr}${res.stdout}`);
+    return res.stdout;
   }
 
   get service() {
@@ -231,7 +299,7 @@ export class ProsodyServer {
       c2s_require_encryption: false,
       allow_unencrypted_plain_auth: true,
       authentication: "internal_hashed",
-      storage: "internal",
+      ...this.storageOptions(),
       plugin_paths: pluginPaths,
       modules_enabled: enabled,
       // s2s is auto-loaded otherwise; nothing here needs HTTP either
@@ -274,6 +342,11 @@ export class ProsodyServer {
     }
 
     this.port = this.opts.port || (await freePort());
+    if (this.storage === "postgres") {
+      // A database per server, owned by the test role; Prosody creates its table.
+      this.pgDatabase = `e2e_${path.basename(this.dir).replace(/[^A-Za-z0-9]/g, "_").toLowerCase()}`;
+      await this.psql(`CREATE DATABASE "${this.pgDatabase}"`);
+    }
     fs.writeFileSync(this.configPath, this.configText());
     fs.writeFileSync(this.logPath, "");
     chownR(this.dir, this.ids);
@@ -339,9 +412,14 @@ export class ProsodyServer {
       process.stderr.write(`# e2e: prosody.log errors (${this.dir}):\n${problems.map((l) => `#   ${l}`).join("\n")}\n`);
     }
     if (process.env.KEEP_E2E === "1") {
-      process.stderr.write(`# e2e: kept ${this.dir}\n`);
+      process.stderr.write(`# e2e: kept ${this.dir}${this.pgDatabase ? ` and database ${this.pgDatabase}` : ""}\n`);
     } else {
       fs.rmSync(this.dir, { recursive: true, force: true });
+      if (this.pgDatabase) {
+        await this.psql(`DROP DATABASE IF EXISTS "${this.pgDatabase}"`).catch((err) => {
+          process.stderr.write(`# e2e: ${err.message}\n`);
+        });
+      }
     }
     this.proc = null;
   }
@@ -531,30 +609,238 @@ export class ProsodyServer {
   }
 
   // ------------------------------------------------------------ storage
+  //
+  // Every helper here goes through Prosody's storage API inside the running
+  // server (core.storagemanager), so it works on every backend; only the
+  // `internal*` ones are about files and exist on internal storage alone.
 
-  storeFile(store, user) {
-    return path.join(this.hostDataDir, storeEncode(store), `${encode(user)}.dat`);
+  /** Lua expression opening `store` (keyval) on our host. */
+  openStore(store) {
+    return `assert(require "prosody.core.storagemanager".open(${luaString(HOST)}, ${luaString(store)}))`;
   }
 
   /**
-   * Put a store data file (`return { ... }` Lua source) in place for
-   * `user`, as Prosody's internal storage keeps it:
-   * data/localhost/<store>/<user>.dat (names escaped as util.datamanager does).
+   * Replace what `store` holds for `user` with the data of `luaSource`
+   * (`return { ... }`: a store file as internal storage keeps it, e.g. a
+   * fixture), through the storage API: on internal storage that writes
+   * data/localhost/<store>/<user>.dat, on SQL the rows of (host, user,
+   * store). The source is handed over in a file (no size limit) and
+   * loaded in an empty environment.
    */
-  seedStore(store, user, luaSource) {
-    const file = this.storeFile(store, user);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+  async seedStore(store, user, luaSource) {
+    const file = path.join(this.dir, `seed-${randomBytes(6).toString("hex")}.lua`);
     fs.writeFileSync(file, luaSource);
-    chownR(this.hostDataDir, this.ids);
-    return file;
+    if (this.ids) fs.chownSync(file, this.ids.uid, this.ids.gid);
+    try {
+      await this.lua(`
+        local f = assert(io.open(${luaString(file)}));
+        local src = f:read("a"); f:close();
+        local data = assert(load(src, ${luaString(`=seed ${store}/${user}`)}, "t", {}))();
+        assert(type(data) == "table" or data == nil, "seed source must return a table");
+        assert(${this.openStore(store)}:set(${luaString(user)}, data));
+        return true;`);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   }
 
-  readStore(store, user) {
-    try {
-      return fs.readFileSync(this.storeFile(store, user), "utf8");
-    } catch {
-      return null;
+  /**
+   * What `store` holds for `user`, read through the storage API, as Lua
+   * source in the format internal storage writes (`return { ... };`, by
+   * util.serialization), or null when there is nothing.
+   */
+  async readStore(store, user) {
+    return (await this.lua(`
+      local data, err = ${this.openStore(store)}:get(${luaString(user)});
+      if data == nil then assert(err == nil, err); return nil end
+      return "return " .. require "prosody.util.serialization".serialize(data) .. ";\\n";`)) ?? null;
+  }
+
+  /** Internal storage only: the file that holds `store` of `user` (data/localhost/<store>/<user>.dat). */
+  internalStoreFile(store, user) {
+    this.requireStorage(["internal"], "store files");
+    return path.join(this.hostDataDir, storeEncode(store), `${encode(user)}.dat`);
+  }
+
+  /** Throw (a test bug) unless this server uses one of `storages`. */
+  requireStorage(storages, what) {
+    if (!storages.includes(this.storage)) {
+      throw new Error(`${what}: not supported on ${this.storage} storage (only ${storages.join(", ")})`);
     }
+  }
+
+  /**
+   * Make writes (and, with `read: true`, reads too) of `store` fail for
+   * the server from now on; returns `restore()`, which undoes it (calling
+   * it again does nothing). `user` narrows the failure to one account
+   * where the backend can (SQL); on internal storage every account of the
+   * store is affected. Fails with "… not supported on X storage" where the
+   * backend cannot do it.
+   *
+   * - internal: the store's directory is made read-only (0555; Prosody
+   *   writes through a scratch file + rename) or, for reads, inaccessible
+   *   (000, which breaks writes too). Created first if missing.
+   * - sqlite: triggers on the `prosody` table abort INSERT/UPDATE/DELETE of
+   *   the store's rows. Reads cannot be made to fail: `read: true` throws.
+   * - postgres: triggers raise on INSERT/UPDATE/DELETE; for reads a
+   *   restrictive row-level-security policy (forced on the table owner,
+   *   Prosody's role) calls a function that raises on the store's rows.
+   * - memory: not supported (throws).
+   */
+  async breakStore(store, { user = null, read = false, write = true } = {}) {
+    if (!write) {
+      throw new Error("breakStore: write: false is not supported (reads are only broken together with writes: "
+        + "on internal storage both need the directory)");
+    }
+    switch (this.storage) {
+      case "internal":
+        return this.breakInternalStore(store, { read });
+      case "sqlite":
+        if (read) {
+          throw new Error("breakStore: read failures are not supported on sqlite storage (SQLite has no SELECT triggers); "
+            + "they can be tested on internal and postgres storage");
+        }
+        return this.breakSqlStore(store, { user, read, write });
+      case "postgres":
+        return this.breakSqlStore(store, { user, read, write });
+      default:
+        throw new Error(`breakStore: not supported on ${this.storage} storage`);
+    }
+  }
+
+  async breakInternalStore(store, { read }) {
+    const dir = path.join(this.hostDataDir, storeEncode(store));
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      chownR(this.dataDir, this.ids);
+    }
+    const mode = fs.statSync(dir).mode & 0o7777;
+    fs.chmodSync(dir, read ? 0o000 : 0o555);
+    let restored = false;
+    return async () => {
+      if (restored) return;
+      restored = true;
+      fs.chmodSync(dir, mode);
+    };
+  }
+
+  /** Run SQL statements (one per string) on the server's database with LuaDBI, inside the server. */
+  async sqlExec(statements) {
+    return this.lua(`
+      local p = require "prosody.core.configmanager".get(${luaString(HOST)}, "sql");
+      local DBI = require "DBI";
+      local conn = assert(DBI.Connect(p.driver, p.database, p.username, p.password, p.host, p.port));
+      conn:autocommit(true);
+      local ok, err = pcall(function()
+        for _, sql in ipairs(${luaValue(statements)}) do
+          local stmt = assert(conn:prepare(sql));
+          local ok, err = stmt:execute();
+          stmt:close();
+          assert(ok, tostring(err) .. " in: " .. sql);
+        end
+      end);
+      conn:close();
+      assert(ok, err);
+      return true;`);
+  }
+
+  /**
+   * LuaDBI's SQLite3 driver fails the next execution of a statement that
+   * failed, with the same error again (sqlite3_reset hands the old error
+   * back), and mod_storage_sql keeps one prepared statement per SQL text,
+   * shared by every store: after a trigger aborts an INSERT into the
+   * broken store, the next INSERT into any store fails once too. That is
+   * LuaDBI's behaviour after any SQLite error, in production as well; to
+   * break exactly one store, while a store is broken on SQLite
+   * mod_storage_sql's engine drops its statement cache after a failed
+   * transaction (`on`), and restore() puts the engine back and drops the
+   * cache once more (`off`).
+   */
+  async sqliteStatementCacheGuard(on) {
+    await this.lua(`
+      local env = assert(prosody.hosts[${luaString(HOST)}].modules.storage_sql, "mod_storage_sql not loaded");
+      local function drop(engine)
+        for _, stmt in pairs(engine.prepared or {}) do pcall(stmt.close, stmt) end
+        engine.prepared = {};
+      end
+      for _, engine in pairs(env.module:shared("/*/sql/connections")) do
+        if ${on ? "true" : "false"} then
+          if not rawget(engine, "e2e_guards") then
+            local transaction = engine.transaction;
+            engine.e2e_guards = 0;
+            engine.transaction = function (self, ...)
+              local r = table.pack(transaction(self, ...));
+              if not r[1] then drop(self) end
+              return table.unpack(r, 1, r.n);
+            end
+          end
+          engine.e2e_guards = engine.e2e_guards + 1;
+        elseif rawget(engine, "e2e_guards") then
+          engine.e2e_guards = engine.e2e_guards - 1;
+          if engine.e2e_guards == 0 then engine.transaction, engine.e2e_guards = nil, nil end
+          drop(engine);
+        end
+      end
+      return true;`);
+  }
+
+  async breakSqlStore(store, { user, read, write }) {
+    const q = (v) => `'${String(v).replace(/'/g, "''")}'`;
+    const tag = `e2e_break_${randomBytes(4).toString("hex")}`;
+    const rowIs = (row) => `${row}."store" = ${q(store)}${user !== null ? ` AND ${row}."user" = ${q(user)}` : ""}`;
+    const what = `e2e: ${read ? "reads and writes" : "writes"} of store ${store}${user !== null ? ` (${user})` : ""} are broken`;
+    const up = [];
+    const down = [];
+    if (this.storage === "sqlite") {
+      for (const [op, row] of [["INSERT", "NEW"], ["UPDATE", "NEW"], ["DELETE", "OLD"]]) {
+        up.push(`CREATE TRIGGER "${tag}_${op.toLowerCase()}" BEFORE ${op} ON "prosody" WHEN ${rowIs(row)} `
+          + `BEGIN SELECT RAISE(ABORT, ${q(what)}); END`);
+        down.push(`DROP TRIGGER IF EXISTS "${tag}_${op.toLowerCase()}"`);
+      }
+    } else {
+      up.push(`CREATE OR REPLACE FUNCTION "e2e_raise_trigger"() RETURNS trigger LANGUAGE plpgsql AS $e2e$
+        BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $e2e$`);
+      {
+        up.push(`CREATE TRIGGER "${tag}_w" BEFORE INSERT OR UPDATE ON "prosody" FOR EACH ROW WHEN (${rowIs("NEW")}) `
+          + `EXECUTE FUNCTION "e2e_raise_trigger"(${q(what)})`);
+        up.push(`CREATE TRIGGER "${tag}_d" BEFORE DELETE ON "prosody" FOR EACH ROW WHEN (${rowIs("OLD")}) `
+          + `EXECUTE FUNCTION "e2e_raise_trigger"(${q(what)})`);
+        down.push(`DROP TRIGGER IF EXISTS "${tag}_w" ON "prosody"`, `DROP TRIGGER IF EXISTS "${tag}_d" ON "prosody"`);
+      }
+      if (read) {
+        up.push(`CREATE OR REPLACE FUNCTION "e2e_raise"(msg text) RETURNS boolean LANGUAGE plpgsql AS $e2e$
+          BEGIN RAISE EXCEPTION '%', msg; END $e2e$`);
+        up.push(`DO $e2e$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE tablename = 'prosody' AND policyname = 'e2e_allow') THEN
+            CREATE POLICY "e2e_allow" ON "prosody" USING (true) WITH CHECK (true);
+          END IF; END $e2e$`);
+        up.push(`ALTER TABLE "prosody" ENABLE ROW LEVEL SECURITY`, `ALTER TABLE "prosody" FORCE ROW LEVEL SECURITY`);
+        up.push(`CREATE POLICY "${tag}_r" ON "prosody" AS RESTRICTIVE FOR SELECT `
+          + `USING (CASE WHEN ${rowIs(`"prosody"`)} THEN "e2e_raise"(${q(what)}) ELSE true END)`);
+        down.push(`DROP POLICY IF EXISTS "${tag}_r" ON "prosody"`);
+        down.push(`DO $e2e$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE tablename = 'prosody' AND policyname LIKE 'e2e\\_break\\_%') THEN
+            DROP POLICY IF EXISTS "e2e_allow" ON "prosody";
+            ALTER TABLE "prosody" NO FORCE ROW LEVEL SECURITY;
+            ALTER TABLE "prosody" DISABLE ROW LEVEL SECURITY;
+          END IF; END $e2e$`);
+      }
+    }
+    if (this.storage === "sqlite") await this.sqliteStatementCacheGuard(true);
+    try {
+      await this.sqlExec(up);
+    } catch (err) {
+      await this.sqlExec(down).catch(() => {});
+      if (this.storage === "sqlite") await this.sqliteStatementCacheGuard(false);
+      throw err;
+    }
+    let restored = false;
+    return async () => {
+      if (restored) return;
+      restored = true;
+      await this.sqlExec(down);
+      if (this.storage === "sqlite") await this.sqliteStatementCacheGuard(false);
+    };
   }
 }
 
