@@ -21,8 +21,13 @@ tarball="$name.tar.gz"
 url="${DIST_URL:+${DIST_URL%/}/$tarball}"
 url="${url:-file://$repo/$dist/$tarball}"
 
-if ! git diff --quiet HEAD -- 2>/dev/null; then
-	echo "dist: warning: uncommitted changes; the tarball is HEAD, the binary rock this working tree" >&2
+in_git=""
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && [ "$(git rev-parse --show-toplevel)" = "$repo" ]; then
+	in_git=1
+	git diff --quiet HEAD -- \
+		|| echo "dist: warning: uncommitted changes; the tarball is HEAD, the binary rock this working tree" >&2
+else
+	echo "dist: warning: not a git checkout; the tarball is this directory (without build/, target/, .run/, node_modules/)" >&2
 fi
 rm -rf "$dist"
 mkdir -p "$dist/rocks"
@@ -31,7 +36,13 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The rockspec inside the tarball cannot hold the tarball's own checksum.
 scripts/rockspec.sh --url "$url" > "$tmp/$name-1.rockspec"
-git archive --format=tar.gz --prefix="$name/" --add-file="$tmp/$name-1.rockspec" -o "$dist/$tarball" HEAD
+if [ -n "$in_git" ]; then
+	git archive --format=tar.gz --prefix="$name/" --add-file="$tmp/$name-1.rockspec" -o "$dist/$tarball" HEAD
+else
+	tar -czf "$dist/$tarball" --exclude-vcs --exclude=./build --exclude=./target --exclude=./.run \
+		--exclude=node_modules --transform="s,^\.,$name," -C "$repo" . \
+		--transform="s,^.*/\?$name-1\.rockspec\$,$name/$name-1.rockspec," -C "$tmp" "$name-1.rockspec"
+fi
 md5=$(md5sum "$dist/$tarball" | cut -d' ' -f1)
 scripts/rockspec.sh --url "$url" --md5 "$md5" > "$dist/$name-1.rockspec"
 
