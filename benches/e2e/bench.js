@@ -14,7 +14,7 @@ import { performance } from "node:perf_hooks";
 // like a production server (info), not at the tests' default (debug).
 process.env.E2E_LOG_LEVEL = process.env.BENCH_LOG_LEVEL || process.env.E2E_LOG_LEVEL || "info";
 
-const { startServer, luaString, luaValue, HOST, MODULE_FILE } = await import("../../tests/e2e/lib/server.js");
+const { startServer, luaString, luaValue, HOST, MODULE_FILE, STORAGE } = await import("../../tests/e2e/lib/server.js");
 const { login } = await import("../../tests/e2e/lib/client.js");
 const { listClients, NS_MC, NS_CAM } = await import("../../tests/e2e/lib/manage.js");
 
@@ -660,7 +660,7 @@ function render(r) {
   L.push("");
   L.push(`- date: ${r.date}`);
   L.push(`- machine: ${m.nproc} × ${m.cpu}, ${(m.memTotal / 2 ** 30).toFixed(1)} GiB, Linux ${m.kernel}`);
-  L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, internal storage; client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
+  L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, ${STORAGE} storage (E2E_STORAGE); client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
   L.push(`- module: ${m.commit}; loaded: ${m.plugin}; ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
   L.push(`- seeded: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants with one "oauth2" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N`);
   L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);

@@ -14,7 +14,8 @@ module="$plugin_dir/mod_client_management/mod_client_management.lua"
 fail() { echo "tests/e2e/run.sh: $*" >&2; exit 2; }
 
 [ -f "$module" ] || fail "$module is missing: build the module first (make plugin)"
-for tool in prosody prosodyctl node npm; do
+# PROSODY / PROSODYCTL: the binaries to test (e.g. a trunk build); default from PATH.
+for tool in "${PROSODY:-prosody}" "${PROSODYCTL:-prosodyctl}" node npm; do
 	command -v "$tool" >/dev/null 2>&1 || fail "'$tool' not found (scripts/install-deps.sh installs Prosody; Node.js >= 20 is needed)"
 done
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
