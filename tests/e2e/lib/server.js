@@ -32,8 +32,15 @@ export const SHARED_DIR = process.env.E2E_SHARED_DIR
   : [path.resolve(REPO_ROOT, "..", "shared"), "/work/shared"].find((dir) => fs.existsSync(dir))
     ?? path.resolve(REPO_ROOT, "..", "shared");
 
+/** The binaries under test (e.g. a trunk build); default from PATH. */
 export const PROSODY = process.env.PROSODY || "prosody";
 export const PROSODYCTL = process.env.PROSODYCTL || "prosodyctl";
+/**
+ * More plugin directories after ours (colon-separated), e.g. a prosody-modules
+ * checkout with mod_sasl2* for a Prosody build that does not have them
+ * (Debian's prosody-modules puts them beside the core modules).
+ */
+export const EXTRA_PLUGIN_PATHS = (process.env.E2E_EXTRA_PLUGIN_PATHS || "").split(":").filter(Boolean);
 export const HOST = "localhost";
 
 /**
@@ -300,7 +307,7 @@ export class ProsodyServer {
       allow_unencrypted_plain_auth: true,
       authentication: "internal_hashed",
       ...this.storageOptions(),
-      plugin_paths: pluginPaths,
+      plugin_paths: [...pluginPaths, ...EXTRA_PLUGIN_PATHS],
       modules_enabled: enabled,
       // s2s is auto-loaded otherwise; nothing here needs HTTP either
       modules_disabled: ["s2s", "s2s_auth_certs", "s2s_bidi", "dialback", "http"],
