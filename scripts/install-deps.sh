@@ -12,7 +12,7 @@ set -euo pipefail
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 
 need_apt=()
-for pkg in lua5.4 liblua5.4-dev luarocks lua-busted pkg-config lua-dbi-sqlite3 lua-dbi-postgresql; do
+for pkg in lua5.4 liblua5.4-dev luarocks lua-busted pkg-config binutils lua-dbi-sqlite3 lua-dbi-postgresql; do
 	installed "$pkg" || need_apt+=("$pkg")
 done
 # Any PostgreSQL server (initdb) will do: tests/e2e/with-postgres.sh runs a throwaway cluster.
