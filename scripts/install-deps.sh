@@ -48,7 +48,7 @@ SUDO=""
 
 # Keep the packages' services (prosody, postgresql) from starting while they are installed: the
 # tests and `make run` start their own instances. Only when no policy exists, removed afterwards.
-policy=/usr/sbin/policy-rc.d
+policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d} # (POLICY_RC_D: for testing this script)
 if [ ! -e "$policy" ]; then
 	printf '#!/bin/sh\n# Temporary, from scripts/install-deps.sh: no service starts during this install.\nexit 101\n' \
 		| $SUDO tee "$policy" >/dev/null
