@@ -1,5 +1,5 @@
 # mod_client_management — see README.md.
-.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-cam-captures bench bench-e2e rock clean
+.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-e2e-all test-cam-captures test-dist bench bench-e2e rock dist version clean
 
 all: plugin
 
@@ -16,7 +16,9 @@ plugin:
 run: deps plugin
 	@scripts/run-local.sh
 
-test: deps plugin test-rust test-lua test-e2e test-cam-captures
+# The e2e suite runs on every storage backend (internal, SQLite, PostgreSQL, memory) and installs
+# the rock of `make dist` by name; test-dist builds the source rock outside the checkout.
+test: deps plugin test-rust test-lua dist test-e2e-all test-cam-captures test-dist
 
 test-rust:
 	cargo test
@@ -25,8 +27,17 @@ test-rust:
 test-lua: plugin
 	lua5.4 /usr/bin/busted
 
-test-e2e: plugin
-	tests/e2e/run.sh
+# One backend: E2E_STORAGE=internal (default) | sqlite | postgres | memory.
+test-e2e: plugin dist
+	E2E_REQUIRE_DIST=1 tests/e2e/run.sh
+
+# Every backend in turn (E2E_STORAGES to choose), with a summary.
+test-e2e-all: plugin dist
+	E2E_REQUIRE_DIST=1 tests/e2e/run-all.sh
+
+# make dist's artifacts used as a packager would, outside the checkout (two cargo builds).
+test-dist: dist
+	tests/dist/check.sh
 
 # Every urn:xmpp:cam:0 reply and every XEP-0050 command reply (with its data forms) the e2e
 # tests captured, parsed by xmpp-parsers (pedantic).
@@ -43,6 +54,14 @@ bench-e2e: deps plugin
 
 rock: plugin
 	@scripts/build-rock.sh
+
+# Release artifacts in build/dist/: source tarball + rockspec, binary rock, rocks-server directory.
+dist: plugin
+	@scripts/dist.sh
+
+# The version (Cargo.toml's), as every script reads it.
+version:
+	@scripts/version.sh
 
 clean:
 	cargo clean

@@ -1,11 +1,42 @@
 #!/usr/bin/env bash
 # `make run`: a local Prosody 13 on 127.0.0.1 with the module and a demo account.
 # Everything lives in .run/ (config, data, log, pidfile, admin socket); Ctrl-C stops it.
+# It starts its own Prosody and leaves any other alone: when 5222 is taken (e.g. by a system
+# Prosody) it takes a free port and says which. PORT=N insists on N; PROSODY/PROSODYCTL pick
+# the binaries (default: prosody, prosodyctl on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 run="$repo/.run"
-port=${PORT:-5222}
+PROSODY=${PROSODY:-prosody}
+PROSODYCTL=${PROSODYCTL:-prosodyctl}
+
+# Only one `make run` per checkout: they would share .run/.
+if [ -f "$run/prosody.pid" ] && kill -0 "$(cat "$run/prosody.pid")" 2>/dev/null; then
+	echo "make run: already running here (pid $(cat "$run/prosody.pid")); stop it first" >&2
+	exit 1
+fi
+
+# Can we listen on 127.0.0.1:PORT? (luasocket, which Prosody needs anyway; port 0 prints the one
+# the kernel picks.)
+listen_probe() {
+	lua5.4 - "$1" <<'LUA'
+local s = require "socket".tcp()
+local ok = s:bind("127.0.0.1", tonumber(arg[1])) and s:listen(1)
+if ok then local _, port = s:getsockname(); print(port) end
+s:close()
+os.exit(ok and 0 or 1)
+LUA
+}
+if [ -n "${PORT:-}" ]; then
+	port=$PORT
+	listen_probe "$port" >/dev/null || { echo "make run: 127.0.0.1:$port (PORT) is taken" >&2; exit 1; }
+elif listen_probe 5222 >/dev/null; then
+	port=5222
+else
+	port=$(listen_probe 0) || { echo "make run: found no free port on 127.0.0.1" >&2; exit 1; }
+	echo "make run: 127.0.0.1:5222 is taken (another XMPP server?); using port $port instead" >&2
+fi
 user=${DEMO_USER:-demo}
 password=${DEMO_PASSWORD:-demo-password}
 mkdir -p "$run/data" "$run/certs"
@@ -43,9 +74,9 @@ modules_enabled = {
 VirtualHost "localhost"
 CFG
 
-ctl() { prosodyctl --config "$run/prosody.cfg.lua" "$@"; }
+ctl() { "$PROSODYCTL" --config "$run/prosody.cfg.lua" "$@"; }
 
-prosody --config "$run/prosody.cfg.lua" -F &
+"$PROSODY" --config "$run/prosody.cfg.lua" -F &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; exit 0' INT TERM
 for _ in $(seq 50); do
@@ -67,7 +98,7 @@ cat <<INFO
     <iq type='get' id='l1'><list xmlns='xmpp:prosody.im/protocol/manage-clients'/></iq>
     <iq type='get' id='l2'><list xmlns='urn:xmpp:cam:0'/></iq>
   or, from another terminal:
-    prosodyctl --config $run/prosody.cfg.lua shell user clients $user@localhost
+    $PROSODYCTL --config $run/prosody.cfg.lua shell user clients $user@localhost
 
   Log: $run/prosody.log     Stop: Ctrl-C
 INFO

@@ -14,7 +14,7 @@ import { performance } from "node:perf_hooks";
 // like a production server (info), not at the tests' default (debug).
 process.env.E2E_LOG_LEVEL = process.env.BENCH_LOG_LEVEL || process.env.E2E_LOG_LEVEL || "info";
 
-const { startServer, luaString, luaValue, HOST, MODULE_FILE } = await import("../../tests/e2e/lib/server.js");
+const { startServer, luaString, luaValue, HOST, MODULE_FILE, STORAGE } = await import("../../tests/e2e/lib/server.js");
 const { login } = await import("../../tests/e2e/lib/client.js");
 const { listClients, NS_MC, NS_CAM } = await import("../../tests/e2e/lib/manage.js");
 
@@ -437,10 +437,10 @@ export async function main({ repo }) {
     for (const k of ["n11", "g1001", "r1001", "b2001", "login0", "login1000", "none"]) acct[k] = await server.newAccount(`bench-${k}`);
     const now = Math.floor(Date.now() / 1000);
     for (const a of Object.values(acct)) await server.setAccountTimes(a.user, { updated: now - 60 * DAY });
-    server.seedStore("clients", acct.n11.user, clientRecords(acct.n11.user, 10, now, "n11"));
-    server.seedStore("clients", acct.r1001.user, clientRecords(acct.r1001.user, SEEDED, now, "r"));
-    server.seedStore("clients", acct.b2001.user, clientRecords(acct.b2001.user, SEEDED, now, "b"));
-    server.seedStore("clients", acct.login1000.user, clientRecords(acct.login1000.user, SEEDED, now, "l"));
+    await server.seedStore("clients", acct.n11.user, clientRecords(acct.n11.user, 10, now, "n11"));
+    await server.seedStore("clients", acct.r1001.user, clientRecords(acct.r1001.user, SEEDED, now, "r"));
+    await server.seedStore("clients", acct.b2001.user, clientRecords(acct.b2001.user, SEEDED, now, "b"));
+    await server.seedStore("clients", acct.login1000.user, clientRecords(acct.login1000.user, SEEDED, now, "l"));
     const tGrants = performance.now();
     await createGrants(server, acct.g1001.user, SEEDED);
     const copied = await copyGrants(server, acct.g1001.user, acct.b2001.user);
@@ -660,7 +660,7 @@ function render(r) {
   L.push("");
   L.push(`- date: ${r.date}`);
   L.push(`- machine: ${m.nproc} × ${m.cpu}, ${(m.memTotal / 2 ** 30).toFixed(1)} GiB, Linux ${m.kernel}`);
-  L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, internal storage; client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
+  L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, ${STORAGE} storage (E2E_STORAGE); client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
   L.push(`- module: ${m.commit}; loaded: ${m.plugin}; ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
   L.push(`- seeded: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants with one "oauth2" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N`);
   L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);

@@ -22,8 +22,9 @@ function fail(msg) {
 }
 
 if (Number(process.versions.node.split(".")[0]) < 20) fail(`Node.js >= 20 is needed, found ${process.version}`);
-for (const tool of ["prosody", "prosodyctl", "npm"]) {
-  if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+// PROSODY / PROSODYCTL: the binaries to measure (the harness starts them); default from PATH.
+for (const tool of [process.env.PROSODY || "prosody", process.env.PROSODYCTL || "prosodyctl", "npm"]) {
+  if (spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool]).status !== 0) {
     fail(`'${tool}' not found (scripts/install-deps.sh installs Prosody; npm comes with Node.js)`);
   }
 }

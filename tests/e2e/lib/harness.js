@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { startServer } from "./server.js";
+// Which storage backend this run uses, and node:test `skip` values for tests that make no sense on some.
+export { STORAGE, skipOn } from "./server.js";
 import { NS, login, tryLogin } from "./client.js";
 
 /** Start a server before the tests of the enclosing scope and stop it after. */

@@ -59,7 +59,7 @@ async function seedFixtureUser(server, user, { fromUser = user, rewind = true } 
   }
   for (const store of STORES) {
     const src = fixture(store, fromUser);
-    if (src !== null) server.seedStore(store, user, refreshExpiry(src));
+    if (src !== null) await server.seedStore(store, user, refreshExpiry(src));
   }
   return { user, password, jid: `${user}@localhost` };
 }

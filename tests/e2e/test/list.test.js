@@ -153,7 +153,7 @@ describe("listing clients", () => {
     for (const e of l3) assert.match(e.id.replace(/^client\//, ""), LEGACY_ID);
 
     // drop-in format: the record is marked legacy
-    const stored = server.readStore("clients", a.user);
+    const stored = await server.readStore("clients", a.user);
     assert.ok(stored?.includes(`[${luaString(id)}]`), `record ${id} in clients store`);
     assert.match(stored, /\["legacy"\] = true/);
   });
@@ -227,7 +227,7 @@ describe("listing clients", () => {
     const rec = (id, { first, last, used }) => `\t[${luaString(id)}] = { id = ${luaString(id)}; `
       + `${first !== undefined ? `first_seen = ${first}; ` : ""}${last !== undefined ? `last_seen = ${last}; ` : ""}`
       + `mechanisms = { ["SCRAM-SHA-1"] = ${used} }; user_agent = { software = ${luaString(id)} } };`;
-    server.seedStore("clients", a.user, ["return {",
+    await server.seedStore("clients", a.user, ["return {",
       rec("ord-c", { first: P0 + 200, last: P0 + 300, used: P0 + 300 }),
       rec("ord-a", { first: P0 + 100, used: P0 + 100 }),
       rec("ord-e", { first: P0 + 100, last: P0 + 300, used: P0 + 300 }),
@@ -256,7 +256,7 @@ describe("listing clients", () => {
     const P0 = nowSeconds() - 10000;
     await server.setAccountTimes(a.user, { created: P0, updated: P0 });
     const t = P0 + 100;
-    server.seedStore("clients", a.user, `return {
+    await server.seedStore("clients", a.user, `return {
 \t["good"] = { id = "good"; first_seen = ${t}; last_seen = ${t}; mechanisms = { ["SCRAM-SHA-1"] = ${t} }; user_agent = { software = "Good" } };
 \t["bad-mech"] = { id = "bad-mech"; first_seen = ${t}; last_seen = ${t}; mechanisms = "SCRAM-SHA-1" };
 \t["bad-mech2"] = { id = "bad-mech2"; mechanisms = { [1] = true; ["PLAIN"] = "yesterday"; [true] = ${t} } };

@@ -296,7 +296,7 @@ describe("shell: user clients / user revoke_client (SPEC §7)", () => {
     const a = await account("sh");
     await server.setAccountTimes(a.user, { created: P0, updated: P0 });
     const seeded = `seeded-${rand()}`;
-    server.seedStore("clients", a.user, clientsStore({
+    await server.seedStore("clients", a.user, clientsStore({
       [seeded]: passwordRecord(seeded, { first: T1, last: T2, software: "Alpha", version: "1.0" }),
     }));
     const before = nowSeconds();
@@ -672,16 +672,16 @@ describe("shell: clients stats over several accounts", () => {
     const [u1, u2, u3, u4] = [await account("st"), await account("st"), await account("st"), await account("st")];
     for (const u of [u1, u2, u3]) await server.setAccountTimes(u.user, { created: P0, updated: P0 });
     // u1: Alpha 1.0 (stored, T1) and an OAuth grant of Alpha 2.0
-    server.seedStore("clients", u1.user, clientsStore({ a10: passwordRecord("a10", { last: T1, software: "Alpha", version: "1.0" }) }));
+    await server.seedStore("clients", u1.user, clientsStore({ a10: passwordRecord("a10", { last: T1, software: "Alpha", version: "1.0" }) }));
     await server.createGrant(u1.user, { client: { name: "Alpha", uri: "https://alpha.invalid", id: "alpha", version: "2.0" } });
     // u2: two Alpha 1.0 (stored, T1 and T2) and Beta logged in now (SASL2 has no version)
-    server.seedStore("clients", u2.user, clientsStore({
+    await server.seedStore("clients", u2.user, clientsStore({
       "a10-phone": passwordRecord("a10-phone", { last: T1, software: "Alpha", version: "1.0" }),
       "a10-desk": passwordRecord("a10-desk", { last: T2, software: "Alpha", version: "1.0" }),
     }));
     await login({ username: u2.user, password: u2.password, userAgent: { id: `beta-${rand()}`, software: "Beta" } });
     // u3: Alpha 2.0 through OAuth now, Beta stored (T1), one client that never said what it is
-    server.seedStore("clients", u3.user, clientsStore({
+    await server.seedStore("clients", u3.user, clientsStore({
       beta: passwordRecord("beta", { last: T1, software: "Beta" }),
       anon: passwordRecord("anon", { last: T_UNKNOWN }),
     }));
@@ -689,7 +689,7 @@ describe("shell: clients stats over several accounts", () => {
     await login({ username: u3.user, oauthToken: g3.token, userAgent: { id: `alpha-${rand()}`, software: "Alpha" } });
     // u4: a stored client without access any more (password changed since): no client at all
     await server.setAccountTimes(u4.user, { updated: nowSeconds() - 100 });
-    server.seedStore("clients", u4.user, clientsStore({ old: passwordRecord("old", { last: T1, software: "Alpha", version: "1.0" }) }));
+    await server.seedStore("clients", u4.user, clientsStore({ old: passwordRecord("old", { last: T1, software: "Alpha", version: "1.0" }) }));
     const today = day(nowSeconds());
 
     const res = await server.shell(["clients", "stats", "localhost"], { env: cols(80) });
