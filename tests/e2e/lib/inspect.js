@@ -41,7 +41,7 @@ export function internalStorage(server) {
 
 /** Does internal storage hold a data file of `store` for `user`? (Only meaningful with internalStorage(server).) */
 export function storeFileExists(server, store, user) {
-  return fs.existsSync(server.storeFile(store, user));
+  return fs.existsSync(server.internalStoreFile(store, user));
 }
 
 /**

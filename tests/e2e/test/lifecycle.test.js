@@ -48,7 +48,7 @@ async function assertNothingWritten(server, user, seconds, what) {
       `${what}: ${at} s after the deletion the deleted account's clients store holds ${JSON.stringify(records)}`);
     if (internalStorage(server)) {
       assert.equal(storeFileExists(server, "clients", user), false,
-        `${what}: ${at} s after the deletion ${server.storeFile("clients", user)} exists`);
+        `${what}: ${at} s after the deletion ${server.internalStoreFile("clients", user)} exists`);
     }
     await sleep(1000);
   }

@@ -233,7 +233,7 @@ describe("records per account are capped (client_management_max_clients, default
         `the client_management_legacy store holds data: ${JSON.stringify(legacyIndex).slice(0, 300)}`);
       if (internalStorage(server)) {
         assert.equal(storeFileExists(server, "client_management_legacy", a.user), false,
-          `${server.storeFile("client_management_legacy", a.user)} exists`);
+          `${server.internalStoreFile("client_management_legacy", a.user)} exists`);
       }
 
       const viewer = await login({ username: a.user, password: a.password, userAgent: { id: "viewer" } });
