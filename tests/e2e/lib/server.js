@@ -38,10 +38,10 @@ export const HOST = "localhost";
 /**
  * E2E_TIMEOUT_SCALE (default 1) multiplies the harness's waits for things that are
  * expected to happen (server start-up and stop, prosodyctl runs, logins, iq replies),
- * for slow machines. Waits that expect nothing to happen are not scaled.
+ * for slow machines (read at each wait). Waits that expect nothing to happen are not scaled.
  */
-export const TIMEOUT_SCALE = Number(process.env.E2E_TIMEOUT_SCALE) > 0 ? Number(process.env.E2E_TIMEOUT_SCALE) : 1;
-export const scaled = (ms) => Math.round(ms * TIMEOUT_SCALE);
+export const timeoutScale = () => (Number(process.env.E2E_TIMEOUT_SCALE) > 0 ? Number(process.env.E2E_TIMEOUT_SCALE) : 1);
+export const scaled = (ms) => Math.round(ms * timeoutScale());
 
 export const DEFAULT_MODULES = [
   "sasl2",
