@@ -50,17 +50,20 @@ function intEnv(name, dflt, min = 1) {
   return n;
 }
 
-const ROUNDS = intEnv("ROUNDS", 20);
+const ROUNDS = intEnv("ROUNDS", 30);
 const WARMUP = intEnv("WARMUP", 2, 0);
-const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", ROUNDS);
+const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", 2 * ROUNDS);
 const SM_ROUNDS = intEnv("SM_ROUNDS", ROUNDS);
 const IN_SERVER_CHUNK = intEnv("IN_SERVER_CHUNK", 10);
 const SHELL_ROUNDS = intEnv("SHELL_ROUNDS", 5, 0);
-const MEMORY_REQUESTS = intEnv("MEMORY_REQUESTS", 4000, 0);
+const MEMORY_REQUESTS = intEnv("MEMORY_REQUESTS", 3000, 0);
 const MEMORY_WINDOW = intEnv("MEMORY_WINDOW", 50);
 const SEEDED = intEnv("SEEDED", 1000, 2); // records / grants of the big accounts (1000 for the figures; less only to try the script out)
 const LEGACY_BINDS = intEnv("LEGACY_BINDS", 300, 0);
 const WITHOUT_MODULE = process.env.BENCH_WITHOUT_MODULE !== "0";
+const ALL_PARTS = ["list", "sm", "memory", "inserver", "logins", "binds", "shell"];
+const PARTS = new Set((process.env.BENCH_PARTS || ALL_PARTS.join(",")).split(",").map((x) => x.trim()).filter(Boolean));
+for (const x of PARTS) if (!ALL_PARTS.includes(x)) throw new Error(`BENCH_PARTS: unknown part '${x}' (parts: ${ALL_PARTS.join(", ")})`);
 const TIMEOUT_SCALE_SET = process.env.BENCH_TIMEOUT_SCALE ? Number(process.env.BENCH_TIMEOUT_SCALE) : null;
 if (TIMEOUT_SCALE_SET !== null && !(TIMEOUT_SCALE_SET > 0)) throw new Error(`BENCH_TIMEOUT_SCALE must be a number > 0, got '${process.env.BENCH_TIMEOUT_SCALE}'`);
 // Until the machine has been measured: three times the harness's waits.
@@ -94,6 +97,8 @@ const turn = (list, i) => (i % 2 ? [...list].reverse() : list);
 // ------------------------------------------------------------------ machine and builds
 
 let REPO = ".";
+/** Every timed sample in the order taken, for BENCH_RAW=FILE (JSON). */
+const RAW = { list: [], sm: [], logins: [], binds: [] };
 
 /** 1-, 5-, 15-minute load averages: the machine may be shared with builds and tests. */
 const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
@@ -558,6 +563,15 @@ async function timeShell(server, args) {
   return { ms: performance.now() - t0, res };
 }
 
+/** connect → online, in ms; the session is closed afterwards (not timed). */
+async function timedLogin(server, opts) {
+  const t0 = performance.now();
+  const session = await login(server, opts);
+  const t = performance.now() - t0;
+  await session.close();
+  return t;
+}
+
 const fileSize = (file) => {
   try {
     return fs.statSync(file).size;
@@ -678,7 +692,6 @@ export async function main({ repo }) {
     report.seedSeconds = (performance.now() - p.t0) / 1000;
 
     // ---------------------------------------------------------- 1. round trip
-    p = phase("list round trip");
     const configs = [
       { key: "n11", label: "10 SASL2 records + client", n: 11, account: A.n11 },
       { key: "g1001", label: `${SEEDED} grants + client`, n: SEEDED + 1, account: A.g1001 },
@@ -686,19 +699,25 @@ export async function main({ repo }) {
       { key: "b2001", label: `${SEEDED} records + ${SEEDED} grants + client`, n: 2 * SEEDED + 1, account: A.b2001 },
     ];
     const sessions = []; // closed at the end
-    report.roundTrip = [];
     const listSessions = {}; // key → label → session
-    for (const c of configs) {
-      const row = { ...c, ns: {}, byBuild: {} };
-      listSessions[c.key] = {};
-      for (const b of builds) {
-        // The measuring client: SASL2 + Bind 2 with a client id, so it is one of the N.
+    // The measuring client of an account: SASL2 + Bind 2 with a client id, so it is one of the N.
+    const measuringSession = async (c, b) => {
+      listSessions[c.key] ??= {};
+      if (!listSessions[c.key][b.label]) {
         const session = await login(b.server, {
           username: c.account.user, password: c.account.password,
           userAgent: { id: `bench-measure-${c.key}`, software: "e2e bench", device: "loopback" },
         });
         sessions.push(session);
         listSessions[c.key][b.label] = session;
+      }
+      return listSessions[c.key][b.label];
+    };
+    if (PARTS.has("list")) p = phase("list round trip");
+    for (const c of PARTS.has("list") ? configs : []) {
+      const row = { ...c, ns: {}, byBuild: {} };
+      for (const b of builds) {
+        const session = await measuringSession(c, b);
         // Cold: the first list request of the account loads its stored facts.
         const meter = new RawMeter(session);
         const cold = await meter.roundTrip(`bench-cold-${c.key}`, NS_MC);
@@ -720,6 +739,7 @@ export async function main({ repo }) {
             const k = `${ns} ${b.label}`;
             (samples[k] ??= []);
             if (i >= WARMUP) samples[k].push(r.ms);
+            RAW.list.push({ config: c.key, round: i, ns: nsName(ns), build: b.label, ms: r.ms });
             last[k] = r;
           }
         }
@@ -734,15 +754,15 @@ export async function main({ repo }) {
             parsed: row.byBuild[b.label].parsed[ns], cold: ns === NS_MC ? row.byBuild[b.label].cold : NaN,
           };
         }
-        report.roundTrip.push(line);
+        (report.roundTrip ??= []).push(line);
         log(`  ${c.key} ${ns}: ${builds.map((b) => `${b.label} ${cell(line.builds[b.label].stats)} ms, ${line.builds[b.label].bytes} B`).join("; ")}`);
       }
     }
 
     // ---------------------------------------------------------- 2. stream management
-    p = phase("list with XEP-0198 stream management");
-    report.sm = { rows: [], enabled: {} };
-    {
+    if (PARTS.has("sm")) {
+      p = phase("list with XEP-0198 stream management");
+      report.sm = { rows: [], enabled: {} };
       const pairs = {};
       for (const b of builds) {
         const opts = (id) => ({ username: A.sm1001.user, password: A.sm1001.password, userAgent: { id, software: "e2e bench", device: "loopback" } });
@@ -770,6 +790,7 @@ export async function main({ repo }) {
               const k = `${ns} ${b.label} ${mode}`;
               (samples[k] ??= []);
               if (i >= WARMUP) samples[k].push(r.ms);
+              RAW.sm.push({ round: i, ns: nsName(ns), build: b.label, sm: mode, ms: r.ms });
               last[k] = r;
             }
           }
@@ -793,9 +814,9 @@ export async function main({ repo }) {
     }
 
     // ---------------------------------------------------------- 3. memory (before the in-server rounds: their GC-stopped rounds raise the RSS high-water mark)
-    p = phase(`memory: ${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1} (records), ${MEMORY_WINDOW} outstanding`);
-    report.memory = {};
-    {
+    if (PARTS.has("memory") && MEMORY_REQUESTS > 0) {
+      p = phase(`memory: ${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1} (records), ${MEMORY_WINDOW} outstanding`);
+      report.memory = {};
       // Snapshots before and after each quarter: a leak grows with the requests, an allocator's
       // high-water mark (send buffers of up to MEMORY_WINDOW replies) levels off.
       for (const b of builds) {
@@ -805,7 +826,7 @@ export async function main({ repo }) {
         const upTo = Math.round((MEMORY_REQUESTS * q) / 4);
         for (const b of turn(builds, q)) {
           const mem = report.memory[b.label];
-          const meter = new RawMeter(listSessions.r1001[b.label]);
+          const meter = new RawMeter(await measuringSession(configs[2], b));
           const part = await meter.pump(upTo - done, MEMORY_WINDOW, `mem-${q}`);
           meter.restore();
           for (const k of ["replies", "errors", "ms", "bytes"]) mem[k] += part[k];
@@ -820,9 +841,8 @@ export async function main({ repo }) {
     }
 
     // ---------------------------------------------------------- 4. in-server
-    p = phase("in-server listing");
-    report.inServer = [];
-    for (const c of configs) {
+    if (PARTS.has("inserver")) p = phase("in-server listing");
+    for (const c of PARTS.has("inserver") ? configs : []) {
       for (const ns of [NS_MC, NS_CAM]) {
         const acc = Object.fromEntries(builds.map((b) => [b.label, { handler: [], serialize: [], api: [], handler_nogc: [], serialize_nogc: [] }]));
         const chunks = Math.ceil(ROUNDS / IN_SERVER_CHUNK);
@@ -845,77 +865,73 @@ export async function main({ repo }) {
             handlerNoGc: stats(a.handler_nogc), serializeNoGc: stats(a.serialize_nogc), bytes: a.bytes, clients: a.clients,
           };
         }
-        report.inServer.push(row);
+        (report.inServer ??= []).push(row);
         log(`  ${c.key} ${ns}: ${builds.map((b) => `${b.label} handler ${cell(row.builds[b.label].handler)} ms, tostring ${ms(row.builds[b.label].serialize.median)} ms`).join("; ")}`);
       }
     }
 
     // ---------------------------------------------------------- 5. logins
-    p = phase("logins");
-    const loginKinds = [
-      { key: "sasl2", label: "SASL2 (SCRAM-SHA-1) + Bind 2" },
-      { key: "fast", label: "SASL2 FAST (HT-SHA-256-NONE) + Bind 2" },
-      { key: "legacy", label: "legacy SASL (SCRAM-SHA-1) + resource bind" },
-    ];
-    // Where logins are measured: each build's accounts with 0 and SEEDED stored records, and
-    // the account of the server without the module.
-    const targets = [];
-    for (const b of builds) {
-      targets.push({ key: `${b.label}/0`, label: b.label, stored: 0, server: b.server, account: A.login0 });
-      targets.push({ key: `${b.label}/${SEEDED}`, label: b.label, stored: SEEDED, server: b.server, account: A.login1000 });
-    }
-    if (bare) targets.push({ key: "none/0", label: "none", stored: 0, server: bare, account: A.login0 });
-    const ua = (kind, t) => ({ id: `bench-login-${kind}-${t.stored}`, software: "e2e bench", device: "loopback" });
-    const loginOpts = (kind, t) => {
-      const base = { username: t.account.user, timeout: scaled(10000) };
-      if (kind === "sasl2") return { ...base, password: t.account.password, userAgent: ua(kind, t) };
-      if (kind === "fast") return { ...base, fast: t.fast, userAgent: ua(kind, t) };
-      return { ...base, password: t.account.password, sasl2: false, resource: `bench-legacy-${t.stored}` };
-    };
-    const timedLogin = async (server, opts) => {
-      const t0 = performance.now();
-      const session = await login(server, opts);
-      const t = performance.now() - t0;
-      await session.close();
-      return t;
-    };
-    for (const t of targets) {
-      // A FAST token to begin with (a password login that requests one).
-      t.fast = { token: null };
-      const s = await login(t.server, { username: t.account.user, password: t.account.password, fast: t.fast, userAgent: ua("fast", t) });
-      await s.close();
-      if (!t.fast.token) throw new Error(`no FAST token issued to ${t.account.user} (${t.key})`);
-    }
-    const loginSamples = {};
-    for (let round = 0; round < WARMUP + LOGIN_ROUNDS; round++) {
-      for (const k of loginKinds) {
-        for (const t of turn(targets, round)) {
-          const ms_ = await timedLogin(t.server, loginOpts(k.key, t));
-          (loginSamples[`${k.key} ${t.key}`] ??= []);
-          if (round >= WARMUP) loginSamples[`${k.key} ${t.key}`].push(ms_);
-          await sleep(10);
+    if (PARTS.has("logins")) {
+      p = phase("logins");
+      const loginKinds = [
+        { key: "sasl2", label: "SASL2 (SCRAM-SHA-1) + Bind 2" },
+        { key: "fast", label: "SASL2 FAST (HT-SHA-256-NONE) + Bind 2" },
+        { key: "legacy", label: "legacy SASL (SCRAM-SHA-1) + resource bind" },
+      ];
+      // Where logins are measured: each build's accounts with 0 and SEEDED stored records, and
+      // the account of the server without the module.
+      const targets = [];
+      for (const b of builds) {
+        targets.push({ key: `${b.label}/0`, label: b.label, stored: 0, server: b.server, account: A.login0 });
+        targets.push({ key: `${b.label}/${SEEDED}`, label: b.label, stored: SEEDED, server: b.server, account: A.login1000 });
+      }
+      if (bare) targets.push({ key: "none/0", label: "none", stored: 0, server: bare, account: A.login0 });
+      const ua = (kind, t) => ({ id: `bench-login-${kind}-${t.stored}`, software: "e2e bench", device: "loopback" });
+      const loginOpts = (kind, t) => {
+        const base = { username: t.account.user, timeout: scaled(10000) };
+        if (kind === "sasl2") return { ...base, password: t.account.password, userAgent: ua(kind, t) };
+        if (kind === "fast") return { ...base, fast: t.fast, userAgent: ua(kind, t) };
+        return { ...base, password: t.account.password, sasl2: false, resource: `bench-legacy-${t.stored}` };
+      };
+      for (const t of targets) {
+        // A FAST token to begin with (a password login that requests one).
+        t.fast = { token: null };
+        const s = await login(t.server, { username: t.account.user, password: t.account.password, fast: t.fast, userAgent: ua("fast", t) });
+        await s.close();
+        if (!t.fast.token) throw new Error(`no FAST token issued to ${t.account.user} (${t.key})`);
+      }
+      const loginSamples = {};
+      for (let round = 0; round < WARMUP + LOGIN_ROUNDS; round++) {
+        for (const k of loginKinds) {
+          for (const t of turn(targets, round)) {
+            const ms_ = await timedLogin(t.server, loginOpts(k.key, t));
+            (loginSamples[`${k.key} ${t.key}`] ??= []);
+            if (round >= WARMUP) loginSamples[`${k.key} ${t.key}`].push(ms_);
+            RAW.logins.push({ round, kind: k.key, target: t.key, ms: ms_ });
+            await sleep(10);
+          }
         }
       }
-    }
-    report.logins = loginKinds.map((k) => ({
-      ...k,
-      none: bare ? stats(loginSamples[`${k.key} none/0`]) : null,
-      builds: Object.fromEntries(builds.map((b) => [b.label, {
-        s0: stats(loginSamples[`${k.key} ${b.label}/0`]),
-        s1: stats(loginSamples[`${k.key} ${b.label}/${SEEDED}`]),
-      }])),
-    }));
-    for (const x of report.logins) {
-      log(`  ${x.key}: ${x.none ? `without module ${cell(x.none)} ms; ` : ""}${builds.map((b) => `${b.label} 0 stored ${cell(x.builds[b.label].s0)} ms, ${SEEDED} stored ${cell(x.builds[b.label].s1)} ms`).join("; ")}`);
-    }
-    report.loginStored = {};
-    for (const b of builds) {
-      report.loginStored[b.label] = [(await storedClients(b.server, A.login0.user)).records, (await storedClients(b.server, A.login1000.user)).records];
+      report.logins = loginKinds.map((k) => ({
+        ...k,
+        none: bare ? stats(loginSamples[`${k.key} none/0`]) : null,
+        builds: Object.fromEntries(builds.map((b) => [b.label, {
+          s0: stats(loginSamples[`${k.key} ${b.label}/0`]),
+          s1: stats(loginSamples[`${k.key} ${b.label}/${SEEDED}`]),
+        }])),
+      }));
+      for (const x of report.logins) {
+        log(`  ${x.key}: ${x.none ? `without module ${cell(x.none)} ms; ` : ""}${builds.map((b) => `${b.label} 0 stored ${cell(x.builds[b.label].s0)} ms, ${SEEDED} stored ${cell(x.builds[b.label].s1)} ms`).join("; ")}`);
+      }
+      report.loginStored = {};
+      for (const b of builds) {
+        report.loginStored[b.label] = [(await storedClients(b.server, A.login0.user)).records, (await storedClients(b.server, A.login1000.user)).records];
+      }
     }
 
     // ---------------------------------------------------------- 6. legacy random-resource binds (issue 8)
-    p = phase(`legacy binds: ${LEGACY_BINDS} legacy SASL logins per build, each with a new random resource`);
-    {
+    if (PARTS.has("binds") && LEGACY_BINDS > 0) {
+      p = phase(`legacy binds: ${LEGACY_BINDS} legacy SASL logins per build, each with a new random resource`);
       const mid = Math.round(LEGACY_BINDS / 3);
       const checkpoints = [...new Set([0, mid, LEGACY_BINDS])];
       const lb = { checkpoints: [], samples: {}, mid };
@@ -933,7 +949,9 @@ export async function main({ repo }) {
       for (let i = 1; i <= LEGACY_BINDS; i++) {
         for (const b of turn(builds, i)) {
           const resource = `bench-${randomBytes(6).toString("hex")}`;
-          lb.samples[b.label].push(await timedLogin(b.server, { username: A.legacy.user, password: A.legacy.password, sasl2: false, resource, timeout: scaled(10000) }));
+          const t = await timedLogin(b.server, { username: A.legacy.user, password: A.legacy.password, sasl2: false, resource, timeout: scaled(10000) });
+          lb.samples[b.label].push(t);
+          RAW.binds.push({ bind: i, build: b.label, ms: t });
         }
         if (i !== LEGACY_BINDS && checkpoints.includes(i)) await check(i);
       }
@@ -952,7 +970,7 @@ export async function main({ repo }) {
     }
 
     // ---------------------------------------------------------- 7. shell
-    p = phase("shell");
+    if (PARTS.has("shell") && SHELL_ROUNDS > 0) p = phase("shell");
     const shellCases = (b) => {
       const cases = [
         { key: "empty", label: "`shell \"> return 1\"` (empty)", args: "> return 1" },
@@ -973,8 +991,8 @@ export async function main({ repo }) {
       });
       return cases;
     };
-    report.shell = {};
-    if (SHELL_ROUNDS > 0) {
+    if (PARTS.has("shell") && SHELL_ROUNDS > 0) {
+      report.shell = {};
       for (const b of builds) {
         const { res } = await timeShell(b.server, ["user", "clients", A.r1001.jid]);
         const lines = res.stdout.split("\n").length;
@@ -1025,6 +1043,7 @@ export async function main({ repo }) {
   const out = process.env.BENCH_REPORT ? path.resolve(process.env.BENCH_REPORT) : path.join(repo, "build", "bench", "e2e.md");
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, md);
+  if (process.env.BENCH_RAW) fs.writeFileSync(path.resolve(process.env.BENCH_RAW), JSON.stringify(RAW));
   log(`written to ${out} (${report.seconds.toFixed(0)} s)`);
 }
 
@@ -1070,67 +1089,75 @@ function render(r) {
   L.push("");
 
   // 1
-  L.push(`### 1. List round trip (socket: iq written → closing \`</iq>\` received), n = ${ROUNDS} per cell`);
-  L.push("");
-  L.push(`| N | data | namespace | \`<client>\` | reply | ${labels.map((l) => `${l}: median (p90) ms | ${l}: first (cold) ms`).join(" | ")} |${ratioHead}`);
-  L.push(`|---:|---|---|---:|---:|${labels.map(() => "---:|---:|").join("")}${ratioSep}`);
-  for (const x of r.roundTrip) {
-    const counts = labels.map((l) => x.builds[l]);
-    const ok = counts.every((c) => c.clients === x.n && c.parsed === x.n);
-    const countNote = ok ? `${x.n}` : counts.map((c, i) => `${labels[i]}: ${c.clients} (parsed ${c.parsed})`).join(", ") + ` (expected ${x.n}!)`;
-    L.push(`| ${x.n} | ${x.label} | ${nsName(x.ns)} | ${countNote} | ${labels.map((l) => kib(x.builds[l].bytes)).join(" / ")} | ${labels.map((l) => `${cell(x.builds[l].stats)} | ${ms(x.builds[l].cold)}`).join(" | ")} |${ratioOf((l) => x.builds[l].stats.median)}`);
+  if (r.roundTrip) {
+    L.push(`### 1. List round trip (socket: iq written → closing \`</iq>\` received), n = ${ROUNDS} per cell`);
+    L.push("");
+    L.push(`| N | data | namespace | \`<client>\` | reply | ${labels.map((l) => `${l}: median (p90) ms | ${l}: first (cold) ms`).join(" | ")} |${ratioHead}`);
+    L.push(`|---:|---|---|---:|---:|${labels.map(() => "---:|---:|").join("")}${ratioSep}`);
+    for (const x of r.roundTrip) {
+      const counts = labels.map((l) => x.builds[l]);
+      const ok = counts.every((c) => c.clients === x.n && c.parsed === x.n);
+      const countNote = ok ? `${x.n}` : counts.map((c, i) => `${labels[i]}: ${c.clients} (parsed ${c.parsed})`).join(", ") + ` (expected ${x.n}!)`;
+      L.push(`| ${x.n} | ${x.label} | ${nsName(x.ns)} | ${countNote} | ${labels.map((l) => kib(x.builds[l].bytes)).join(" / ")} | ${labels.map((l) => `${cell(x.builds[l].stats)} | ${ms(x.builds[l].cold)}`).join(" | ")} |${ratioOf((l) => x.builds[l].stats.median)}`);
+    }
+    L.push("");
+    L.push("References (issue 5): targets ≤ 3 ms at N = 11, ≤ 25 ms at 1001, ≤ 50 ms at 2001; the community module took ~2 ms at 11, 127–162 ms at 1001.");
+    L.push("");
   }
-  L.push("");
-  L.push("References (issue 5): targets ≤ 3 ms at N = 11, ≤ 25 ms at 1001, ≤ 50 ms at 2001; the community module took ~2 ms at 11, 127–162 ms at 1001.");
-  L.push("");
 
   // 2
-  L.push(`### 2. List with XEP-0198 stream management (N = ${SEEDED + 1}: ${SEEDED - 1} SASL2 records + 2 measuring clients), n = ${SM_ROUNDS} per cell`);
-  L.push("");
-  L.push(`The same account, two sessions: one without stream management, one with \`<enable resume='true'/>\` (mod_smacks clones every outgoing stanza into its queue). The SM client answers each \`<r/>\` with \`<a h/>\` before the next request (the queue never holds more than one reply); both wait 2 ms between requests.`);
-  L.push("");
-  L.push(`| namespace | reply | ${labels.map((l) => `${l}: without SM | ${l}: with SM | ${l}: SM/without`).join(" | ")} |${several ? ` with SM ${lastL}/${first} |` : ""}`);
-  L.push(`|---|---:|${labels.map(() => "---:|---:|---:|").join("")}${ratioSep}`);
-  for (const x of r.sm.rows) {
-    L.push(`| ${nsName(x.ns)} | ${labels.map((l) => kib(x.builds[l].bytes)).join(" / ")} | ${labels.map((l) => `${cell(x.builds[l].off)} | ${cell(x.builds[l].on)} | ${ratio(x.builds[l].on.median, x.builds[l].off.median)}`).join(" | ")} |${ratioOf((l) => x.builds[l].on.median)}`);
+  if (r.sm) {
+    L.push(`### 2. List with XEP-0198 stream management (N = ${SEEDED + 1}: ${SEEDED - 1} SASL2 records + 2 measuring clients), n = ${SM_ROUNDS} per cell`);
+    L.push("");
+    L.push(`The same account, two sessions: one without stream management, one with \`<enable resume='true'/>\` (mod_smacks clones every outgoing stanza into its queue). The SM client answers each \`<r/>\` with \`<a h/>\` before the next request (the queue never holds more than one reply); both wait 2 ms between requests.`);
+    L.push("");
+    L.push(`| namespace | reply | ${labels.map((l) => `${l}: without SM | ${l}: with SM | ${l}: SM/without`).join(" | ")} |${several ? ` with SM ${lastL}/${first} |` : ""}`);
+    L.push(`|---|---:|${labels.map(() => "---:|---:|---:|").join("")}${ratioSep}`);
+    for (const x of r.sm.rows) {
+      L.push(`| ${nsName(x.ns)} | ${labels.map((l) => kib(x.builds[l].bytes)).join(" / ")} | ${labels.map((l) => `${cell(x.builds[l].off)} | ${cell(x.builds[l].on)} | ${ratio(x.builds[l].on.median, x.builds[l].off.median)}`).join(" | ")} |${ratioOf((l) => x.builds[l].on.median)}`);
+    }
+    L.push("");
+    L.push(`Listed \`<client>\`: ${labels.map((l) => `${l} ${r.sm.rows[0].builds[l].parsed}`).join(", ")} (expected ${SEEDED + 1}). Acks: ${labels.map((l) => `${l} ${r.sm.acks[l].r} \`<r/>\` answered, h = ${r.sm.acks[l].h}`).join("; ")}.`);
+    L.push("");
   }
-  L.push("");
-  L.push(`Listed \`<client>\`: ${labels.map((l) => `${l} ${r.sm.rows[0].builds[l].parsed}`).join(", ")} (expected ${SEEDED + 1}). Acks: ${labels.map((l) => `${l} ${r.sm.acks[l].r} \`<r/>\` answered, h = ${r.sm.acks[l].h}`).join("; ")}.`);
-  L.push("");
 
   // 3
-  L.push(`### 3. In-server listing (Lua, \`fire_event("iq-get/self/<ns>:list")\` with a fake origin), n = ${ROUNDS} per cell`);
-  L.push("");
-  L.push(`handler = facts + core + reply stanza built (\`origin.send\` only keeps it); tostring = serialization of that reply (what c2s does before writing); get_active_clients = the public API (facts + core decision, Lua tables, no stanza); "no GC" = handler with \`collectgarbage("stop")\`, i.e. without the collector steps its allocations trigger. Rounds run in prosodyctl calls of ${IN_SERVER_CHUNK}, builds taking turns.`);
-  L.push("");
-  L.push(`| N | data | namespace | ${labels.map((l) => `${l}: handler | ${l}: tostring | ${l}: get_active_clients | ${l}: handler, no GC`).join(" | ")} |${several ? ` handler ${lastL}/${first} |` : ""}`);
-  L.push(`|---:|---|---|${labels.map(() => "---:|---:|---:|---:|").join("")}${ratioSep}`);
-  for (const x of r.inServer) {
-    const notes = labels.filter((l) => x.builds[l].clients !== x.n).map((l) => `${l}: ${x.builds[l].clients} <client>!`);
-    L.push(`| ${x.n} | ${x.label}${notes.length ? ` (${notes.join(", ")})` : ""} | ${nsName(x.ns)} | ${labels.map((l) => `${cell(x.builds[l].handler)} | ${cell(x.builds[l].serialize)} | ${cell(x.builds[l].api)} | ${cell(x.builds[l].handlerNoGc)}`).join(" | ")} |${ratioOf((l) => x.builds[l].handler.median)}`);
+  if (r.inServer) {
+    L.push(`### 3. In-server listing (Lua, \`fire_event("iq-get/self/<ns>:list")\` with a fake origin), n = ${ROUNDS} per cell`);
+    L.push("");
+    L.push(`handler = facts + core + reply stanza built (\`origin.send\` only keeps it); tostring = serialization of that reply (what c2s does before writing); get_active_clients = the public API (facts + core decision, Lua tables, no stanza); "no GC" = handler with \`collectgarbage("stop")\`, i.e. without the collector steps its allocations trigger. Rounds run in prosodyctl calls of ${IN_SERVER_CHUNK}, builds taking turns.`);
+    L.push("");
+    L.push(`| N | data | namespace | ${labels.map((l) => `${l}: handler | ${l}: tostring | ${l}: get_active_clients | ${l}: handler, no GC`).join(" | ")} |${several ? ` handler ${lastL}/${first} |` : ""}`);
+    L.push(`|---:|---|---|${labels.map(() => "---:|---:|---:|---:|").join("")}${ratioSep}`);
+    for (const x of r.inServer) {
+      const notes = labels.filter((l) => x.builds[l].clients !== x.n).map((l) => `${l}: ${x.builds[l].clients} <client>!`);
+      L.push(`| ${x.n} | ${x.label}${notes.length ? ` (${notes.join(", ")})` : ""} | ${nsName(x.ns)} | ${labels.map((l) => `${cell(x.builds[l].handler)} | ${cell(x.builds[l].serialize)} | ${cell(x.builds[l].api)} | ${cell(x.builds[l].handlerNoGc)}`).join(" | ")} |${ratioOf((l) => x.builds[l].handler.median)}`);
+    }
+    L.push("");
+    L.push("References (issue 5): handler ≤ 5 ms at N = 1001; the community module took 55–63 ms.");
+    L.push("");
   }
-  L.push("");
-  L.push("References (issue 5): handler ≤ 5 ms at N = 1001; the community module took 55–63 ms.");
-  L.push("");
 
   // 4
-  L.push(`### 4. Login cost (connect → online), n = ${LOGIN_ROUNDS} per cell`);
-  L.push("");
-  L.push(`Accounts with 0 and ${SEEDED} stored client records on each build's server${WITHOUT_MODULE ? ", and an account on the same Prosody without mod_client_management (\"no module\")" : ""}; every login kind and server in turn each round. Fixed client ids and resource, so the accounts only gain the bench's own records.`);
-  L.push("");
-  const noneHead = WITHOUT_MODULE ? " no module |" : "";
-  L.push(`| login |${noneHead} ${labels.map((l) => `${l}: 0 stored |${WITHOUT_MODULE ? ` ${l}: 0 stored / no module |` : ""} ${l}: ${SEEDED} stored | ${l}: Δ ${SEEDED} − 0`).join(" | ")} |${several ? ` 0 stored ${lastL}/${first} | ${SEEDED} stored ${lastL}/${first} |` : ""}`);
-  L.push(`|---|${WITHOUT_MODULE ? "---:|" : ""}${labels.map(() => (WITHOUT_MODULE ? "---:|---:|---:|---:|" : "---:|---:|---:|")).join("")}${several ? "---:|---:|" : ""}`);
-  for (const x of r.logins) {
-    const cells = labels.map((l) => {
-      const { s0, s1 } = x.builds[l];
-      return `${cell(s0)} |${WITHOUT_MODULE ? ` ${ratio(s0.median, x.none?.median)} |` : ""} ${cell(s1)} | ${signed(s1.median - s0.median)}`;
-    });
-    L.push(`| ${x.label} |${WITHOUT_MODULE ? ` ${cell(x.none)} |` : ""} ${cells.join(" | ")} |${several ? ` ${ratio(x.builds[lastL].s0.median, x.builds[first].s0.median)} | ${ratio(x.builds[lastL].s1.median, x.builds[first].s1.median)} |` : ""}`);
+  if (r.logins) {
+    L.push(`### 4. Login cost (connect → online), n = ${LOGIN_ROUNDS} per cell`);
+    L.push("");
+    L.push(`Accounts with 0 and ${SEEDED} stored client records on each build's server${WITHOUT_MODULE ? ", and an account on the same Prosody without mod_client_management (\"no module\")" : ""}; every login kind and server in turn each round. Fixed client ids and resource, so the accounts only gain the bench's own records.`);
+    L.push("");
+    const noneHead = WITHOUT_MODULE ? " no module |" : "";
+    L.push(`| login |${noneHead} ${labels.map((l) => `${l}: 0 stored |${WITHOUT_MODULE ? ` ${l}: 0 stored / no module |` : ""} ${l}: ${SEEDED} stored | ${l}: Δ ${SEEDED} − 0`).join(" | ")} |${several ? ` 0 stored ${lastL}/${first} | ${SEEDED} stored ${lastL}/${first} |` : ""}`);
+    L.push(`|---|${WITHOUT_MODULE ? "---:|" : ""}${labels.map(() => (WITHOUT_MODULE ? "---:|---:|---:|---:|" : "---:|---:|---:|")).join("")}${several ? "---:|---:|" : ""}`);
+    for (const x of r.logins) {
+      const cells = labels.map((l) => {
+        const { s0, s1 } = x.builds[l];
+        return `${cell(s0)} |${WITHOUT_MODULE ? ` ${ratio(s0.median, x.none?.median)} |` : ""} ${cell(s1)} | ${signed(s1.median - s0.median)}`;
+      });
+      L.push(`| ${x.label} |${WITHOUT_MODULE ? ` ${cell(x.none)} |` : ""} ${cells.join(" | ")} |${several ? ` ${ratio(x.builds[lastL].s0.median, x.builds[first].s0.median)} | ${ratio(x.builds[lastL].s1.median, x.builds[first].s1.median)} |` : ""}`);
+    }
+    L.push("");
+    L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}.`);
+    L.push("");
   }
-  L.push("");
-  L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}.`);
-  L.push("");
 
   // 5
   const lb = r.legacyBinds;
@@ -1160,7 +1187,7 @@ function render(r) {
   }
 
   // 6
-  if (SHELL_ROUNDS > 0) {
+  if (r.shell) {
     L.push(`### 6. Shell (\`prosodyctl shell …\` wall time), n = ${SHELL_ROUNDS} per cell`);
     L.push("");
     L.push(`| command | ${labels.map((l) => `${l}: median (p90) ms | ${l}: Δ vs empty | ${l}: output`).join(" | ")} |${ratioHead}`);
@@ -1182,7 +1209,7 @@ function render(r) {
   }
 
   // 7
-  if (MEMORY_REQUESTS > 0) {
+  if (r.memory) {
     L.push(`### 7. Memory (${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1}, ${SEEDED} records + client, namespaces alternating, ${MEMORY_WINDOW} outstanding; builds take turns by quarter)`);
     L.push("");
     L.push(`| point | requests | ${labels.map((l) => `${l}: Lua memory after full GC | ${l}: VmRSS`).join(" | ")} |`);
