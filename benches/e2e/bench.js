@@ -54,7 +54,7 @@ const ROUNDS = intEnv("ROUNDS", 30);
 const WARMUP = intEnv("WARMUP", 2, 0);
 const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", 2 * ROUNDS);
 const SM_ROUNDS = intEnv("SM_ROUNDS", ROUNDS);
-const IN_SERVER_CHUNK = intEnv("IN_SERVER_CHUNK", 10);
+const IN_SERVER_CHUNK = intEnv("IN_SERVER_CHUNK", 5);
 const SHELL_ROUNDS = intEnv("SHELL_ROUNDS", 5, 0);
 const MEMORY_REQUESTS = intEnv("MEMORY_REQUESTS", 3000, 0);
 const MEMORY_WINDOW = intEnv("MEMORY_WINDOW", 50);
@@ -121,9 +121,10 @@ const sha12 = (file) => createHash("sha256").update(fs.readFileSync(file)).diges
 /** What a build is: its files (hashes), BUILD-INFO (build-baseline.sh), the native core's version marker. */
 function describeBuild(b) {
   const modDir = path.join(b.dir, "mod_client_management");
-  const d = { files: "", native: null, luaVersion: null, info: null, commit: null };
+  const d = { files: "", native: null, luaVersion: null, info: null, commit: null, built: null };
   try {
     d.files = fs.readdirSync(modDir).sort().map((f) => `${f} ${sha12(path.join(modDir, f))}`).join(", ");
+    d.built = fs.statSync(path.join(modDir, "client_management.so")).mtime.toISOString().replace(/\.\d{3}Z$/, "Z");
   } catch {}
   try {
     const so = fs.readFileSync(path.join(modDir, "client_management.so")).toString("latin1");
@@ -146,9 +147,8 @@ function describeBuild(b) {
   if (!d.info && checkout) {
     try {
       d.commit = execFileSync("git", ["-C", checkout, "rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
-      d.commit += ` (checkout ${checkout})`;
       const dirty = execFileSync("git", ["-C", checkout, "status", "--porcelain", "--", "lua", "rust"], { encoding: "utf8" }).trim();
-      if (dirty) d.commit += ", lua/ or rust/ modified";
+      d.commit = `checkout ${checkout} at ${d.commit}${dirty ? ", lua/ or rust/ modified" : ""} (the build may be of another state)`;
     } catch {}
   }
   return d;
@@ -1077,12 +1077,12 @@ function render(r) {
   L.push("");
   L.push("Builds:");
   L.push("");
-  L.push("| build | directory | commit | native core | files (sha256) |");
-  L.push("|---|---|---|---|---|");
+  L.push("| build | directory | commit | native core | .so modified | files (sha256) |");
+  L.push("|---|---|---|---|---|---|");
   for (const b of builds) {
     const d = b.describe;
     const commit = d.info ? `${d.info.revision ?? ""} ${d.info.commit?.slice(0, 10) ?? ""} “${d.info.subject ?? ""}”`.trim() : (d.commit ?? "–");
-    L.push(`| ${b.label} | \`${b.dir}\` | ${commit} | ${d.native ?? "(no marker)"}${d.luaVersion ? `, Lua file ${d.luaVersion}` : ""} | ${d.files} |`);
+    L.push(`| ${b.label} | \`${b.dir}\` | ${commit} | ${d.native ?? "(no marker)"}${d.luaVersion ? `, Lua file ${d.luaVersion}` : ""} | ${d.built ?? "–"} | ${d.files} |`);
   }
   L.push("");
   L.push("Parts: " + r.phases.map((p) => `${p.name.split(":")[0]} ${p.seconds.toFixed(0)} s (load ${p.load.split(" ")[0]})`).join("; ") + ".");
@@ -1155,7 +1155,7 @@ function render(r) {
       L.push(`| ${x.label} |${WITHOUT_MODULE ? ` ${cell(x.none)} |` : ""} ${cells.join(" | ")} |${several ? ` ${ratio(x.builds[lastL].s0.median, x.builds[first].s0.median)} | ${ratio(x.builds[lastL].s1.median, x.builds[first].s1.median)} |` : ""}`);
     }
     L.push("");
-    L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}.`);
+    L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}. On a busy machine login times are bimodal (a fast mode of a few ms, and a slow one when another process holds the core), and a median moves with the share of slow logins: look at several runs, or at the samples (\`BENCH_RAW\`), before reading a login ratio.`);
     L.push("");
   }
 
