@@ -94,6 +94,29 @@ const signed = (v, digits = 2) => (Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${v
 /** The order in which the servers take their turn in round `i`: alternating, against drift. */
 const turn = (list, i) => (i % 2 ? [...list].reverse() : list);
 
+/**
+ * A random order for round `i` (the same in every run: BENCH_SEED), where more than two
+ * targets take turns: alternating would put the same pairs next to each other every round.
+ */
+const SEED = intEnv("BENCH_SEED", 1, 0);
+function shuffled(list, i) {
+  let x = (SEED * 0x9e3779b1 + (i + 1) * 0x85ebca6b) >>> 0;
+  const rand = () => {
+    // mulberry32
+    x = (x + 0x6d2b79f5) >>> 0;
+    let t = x;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const a = [...list];
+  for (let k = a.length - 1; k > 0; k--) {
+    const j = Math.floor(rand() * (k + 1));
+    [a[k], a[j]] = [a[j], a[k]];
+  }
+  return a;
+}
+
 // ------------------------------------------------------------------ machine and builds
 
 let REPO = ".";
@@ -813,64 +836,7 @@ export async function main({ repo }) {
       }
     }
 
-    // ---------------------------------------------------------- 3. memory (before the in-server rounds: their GC-stopped rounds raise the RSS high-water mark)
-    if (PARTS.has("memory") && MEMORY_REQUESTS > 0) {
-      p = phase(`memory: ${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1} (records), ${MEMORY_WINDOW} outstanding`);
-      report.memory = {};
-      // Snapshots before and after each quarter: a leak grows with the requests, an allocator's
-      // high-water mark (send buffers of up to MEMORY_WINDOW replies) levels off.
-      for (const b of builds) {
-        report.memory[b.label] = { points: [{ label: "before", requests: 0, ...(await memorySnapshot(b.server)) }], replies: 0, errors: 0, ms: 0, bytes: 0 };
-      }
-      for (let q = 1, done = 0; q <= 4; q++) {
-        const upTo = Math.round((MEMORY_REQUESTS * q) / 4);
-        for (const b of turn(builds, q)) {
-          const mem = report.memory[b.label];
-          const meter = new RawMeter(await measuringSession(configs[2], b));
-          const part = await meter.pump(upTo - done, MEMORY_WINDOW, `mem-${q}`);
-          meter.restore();
-          for (const k of ["replies", "errors", "ms", "bytes"]) mem[k] += part[k];
-          mem.points.push({ label: q === 4 ? "after" : `${q}/4`, requests: upTo, ...(await memorySnapshot(b.server)) });
-        }
-        done = upTo;
-      }
-      for (const b of builds) {
-        const mem = report.memory[b.label];
-        log(`  ${b.label}: ${mem.points.map((x) => `${x.label} Lua ${x.luaKiB.toFixed(0)} KiB RSS ${x.rssKiB} KiB`).join("; ")}; ${mem.replies} replies (${mem.errors} errors) in ${(mem.ms / 1000).toFixed(1)} s`);
-      }
-    }
-
-    // ---------------------------------------------------------- 4. in-server
-    if (PARTS.has("inserver")) p = phase("in-server listing");
-    for (const c of PARTS.has("inserver") ? configs : []) {
-      for (const ns of [NS_MC, NS_CAM]) {
-        const acc = Object.fromEntries(builds.map((b) => [b.label, { handler: [], serialize: [], api: [], handler_nogc: [], serialize_nogc: [] }]));
-        const chunks = Math.ceil(ROUNDS / IN_SERVER_CHUNK);
-        for (let k = 0; k < chunks; k++) {
-          const rounds = Math.min(IN_SERVER_CHUNK, ROUNDS - k * IN_SERVER_CHUNK);
-          for (const b of turn(builds, k)) {
-            const r = await inServerLua(b.server, c.account.user, ns, rounds, k === 0 ? WARMUP : 0);
-            if (r.type !== "result") throw new Error(`${b.label}: in-server list of ${c.key} answered ${r.type}`);
-            const a = acc[b.label];
-            for (const f of ["handler", "serialize", "api", "handler_nogc", "serialize_nogc"]) a[f].push(...(r[f] ?? []));
-            a.bytes = r.bytes;
-            a.clients = r.clients;
-          }
-        }
-        const row = { ...c, ns, builds: {} };
-        for (const b of builds) {
-          const a = acc[b.label];
-          row.builds[b.label] = {
-            handler: stats(a.handler), serialize: stats(a.serialize), api: stats(a.api),
-            handlerNoGc: stats(a.handler_nogc), serializeNoGc: stats(a.serialize_nogc), bytes: a.bytes, clients: a.clients,
-          };
-        }
-        (report.inServer ??= []).push(row);
-        log(`  ${c.key} ${ns}: ${builds.map((b) => `${b.label} handler ${cell(row.builds[b.label].handler)} ms, tostring ${ms(row.builds[b.label].serialize.median)} ms`).join("; ")}`);
-      }
-    }
-
-    // ---------------------------------------------------------- 5. logins
+    // ---------------------------------------------------------- 3. logins (before the heavy parts below)
     if (PARTS.has("logins")) {
       p = phase("logins");
       const loginKinds = [
@@ -903,11 +869,11 @@ export async function main({ repo }) {
       const loginSamples = {};
       for (let round = 0; round < WARMUP + LOGIN_ROUNDS; round++) {
         for (const k of loginKinds) {
-          for (const t of turn(targets, round)) {
+          for (const t of shuffled(targets, round)) {
             const ms_ = await timedLogin(t.server, loginOpts(k.key, t));
             (loginSamples[`${k.key} ${t.key}`] ??= []);
             if (round >= WARMUP) loginSamples[`${k.key} ${t.key}`].push(ms_);
-            RAW.logins.push({ round, kind: k.key, target: t.key, ms: ms_ });
+            RAW.logins.push({ round, kind: k.key, target: t.key, ms: ms_, at: performance.now() });
             await sleep(10);
           }
         }
@@ -929,7 +895,7 @@ export async function main({ repo }) {
       }
     }
 
-    // ---------------------------------------------------------- 6. legacy random-resource binds (issue 8)
+    // ---------------------------------------------------------- 4. legacy random-resource binds (issue 8)
     if (PARTS.has("binds") && LEGACY_BINDS > 0) {
       p = phase(`legacy binds: ${LEGACY_BINDS} legacy SASL logins per build, each with a new random resource`);
       const mid = Math.round(LEGACY_BINDS / 3);
@@ -967,6 +933,63 @@ export async function main({ repo }) {
       lb.all = Object.fromEntries(builds.map((b) => [b.label, stats(lb.samples[b.label])]));
       for (const w of lb.windows) log(`  logins ${w.from}–${w.to}: ${builds.map((b) => `${b.label} ${cell(w.builds[b.label])} ms`).join("; ")}`);
       report.legacyBinds = lb;
+    }
+
+    // ---------------------------------------------------------- 5. memory (before the in-server rounds: their GC-stopped rounds raise the RSS high-water mark)
+    if (PARTS.has("memory") && MEMORY_REQUESTS > 0) {
+      p = phase(`memory: ${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1} (records), ${MEMORY_WINDOW} outstanding`);
+      report.memory = {};
+      // Snapshots before and after each quarter: a leak grows with the requests, an allocator's
+      // high-water mark (send buffers of up to MEMORY_WINDOW replies) levels off.
+      for (const b of builds) {
+        report.memory[b.label] = { points: [{ label: "before", requests: 0, ...(await memorySnapshot(b.server)) }], replies: 0, errors: 0, ms: 0, bytes: 0 };
+      }
+      for (let q = 1, done = 0; q <= 4; q++) {
+        const upTo = Math.round((MEMORY_REQUESTS * q) / 4);
+        for (const b of turn(builds, q)) {
+          const mem = report.memory[b.label];
+          const meter = new RawMeter(await measuringSession(configs[2], b));
+          const part = await meter.pump(upTo - done, MEMORY_WINDOW, `mem-${q}`);
+          meter.restore();
+          for (const k of ["replies", "errors", "ms", "bytes"]) mem[k] += part[k];
+          mem.points.push({ label: q === 4 ? "after" : `${q}/4`, requests: upTo, ...(await memorySnapshot(b.server)) });
+        }
+        done = upTo;
+      }
+      for (const b of builds) {
+        const mem = report.memory[b.label];
+        log(`  ${b.label}: ${mem.points.map((x) => `${x.label} Lua ${x.luaKiB.toFixed(0)} KiB RSS ${x.rssKiB} KiB`).join("; ")}; ${mem.replies} replies (${mem.errors} errors) in ${(mem.ms / 1000).toFixed(1)} s`);
+      }
+    }
+
+    // ---------------------------------------------------------- 6. in-server
+    if (PARTS.has("inserver")) p = phase("in-server listing");
+    for (const c of PARTS.has("inserver") ? configs : []) {
+      for (const ns of [NS_MC, NS_CAM]) {
+        const acc = Object.fromEntries(builds.map((b) => [b.label, { handler: [], serialize: [], api: [], handler_nogc: [], serialize_nogc: [] }]));
+        const chunks = Math.ceil(ROUNDS / IN_SERVER_CHUNK);
+        for (let k = 0; k < chunks; k++) {
+          const rounds = Math.min(IN_SERVER_CHUNK, ROUNDS - k * IN_SERVER_CHUNK);
+          for (const b of turn(builds, k)) {
+            const r = await inServerLua(b.server, c.account.user, ns, rounds, k === 0 ? WARMUP : 0);
+            if (r.type !== "result") throw new Error(`${b.label}: in-server list of ${c.key} answered ${r.type}`);
+            const a = acc[b.label];
+            for (const f of ["handler", "serialize", "api", "handler_nogc", "serialize_nogc"]) a[f].push(...(r[f] ?? []));
+            a.bytes = r.bytes;
+            a.clients = r.clients;
+          }
+        }
+        const row = { ...c, ns, builds: {} };
+        for (const b of builds) {
+          const a = acc[b.label];
+          row.builds[b.label] = {
+            handler: stats(a.handler), serialize: stats(a.serialize), api: stats(a.api),
+            handlerNoGc: stats(a.handler_nogc), serializeNoGc: stats(a.serialize_nogc), bytes: a.bytes, clients: a.clients,
+          };
+        }
+        (report.inServer ??= []).push(row);
+        log(`  ${c.key} ${ns}: ${builds.map((b) => `${b.label} handler ${cell(row.builds[b.label].handler)} ms, tostring ${ms(row.builds[b.label].serialize.median)} ms`).join("; ")}`);
+      }
     }
 
     // ---------------------------------------------------------- 7. shell
@@ -1142,7 +1165,7 @@ function render(r) {
   if (r.logins) {
     L.push(`### 4. Login cost (connect → online), n = ${LOGIN_ROUNDS} per cell`);
     L.push("");
-    L.push(`Accounts with 0 and ${SEEDED} stored client records on each build's server${WITHOUT_MODULE ? ", and an account on the same Prosody without mod_client_management (\"no module\")" : ""}; every login kind and server in turn each round. Fixed client ids and resource, so the accounts only gain the bench's own records.`);
+    L.push(`Accounts with 0 and ${SEEDED} stored client records on each build's server${WITHOUT_MODULE ? ", and an account on the same Prosody without mod_client_management (\"no module\")" : ""}; each round, every login kind on every target in a random order (the same in every run, \`BENCH_SEED\`). Fixed client ids and resource, so the accounts only gain the bench's own records.`);
     L.push("");
     const noneHead = WITHOUT_MODULE ? " no module |" : "";
     L.push(`| login |${noneHead} ${labels.map((l) => `${l}: 0 stored |${WITHOUT_MODULE ? ` ${l}: 0 stored / no module |` : ""} ${l}: ${SEEDED} stored | ${l}: Δ ${SEEDED} − 0`).join(" | ")} |${several ? ` 0 stored ${lastL}/${first} | ${SEEDED} stored ${lastL}/${first} |` : ""}`);
