@@ -60,6 +60,10 @@ const MEMORY_REQUESTS = intEnv("MEMORY_REQUESTS", 3000, 0);
 const MEMORY_WINDOW = intEnv("MEMORY_WINDOW", 50);
 const SEEDED = intEnv("SEEDED", 1000, 2); // records / grants of the big accounts (1000 for the figures; less only to try the script out)
 const LEGACY_BINDS = intEnv("LEGACY_BINDS", 300, 0);
+// The seeded accounts must keep their records on builds that cap them (issue 8: at most
+// client_management_max_clients, default 100): the servers of the list, SM, login, memory,
+// in-server and shell figures raise the cap. The legacy-bind servers keep every default.
+const MAX_CLIENTS = intEnv("BENCH_MAX_CLIENTS", Math.max(10000, 4 * SEEDED));
 const WITHOUT_MODULE = process.env.BENCH_WITHOUT_MODULE !== "0";
 const ALL_PARTS = ["list", "sm", "memory", "inserver", "logins", "binds", "shell"];
 const PARTS = new Set((process.env.BENCH_PARTS || ALL_PARTS.join(",")).split(",").map((x) => x.trim()).filter(Boolean));
@@ -648,9 +652,9 @@ export async function main({ repo }) {
     // ---------------------------------------------------------- servers
     let p = phase("starting servers");
     for (const b of builds) {
-      const snap = snapshot(b);
-      snapshots.push(snap);
-      b.server = await startServer({ pluginPaths: [snap], allowMissingModule: true });
+      b.snap = snapshot(b);
+      snapshots.push(b.snap);
+      b.server = await startServer({ pluginPaths: [b.snap], allowMissingModule: true, options: { client_management_max_clients: MAX_CLIENTS } });
       servers.push(b.server);
     }
     const bare = WITHOUT_MODULE ? await startServer({ withoutModules: ["client_management"] }) : null;
@@ -897,14 +901,20 @@ export async function main({ repo }) {
 
     // ---------------------------------------------------------- 4. legacy random-resource binds (issue 8)
     if (PARTS.has("binds") && LEGACY_BINDS > 0) {
-      p = phase(`legacy binds: ${LEGACY_BINDS} legacy SASL logins per build, each with a new random resource`);
+      p = phase(`legacy binds: ${LEGACY_BINDS} legacy SASL logins per build, each with a new random resource (servers with the default options)`);
+      // One more server per build, with the module's defaults (the cap among them).
+      for (const b of builds) {
+        b.bindServer = await startServer({ pluginPaths: [b.snap], allowMissingModule: true });
+        servers.push(b.bindServer);
+        await createAccounts(b.bindServer, [A.legacy], now);
+      }
       const mid = Math.round(LEGACY_BINDS / 3);
       const checkpoints = [...new Set([0, mid, LEGACY_BINDS])];
       const lb = { checkpoints: [], samples: {}, mid };
       for (const b of builds) lb.samples[b.label] = [];
       const check = async (binds, note = "") => {
         const point = { binds, note, builds: {} };
-        for (const b of builds) point.builds[b.label] = await storedClients(b.server, A.legacy.user);
+        for (const b of builds) point.builds[b.label] = await storedClients(b.bindServer, A.legacy.user);
         lb.checkpoints.push(point);
         log(`  after ${binds} binds${note ? ` ${note}` : ""}: ${builds.map((b) => {
           const x = point.builds[b.label];
@@ -915,7 +925,7 @@ export async function main({ repo }) {
       for (let i = 1; i <= LEGACY_BINDS; i++) {
         for (const b of turn(builds, i)) {
           const resource = `bench-${randomBytes(6).toString("hex")}`;
-          const t = await timedLogin(b.server, { username: A.legacy.user, password: A.legacy.password, sasl2: false, resource, timeout: scaled(10000) });
+          const t = await timedLogin(b.bindServer, { username: A.legacy.user, password: A.legacy.password, sasl2: false, resource, timeout: scaled(10000) });
           lb.samples[b.label].push(t);
           RAW.binds.push({ bind: i, build: b.label, ms: t });
         }
@@ -933,6 +943,11 @@ export async function main({ repo }) {
       lb.all = Object.fromEntries(builds.map((b) => [b.label, stats(lb.samples[b.label])]));
       for (const w of lb.windows) log(`  logins ${w.from}–${w.to}: ${builds.map((b) => `${b.label} ${cell(w.builds[b.label])} ms`).join("; ")}`);
       report.legacyBinds = lb;
+      for (const b of builds) {
+        (report.bindWarnings ??= {})[b.label] = b.bindServer.logSince(0, ["warn", "error"]);
+        await b.bindServer.stop();
+        servers.splice(servers.indexOf(b.bindServer), 1);
+      }
     }
 
     // ---------------------------------------------------------- 5. memory (before the in-server rounds: their GC-stopped rounds raise the RSS high-water mark)
@@ -1049,6 +1064,7 @@ export async function main({ repo }) {
     for (const s of sessions) await s.close();
     report.serverWarnings = {};
     for (const b of builds) report.serverWarnings[b.label] = b.server.logSince(0, ["warn", "error"]);
+    for (const [label, lines] of Object.entries(report.bindWarnings ?? {})) report.serverWarnings[`${label}, legacy binds`] = lines;
     if (bare) report.serverWarnings["without module"] = bare.logSince(0, ["warn", "error"]);
   } finally {
     for (const s of servers) await s.stop();
@@ -1095,6 +1111,7 @@ function render(r) {
   L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);
   L.push(`- settings: ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SM_ROUNDS=${SM_ROUNDS}, IN_SERVER_CHUNK=${IN_SERVER_CHUNK}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}, SEEDED=${SEEDED}, LEGACY_BINDS=${LEGACY_BINDS}; harness waits × ${r.timeoutScale} (empty shell call ${ms(r.shellProbeMs, 0)} ms)`);
   L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.seedSeconds?.toFixed(1)} s); servers: one per build${WITHOUT_MODULE ? " and one without the module" : ""}, all running during the whole run, measured in turn (round by round, order alternating; logins in a seeded random order)`);
+  L.push(`- \`client_management_max_clients = ${MAX_CLIENTS}\` on the servers of every part but the legacy binds (builds that cap records at the default 100 would otherwise drop the seeded ones); the legacy-bind servers (one per build, started for that part) run with the module's defaults`);
   L.push("- seeded by writing store files: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants in its own format with one \"oauth2\" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N");
   L.push("- figures: median (p90) in ms over n samples; ratios are of medians. The machine is shared: compare builds within a run, not across runs.");
   L.push("");
