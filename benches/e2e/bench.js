@@ -52,7 +52,8 @@ function intEnv(name, dflt, min = 1) {
 
 const ROUNDS = intEnv("ROUNDS", 30);
 const WARMUP = intEnv("WARMUP", 2, 0);
-const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", 2 * ROUNDS);
+// Logins are cheap and their times bimodal on a busy machine: many rounds.
+const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", 5 * ROUNDS);
 const SM_ROUNDS = intEnv("SM_ROUNDS", ROUNDS);
 const IN_SERVER_CHUNK = intEnv("IN_SERVER_CHUNK", 5);
 const SHELL_ROUNDS = intEnv("SHELL_ROUNDS", 5, 0);
@@ -1194,8 +1195,6 @@ function render(r) {
     L.push("");
     L.push(`Accounts with 0 and ${SEEDED} stored client records on each build's server${WITHOUT_MODULE ? ", and the same two accounts on the same Prosody without mod_client_management (\"no module\"; it never reads the records), so that every server takes the same share of logins" : ""}; each round, every login kind on every target in a random order (the same in every run, \`BENCH_SEED\`). Fixed client ids and resource, so the accounts only gain the bench's own records.`);
     L.push("");
-    // One table of medians (p90), one of lower quartiles: on a busy machine login times are
-    // bimodal, and the lower quartile stays in the fast mode.
     const loginTable = (q, cellOf) => {
       const noneHead = WITHOUT_MODULE ? ` no module: 0 | no module: ${SEEDED} (file unused) |` : "";
       L.push(`| login |${noneHead} ${labels.map((l) => `${l}: 0 stored |${WITHOUT_MODULE ? ` ${l}: 0 stored / no module |` : ""} ${l}: ${SEEDED} stored | ${l}: Δ ${SEEDED} − 0`).join(" | ")} |${several ? ` 0 stored ${lastL}/${first} | ${SEEDED} stored ${lastL}/${first} |` : ""}`);
@@ -1209,13 +1208,8 @@ function render(r) {
       }
       L.push("");
     };
-    L.push("Median (p90), ms:");
-    L.push("");
     loginTable("median", (st) => cell(st));
-    L.push("Lower quartile (p25), ms:");
-    L.push("");
-    loginTable("p25", (st) => ms(st?.p25));
-    L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}. On a busy machine login times are bimodal (a fast mode of a few ms, and a slow one, e.g. when another process holds the core or a server's CPU has gone idle), and a median moves with the share of slow logins: identical builds have shown median ratios from 0.75× to 1.75× at n = 60, their p25 ratios within ±10 %. Read login costs from the p25 table, or from several runs (samples: \`BENCH_RAW\`).`);
+    L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}. On a busy machine login times are bimodal (a fast mode of a few ms, and a slow one, e.g. when another process holds the core or a server's CPU has gone idle), and a median moves with the share of slow logins: identical builds have shown median ratios from 0.6× to 1.75× at n = 60, within about ±10 % at n = 150 (the default). Differences of a few tenths of a millisecond need several runs (samples: \`BENCH_RAW\`).`);
     L.push("");
   }
 
