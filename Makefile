@@ -1,5 +1,5 @@
 # mod_client_management — see README.md.
-.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-e2e-all test-cam-captures test-dist bench bench-e2e rock dist version clean
+.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-e2e-all test-cam-captures test-dist bench bench-e2e bench-compare rock dist version clean
 
 all: plugin
 
@@ -51,6 +51,13 @@ bench: deps plugin
 
 bench-e2e: deps plugin
 	node benches/e2e/run.js
+
+# The end-to-end benchmark of BASE (a git revision, default main) against this working tree's
+# build, in the same run: `make bench-compare BASE=HEAD~3`.
+BASE ?= main
+bench-compare: deps plugin
+	benches/e2e/build-baseline.sh $(BASE) build/bench/before
+	BENCH_PLUGINS="before=build/bench/before,after=build/plugin" node benches/e2e/run.js
 
 rock: plugin
 	@scripts/build-rock.sh

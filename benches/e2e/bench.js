@@ -1,20 +1,27 @@
-// End-to-end benchmark of mod_client_management: one real Prosody 13 (the
-// tests/e2e harness), seeded accounts, a real client. Started by run.js.
-// Progress goes to stderr, the report (markdown) to stdout and to
-// build/bench/e2e.md. Slowness never fails it; only a broken setup does.
+// End-to-end benchmark of mod_client_management: real Prosody 13 servers (the tests/e2e
+// harness), one per plugin build measured plus one without the module, seeded accounts,
+// real clients. Started by run.js; see README.md.
+//
+// Builds are measured in the same run, interleaved round by round (the order alternating
+// between rounds), so that their ratios stay fair on a noisy machine. Progress goes to
+// stderr, the report (markdown) to stdout and to build/bench/e2e.md (or BENCH_REPORT).
+// Slowness never fails it; only a broken setup does.
 
-import { execFileSync, execFile } from "node:child_process";
-import { createHash, randomUUID } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 
-// The harness reads E2E_LOG_LEVEL when it writes the config: a benchmark logs
-// like a production server (info), not at the tests' default (debug).
+import { parseBuilds } from "./builds.js";
+
+// The harness reads these when it writes a config / at each wait: a benchmark logs like a
+// production server (info), not at the tests' default (debug); its waits are generous
+// (BENCH_TIMEOUT_SCALE, raised further below if the machine turns out to be slow).
 process.env.E2E_LOG_LEVEL = process.env.BENCH_LOG_LEVEL || process.env.E2E_LOG_LEVEL || "info";
 
-const { startServer, luaString, luaValue, HOST, MODULE_FILE, STORAGE } = await import("../../tests/e2e/lib/server.js");
+const { startServer, luaString, luaValue, HOST, STORAGE, scaled } = await import("../../tests/e2e/lib/server.js");
 const { login } = await import("../../tests/e2e/lib/client.js");
 const { listClients, NS_MC, NS_CAM } = await import("../../tests/e2e/lib/manage.js");
 
@@ -43,33 +50,86 @@ function intEnv(name, dflt, min = 1) {
   return n;
 }
 
-const ROUNDS = intEnv("ROUNDS", 20);
+const ROUNDS = intEnv("ROUNDS", 30);
 const WARMUP = intEnv("WARMUP", 2, 0);
-const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", ROUNDS);
-const SHELL_ROUNDS = intEnv("SHELL_ROUNDS", 10);
-const MEMORY_REQUESTS = intEnv("MEMORY_REQUESTS", 10000, 0);
+// Logins are cheap and their times bimodal on a busy machine: many rounds.
+const LOGIN_ROUNDS = intEnv("LOGIN_ROUNDS", 5 * ROUNDS);
+const SM_ROUNDS = intEnv("SM_ROUNDS", ROUNDS);
+const IN_SERVER_CHUNK = intEnv("IN_SERVER_CHUNK", 5);
+const SHELL_ROUNDS = intEnv("SHELL_ROUNDS", 5, 0);
+const MEMORY_REQUESTS = intEnv("MEMORY_REQUESTS", 3000, 0);
 const MEMORY_WINDOW = intEnv("MEMORY_WINDOW", 50);
-const SEEDED = intEnv("SEEDED", 1000); // records / grants of the big accounts (1000 for the figures; less only to try the script out)
+const SEEDED = intEnv("SEEDED", 1000, 2); // records / grants of the big accounts (1000 for the figures; less only to try the script out)
+const LEGACY_BINDS = intEnv("LEGACY_BINDS", 300, 0);
+// The seeded accounts must keep their records on builds that cap them (issue 8: at most
+// client_management_max_clients, default 100): the servers of the list, SM, login, memory,
+// in-server and shell figures raise the cap. The legacy-bind servers keep every default.
+const MAX_CLIENTS = intEnv("BENCH_MAX_CLIENTS", Math.max(10000, 4 * SEEDED));
+const WITHOUT_MODULE = process.env.BENCH_WITHOUT_MODULE !== "0";
+const ALL_PARTS = ["list", "sm", "memory", "inserver", "logins", "binds", "shell"];
+const PARTS = new Set((process.env.BENCH_PARTS || ALL_PARTS.join(",")).split(",").map((x) => x.trim()).filter(Boolean));
+for (const x of PARTS) if (!ALL_PARTS.includes(x)) throw new Error(`BENCH_PARTS: unknown part '${x}' (parts: ${ALL_PARTS.join(", ")})`);
+const TIMEOUT_SCALE_SET = process.env.BENCH_TIMEOUT_SCALE ? Number(process.env.BENCH_TIMEOUT_SCALE) : null;
+if (TIMEOUT_SCALE_SET !== null && !(TIMEOUT_SCALE_SET > 0)) throw new Error(`BENCH_TIMEOUT_SCALE must be a number > 0, got '${process.env.BENCH_TIMEOUT_SCALE}'`);
+// Until the machine has been measured: three times the harness's waits.
+process.env.E2E_TIMEOUT_SCALE = String(TIMEOUT_SCALE_SET ?? 3);
 
 const log = (...a) => process.stderr.write(`# ${a.join(" ")}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const DAY = 86400;
+const NS_SM = "urn:xmpp:sm:3";
 
 // ------------------------------------------------------------------ statistics
 
 function stats(samples) {
   const s = [...samples].sort((a, b) => a - b);
   const n = s.length;
-  if (!n) return { n: 0, median: NaN, p90: NaN, min: NaN, max: NaN };
+  if (!n) return { n: 0, median: NaN, p25: NaN, p90: NaN, min: NaN, max: NaN };
   const median = n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-  const p90 = s[Math.min(n - 1, Math.ceil(0.9 * n) - 1)]; // nearest rank
-  return { n, median, p90, min: s[0], max: s[n - 1] };
+  const rank = (q) => s[Math.max(0, Math.min(n - 1, Math.ceil(q * n) - 1))]; // nearest rank
+  return { n, median, p25: rank(0.25), p90: rank(0.9), min: s[0], max: s[n - 1] };
 }
 
 const ms = (v, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : "–");
-const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
-const yesNo = (ok) => (ok ? "yes" : "**no**");
+const kib = (bytes) => (Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : "–");
+const cell = (s, digits = 2) => (s && s.n ? `${ms(s.median, digits)} (${ms(s.p90, digits)})` : "–");
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : "–");
+const signed = (v, digits = 2) => (Number.isFinite(v) ? `${v >= 0 ? "+" : ""}${v.toFixed(digits)}` : "–");
 
-// ------------------------------------------------------------------ machine
+/** The order in which the servers take their turn in round `i`: alternating, against drift. */
+const turn = (list, i) => (i % 2 ? [...list].reverse() : list);
+
+/**
+ * A random order for round `i` (the same in every run: BENCH_SEED), where more than two
+ * targets take turns: alternating would put the same pairs next to each other every round.
+ */
+const SEED = intEnv("BENCH_SEED", 1, 0);
+function shuffled(list, i) {
+  let x = (SEED * 0x9e3779b1 + (i + 1) * 0x85ebca6b) >>> 0;
+  const rand = () => {
+    // mulberry32
+    x = (x + 0x6d2b79f5) >>> 0;
+    let t = x;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const a = [...list];
+  for (let k = a.length - 1; k > 0; k--) {
+    const j = Math.floor(rand() * (k + 1));
+    [a[k], a[j]] = [a[j], a[k]];
+  }
+  return a;
+}
+
+// ------------------------------------------------------------------ machine and builds
+
+let REPO = ".";
+/** Every timed sample in the order taken, for BENCH_RAW=FILE (JSON). */
+const RAW = { list: [], sm: [], logins: [], binds: [] };
+
+/** 1-, 5-, 15-minute load averages: the machine may be shared with builds and tests. */
+const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
 
 function machine() {
   let cpu = "unknown";
@@ -81,34 +141,68 @@ function machine() {
   try {
     nproc = Number(execFileSync("nproc", { encoding: "utf8" }).trim());
   } catch {}
-  let commit = "unknown";
-  try {
-    commit = execFileSync("git", ["-C", REPO, "rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["-C", REPO, "status", "--porcelain", "--", "lua", "rust"], { encoding: "utf8" }).trim();
-    if (dirty) commit += " (lua/ or rust/ modified)";
-  } catch {}
-  // What Prosody loads: build/plugin may be rebuilt from a working tree ahead of the commit.
-  let plugin = "";
-  try {
-    const dir = path.dirname(MODULE_FILE);
-    plugin = fs.readdirSync(dir).sort().map((f) => {
-      const hash = createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex").slice(0, 12);
-      return `${f} ${hash}`;
-    }).join(", ");
-  } catch {}
-  return { nproc, cpu, commit, plugin, memTotal: os.totalmem(), kernel: os.release(), node: process.version, loadStart: loadAverage() };
+  return { nproc, cpu, memTotal: os.totalmem(), kernel: os.release(), node: process.version, loadStart: loadAverage() };
 }
 
-let REPO = ".";
+const sha12 = (file) => createHash("sha256").update(fs.readFileSync(file)).digest("hex").slice(0, 12);
 
-/** 1-, 5-, 15-minute load averages: the machine may be shared with builds and tests. */
-const loadAverage = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
+/** What a build is: its files (hashes), BUILD-INFO (build-baseline.sh), the native core's version marker. */
+function describeBuild(b) {
+  const modDir = path.join(b.dir, "mod_client_management");
+  const d = { files: "", native: null, luaVersion: null, info: null, commit: null, built: null };
+  try {
+    d.files = fs.readdirSync(modDir).sort().map((f) => `${f} ${sha12(path.join(modDir, f))}`).join(", ");
+    d.built = fs.statSync(path.join(modDir, "client_management.so")).mtime.toISOString().replace(/\.\d{3}Z$/, "Z");
+  } catch {}
+  try {
+    const so = fs.readFileSync(path.join(modDir, "client_management.so")).toString("latin1");
+    d.native = so.match(/client_management native core (\S+) for Lua 5\.4/)?.[1] ?? null;
+  } catch {}
+  try {
+    const lua = fs.readFileSync(path.join(modDir, "mod_client_management.lua"), "utf8");
+    d.luaVersion = lua.match(/\bversion\s*=\s*"(\d+\.\d+\.\d+[^"]*)"/i)?.[1] ?? null;
+  } catch {}
+  try {
+    const text = fs.readFileSync(path.join(b.dir, "BUILD-INFO"), "utf8");
+    d.info = Object.fromEntries(text.split("\n").filter(Boolean).map((l) => {
+      const i = l.indexOf(":");
+      return [l.slice(0, i).trim(), l.slice(i + 1).trim()];
+    }));
+  } catch {}
+  // A checkout's build/plugin (`make plugin`): the checkout's commit. It may have been built
+  // from a working tree ahead of the commit, or from an older one.
+  const checkout = path.basename(b.dir) === "plugin" && path.basename(path.dirname(b.dir)) === "build" ? path.dirname(path.dirname(b.dir)) : null;
+  if (!d.info && checkout) {
+    try {
+      d.commit = execFileSync("git", ["-C", checkout, "rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+      const dirty = execFileSync("git", ["-C", checkout, "status", "--porcelain", "--", "lua", "rust"], { encoding: "utf8" }).trim();
+      d.commit = `checkout ${checkout} at ${d.commit}${dirty ? ", lua/ or rust/ modified" : ""} (the build may be of another state)`;
+    } catch {}
+  }
+  return d;
+}
 
-// ------------------------------------------------------------------ seeding
+/**
+ * A private copy of a build for its server: a build directory rebuilt while the bench runs
+ * (`make plugin`) must not change what is measured, and the prosody user must read it.
+ */
+function snapshot(b) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `cm-bench-${b.label}-`));
+  fs.chmodSync(dir, 0o755);
+  fs.cpSync(path.join(b.dir, "mod_client_management"), path.join(dir, "mod_client_management"), { recursive: true });
+  const walk = (p) => {
+    const st = fs.statSync(p);
+    fs.chmodSync(p, st.isDirectory() ? 0o755 : (st.mode & 0o111 ? 0o755 : 0o644));
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+  };
+  walk(dir);
+  return dir;
+}
+
+// ------------------------------------------------------------------ seeding (store files, no shell calls)
 
 const SOFTWARE = ["Conversations", "Monal", "Gajim", "Dino", "Cheogram", "Siskin IM", "Movim", "Profanity", "Kaidan", "monocles chat"];
 const DEVICE = ["Pixel 8", "iPhone 15", "ThinkPad X1", "Desktop", "Librem 5", "Galaxy S23", "MacBook Air"];
-const DAY = 86400;
 
 /**
  * `n` SASL2 client records as the module stores them (SPEC §2), every one
@@ -133,43 +227,63 @@ function clientRecords(user, n, now, tag) {
   return `return ${luaValue(records)};\n`;
 }
 
-/** Create `n` grants (mod_tokenauth, with an "oauth2" token each) in shell calls of `chunk` (the harness's shell times out after 30 s). */
-async function createGrants(server, user, n, chunk = 100) {
+/**
+ * `n` grants in mod_tokenauth's own format (create_grant + create_token(…, "prosody:registered",
+ * 30 days, "oauth2")), as the auth_tokens store file of `user`: grant ids like util.id.short(),
+ * tokens keyed "sha256:" .. hex of an 18-byte secret (nobody logs in with these tokens; a grant
+ * whose token a client must use would be made through mod_tokenauth). Created after the
+ * password change, spread over the last 20 days.
+ */
+function grantStore(user, n, now) {
   const jid = `${user}@${HOST}`;
-  for (let done = 0; done < n; done += chunk) {
-    const count = Math.min(chunk, n - done);
-    await server.lua(`
-      local tokenauth = assert(${server.moduleEnv("tokenauth")}, "mod_tokenauth not loaded");
-      local jid = ${luaString(jid)};
-      for i = ${done + 1}, ${done + count} do
-        local app = i % 13;
-        local grant = assert(tokenauth.create_grant(jid, jid, nil, {
-          oauth2_client = { name = "OAuth App "..app, uri = "https://app"..app..".invalid/", id = "app-"..app, version = "1."..(i % 5) };
-          oauth2_scopes = "xmpp";
-        }));
-        assert(tokenauth.create_token(jid, grant, "prosody:registered", 30 * 86400, "oauth2"));
-      end
-      return true;`);
-    log(`  grants of ${user}: ${done + count}/${n}`);
+  const grants = {};
+  for (let i = 1; i <= n; i++) {
+    const id = randomBytes(9).toString("base64url");
+    const app = i % 13;
+    const created = now - ((i * 7919) % (20 * DAY));
+    const secretHash = createHash("sha256").update(randomBytes(18)).digest("hex");
+    grants[id] = {
+      id,
+      owner: jid,
+      created,
+      accessed: created,
+      jid,
+      data: {
+        oauth2_client: { name: `OAuth App ${app}`, uri: `https://app${app}.invalid/`, id: `app-${app}`, version: `1.${i % 5}` },
+        oauth2_scopes: "xmpp",
+      },
+      tokens: {
+        [`sha256:${secretHash}`]: { role: "prosody:registered", created, expires: now + 30 * DAY, purpose: "oauth2" },
+      },
+    };
   }
+  return `return ${luaValue(grants)};\n`;
 }
 
-/** Copy the grants of `from` to `to` (same shape, owner and jid rewritten): seeding 1000 grants through mod_tokenauth takes ~50 s, twice is too long. */
-async function copyGrants(server, from, to) {
+/** Create accounts in one shell call; password changed 60 days ago (the seeded data is newer). */
+async function createAccounts(server, accounts, now) {
+  const users = Object.fromEntries(accounts.map((a) => [a.user, a.password]));
   return server.lua(`
-    local store = require "prosody.core.storagemanager".open(${luaString(HOST)}, "auth_tokens");
-    local grants = assert(store:get(${luaString(from)}), "no grants to copy");
-    local jid, n = ${luaString(`${to}@${HOST}`)}, 0;
-    for _, grant in pairs(grants) do grant.owner = jid; grant.jid = jid; n = n + 1; end
-    assert(store:set(${luaString(to)}, grants));
-    return n;`);
+    local um = require "prosody.core.usermanager";
+    local store = require "prosody.core.storagemanager".open(${luaString(HOST)}, "accounts");
+    for user, password in pairs(${luaValue(users)}) do
+      assert(um.create_user(user, password, ${luaString(HOST)}));
+      local account = assert(store:get(user), "no account record");
+      account.updated = ${now - 60 * DAY};
+      assert(store:set(user, account));
+    end
+    return true;`);
 }
 
-async function grantCount(server, user) {
+async function grantCounts(server, users) {
   return server.lua(`
-    local grants = ${server.moduleEnv("tokenauth")}.get_user_grants(${luaString(user)});
-    local n = 0; for _ in pairs(grants or {}) do n = n + 1; end
-    return n;`);
+    local tokenauth = assert(${server.moduleEnv("tokenauth")}, "mod_tokenauth not loaded");
+    local r = {};
+    for _, user in ipairs(${luaValue(users)}) do
+      local n = 0; for _ in pairs(tokenauth.get_user_grants(user) or {}) do n = n + 1; end
+      r[#r + 1] = n;
+    end
+    return r;`);
 }
 
 // ------------------------------------------------------------------ raw socket metering
@@ -177,8 +291,12 @@ async function grantCount(server, user) {
 /**
  * Takes over the 'data' events of a logged-in Session's socket: xmpp.js's
  * parser (and the Session's rawChunks) see nothing while it is attached, so
- * the time measured is the socket's, not the parser's, and 3 GB of replies
+ * the time measured is the socket's, not the parser's, and gigabytes of replies
  * are not kept. restore() hands the socket back (between whole stanzas).
+ *
+ * With stream management enabled (enableSm), it counts the replies it sees (the only
+ * stanzas the server sends such a session here) and answers the server's <r/> with
+ * <a h=…/>, so mod_smacks's queue is acked after every reply.
  */
 class RawMeter {
   constructor(session) {
@@ -188,9 +306,15 @@ class RawMeter {
     for (const l of this.saved) this.sock.removeListener("data", l);
     this.sock.setNoDelay(true);
     this.handler = null;
+    this.sm = false;
+    this.h = 0; // stanzas received since <enabled/>
+    this.rCount = 0; // <r/> answered
+    this.rTail = "";
+    this.rWaiter = null;
     this.onData = (d) => {
       const now = performance.now();
       if (this.handler) this.handler(d, now);
+      if (this.sm) this.answerAckRequests(d);
     };
     this.sock.on("data", this.onData);
   }
@@ -200,25 +324,93 @@ class RawMeter {
     for (const l of this.saved) this.sock.on("data", l);
   }
 
-  /** Write an iq; resolve { ms, bytes, clients, type } when its closing </iq> has arrived. */
+  answerAckRequests(d) {
+    const s = this.rTail + d.toString("latin1");
+    const re = /<r\s+xmlns=(['"])urn:xmpp:sm:3\1\s*\/>/g;
+    for (let m = re.exec(s); m; m = re.exec(s)) {
+      if (m.index + m[0].length <= this.rTail.length) continue; // seen with the previous chunk
+      this.sock.write(`<a xmlns='${NS_SM}' h='${this.h}'/>`);
+      this.rCount++;
+      if (this.rWaiter) this.rWaiter();
+    }
+    this.rTail = s.slice(-40);
+  }
+
+  /** XEP-0198 <enable resume='true'/> on this (bound) stream; resolves once <enabled/> came. */
+  enableSm() {
+    return new Promise((resolve, reject) => {
+      let received = "";
+      const timer = setTimeout(() => {
+        this.handler = null;
+        reject(new Error(`no <enabled/> within ${scaled(10000)} ms`));
+      }, scaled(10000));
+      this.handler = (d) => {
+        received += d.toString("latin1");
+        if (/<failed\b/.test(received)) {
+          clearTimeout(timer);
+          this.handler = null;
+          reject(new Error(`stream management refused: ${received.slice(0, 300)}`));
+        } else if (/<enabled\b[^>]*>/.test(received)) {
+          clearTimeout(timer);
+          this.handler = null;
+          this.sm = true;
+          resolve(received.match(/<enabled\b[^>]*>/)[0]);
+        }
+      };
+      this.sock.write(`<enable xmlns='${NS_SM}' resume='true'/>`);
+    });
+  }
+
+  /**
+   * After a reply, with stream management: wait until the server's <r/> for it has been
+   * answered (mod_smacks asks once the reply has been written), or ack unasked after a
+   * while. Then a short pause, taken with and without stream management alike.
+   */
+  async settle(rBefore) {
+    if (this.sm && this.rCount === rBefore) {
+      await new Promise((resolve) => {
+        const t = setTimeout(() => {
+          this.rWaiter = null;
+          this.sock.write(`<a xmlns='${NS_SM}' h='${this.h}'/>`);
+          resolve();
+        }, scaled(1000));
+        this.rWaiter = () => {
+          clearTimeout(t);
+          this.rWaiter = null;
+          resolve();
+        };
+      });
+    }
+    await sleep(2);
+  }
+
+  /** Write an iq; resolve { ms, bytes, clients, type, reply } when its closing </iq> has arrived. */
   roundTrip(id, ns) {
     const to = this.session.bareJid;
     const text = `<iq type='get' id='${id}' to='${to}'><list xmlns='${ns}'/></iq>`;
     const idRe = new RegExp(`<iq\\b[^>]*\\bid=(['"])${id}\\1[^>]*>`);
+    const timeout = scaled(30000);
     return new Promise((resolve, reject) => {
       let received = "";
       let start = -1;
       let startTag = null;
       const timer = setTimeout(() => {
         this.handler = null;
-        reject(new Error(`no reply to iq ${id} within 30 s`));
-      }, 30000);
+        reject(new Error(`no reply to iq ${id} within ${timeout / 1000} s: ${received.slice(0, 300)}`));
+      }, timeout);
       this.handler = (d, now) => {
         const from = Math.max(0, received.length - 8);
         received += d.toString("latin1"); // byte for byte; the markers are ASCII
         if (start < 0) {
           const m = idRe.exec(received);
-          if (!m) return;
+          if (!m) {
+            if (/<stream:error\b|<\/stream:stream>/.test(received)) {
+              clearTimeout(timer);
+              this.handler = null;
+              reject(new Error(`stream closed while waiting for iq ${id}: ${received.slice(0, 500)}`));
+            }
+            return;
+          }
           start = m.index;
           startTag = m[0];
         }
@@ -226,6 +418,7 @@ class RawMeter {
         if (end < 0) return;
         clearTimeout(timer);
         this.handler = null;
+        if (this.sm) this.h++;
         const reply = received.slice(start, end + 5);
         resolve({
           ms: now - t0,
@@ -272,8 +465,9 @@ class RawMeter {
         }
         return n;
       };
+      const stall = scaled(30000);
       const watchdog = setInterval(() => {
-        if (performance.now() - lastProgress > 30000) {
+        if (performance.now() - lastProgress > stall) {
           clearInterval(watchdog);
           this.handler = null;
           reject(new Error(`pipelined listing stalled at ${replies}/${total} replies`));
@@ -391,11 +585,51 @@ async function memorySnapshot(server) {
   return { luaKiB: lua, rssKiB };
 }
 
-function timeShell(server, args) {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    server.shell(args).then((res) => resolve({ ms: performance.now() - t0, res }));
-  });
+async function timeShell(server, args) {
+  const t0 = performance.now();
+  const res = await server.shell(args);
+  return { ms: performance.now() - t0, res };
+}
+
+/** connect → online, in ms; the session is closed afterwards (not timed). */
+async function timedLogin(server, opts) {
+  const t0 = performance.now();
+  const session = await login(server, opts);
+  const t = performance.now() - t0;
+  await session.close();
+  return t;
+}
+
+const fileSize = (file) => {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return null; // no file
+  }
+};
+
+/** Records in an account's clients store (as stored), how many are legacy, and what the module lists. */
+async function storedClients(server, user) {
+  const r = await server.lua(`
+    local store = require "prosody.core.storagemanager".open(${luaString(HOST)}, "clients");
+    local records, legacy = 0, 0;
+    for _, record in pairs(store:get(${luaString(user)}) or {}) do
+      records = records + 1;
+      if type(record) == "table" and record.legacy then legacy = legacy + 1; end
+    end
+    local mod = ${server.moduleEnv("client_management")};
+    local listed;
+    if mod and mod.get_active_clients then
+      local entries = mod.get_active_clients(${luaString(user)});
+      if type(entries) == "table" then listed = 0; for _ in pairs(entries) do listed = listed + 1; end end
+    end
+    return { records = records, legacy = legacy, listed = listed };`);
+  return {
+    ...r,
+    // File sizes only mean something on internal storage (one file per account and store).
+    clientsBytes: server.storage === "internal" ? fileSize(server.internalStoreFile("clients", user)) : null,
+    legacyBytes: server.storage === "internal" ? fileSize(server.internalStoreFile("client_management_legacy", user)) : null,
+  };
 }
 
 // ------------------------------------------------------------------ main
@@ -403,343 +637,661 @@ function timeShell(server, args) {
 export async function main({ repo }) {
   REPO = repo;
   const started = performance.now();
-  const m = machine();
-  const date = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
-  log(`mod_client_management e2e benchmark; ROUNDS=${ROUNDS} MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
+  const report = { machine: machine(), date: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"), phases: [] };
+  const phase = (name) => {
+    const p = { name, load: loadAverage(), t0: performance.now() };
+    report.phases.push(p);
+    log(`${name} (load average ${p.load})`);
+    return p;
+  };
+  const builds = parseBuilds(repo).map((b) => ({ ...b, describe: describeBuild(b) }));
+  log(`mod_client_management e2e benchmark; builds: ${builds.map((b) => `${b.label}=${b.dir}`).join(", ")}${WITHOUT_MODULE ? " (+ a server without the module)" : ""}`);
+  report.builds = builds;
 
-  const server = await startServer({});
-  const report = { machine: m, date };
+  const servers = []; // every server started, for stopping
+  const snapshots = [];
   try {
-    // ---------------------------------------------------------- server facts
-    const config = fs.readFileSync(server.configPath, "utf8");
-    const info = await server.lua(`
-      local cm = require "prosody.core.configmanager";
-      local ns = cm.get("*", "network_settings") or {};
-      return {
-        version = prosody.version, lua = _VERSION,
-        backend = require "prosody.net.server".get_backend and require "prosody.net.server".get_backend() or "?",
-        nagle = ns.nagle,
-        module_loaded = ${server.moduleEnv("client_management")} ~= nil,
-        module_path = ${server.moduleEnv("client_management")} and ${server.moduleEnv("client_management")}.module.path or nil,
-        log_level = ${luaString(process.env.E2E_LOG_LEVEL)},
-        gc = cm.get("*", "gc") or "Prosody default (incremental, threshold 105, speed 500)",
-      };`);
-    if (info.nagle !== false || !/network_settings = \{[^}]*nagle[^}]*false/.test(config)) {
-      throw new Error(`the harness config does not set network_settings = { nagle = false } (got ${JSON.stringify(info.nagle)})`);
+    // ---------------------------------------------------------- servers
+    let p = phase("starting servers");
+    for (const b of builds) {
+      b.snap = snapshot(b);
+      snapshots.push(b.snap);
+      b.server = await startServer({ pluginPaths: [b.snap], allowMissingModule: true, options: { client_management_max_clients: MAX_CLIENTS } });
+      servers.push(b.server);
     }
-    if (!info.module_loaded) throw new Error("mod_client_management is not loaded on the server");
-    report.server = info;
-    log(`Prosody ${info.version} (${info.lua}, ${info.backend}), nagle=${info.nagle}, module ${info.module_path ?? MODULE_FILE}`);
+    const bare = WITHOUT_MODULE ? await startServer({ withoutModules: ["client_management"] }) : null;
+    if (bare) servers.push(bare);
+
+    // How slow is this machine? An empty prosodyctl shell call takes 40–100 ms on the reference
+    // machine (2 EPYC cores, shared); the harness's waits grow with it (never below 3×).
+    const probe = [];
+    for (let i = 0; i < 3; i++) probe.push((await timeShell(builds[0].server, "> return 1")).ms);
+    const probeMs = stats(probe).median;
+    report.timeoutScale = TIMEOUT_SCALE_SET ?? Math.max(3, Math.ceil((3 * probeMs) / 100));
+    process.env.E2E_TIMEOUT_SCALE = String(report.timeoutScale);
+    report.shellProbeMs = probeMs;
+    log(`  empty prosodyctl shell call: ${ms(probeMs, 0)} ms; harness waits × ${report.timeoutScale}`);
+
+    for (const s of servers) {
+      const withModule = s !== bare;
+      const info = await s.lua(`
+        local cm = require "prosody.core.configmanager";
+        local ns = cm.get("*", "network_settings") or {};
+        return {
+          version = prosody.version, lua = _VERSION,
+          backend = require "prosody.net.server".get_backend and require "prosody.net.server".get_backend() or "?",
+          nagle = ns.nagle,
+          module_loaded = ${s.moduleEnv("client_management")} ~= nil,
+          module_path = ${s.moduleEnv("client_management")} and ${s.moduleEnv("client_management")}.module.path or nil,
+          log_level = ${luaString(process.env.E2E_LOG_LEVEL)},
+          gc = cm.get("*", "gc") or "Prosody default (incremental, threshold 105, speed 500)",
+        };`);
+      if (info.nagle !== false) throw new Error(`the harness config does not set network_settings = { nagle = false } (got ${JSON.stringify(info.nagle)})`);
+      if (withModule && !info.module_loaded) throw new Error(`mod_client_management is not loaded on the server of ${builds.find((b) => b.server === s)?.label}`);
+      if (!withModule && info.module_loaded) throw new Error("mod_client_management is loaded on the server meant to run without it");
+      s.info = info;
+    }
+    report.server = builds[0].server.info;
+    for (const b of builds) log(`  ${b.label}: Prosody ${b.server.info.version} (${b.server.info.lua}, ${b.server.info.backend}), module ${b.server.info.module_path}`);
 
     // ---------------------------------------------------------- accounts and data
-    log("seeding accounts");
-    const acct = {};
-    for (const k of ["n11", "g1001", "r1001", "b2001", "login0", "login1000", "none"]) acct[k] = await server.newAccount(`bench-${k}`);
+    p = phase("seeding (store files)");
     const now = Math.floor(Date.now() / 1000);
-    for (const a of Object.values(acct)) await server.setAccountTimes(a.user, { updated: now - 60 * DAY });
-    await server.seedStore("clients", acct.n11.user, clientRecords(acct.n11.user, 10, now, "n11"));
-    await server.seedStore("clients", acct.r1001.user, clientRecords(acct.r1001.user, SEEDED, now, "r"));
-    await server.seedStore("clients", acct.b2001.user, clientRecords(acct.b2001.user, SEEDED, now, "b"));
-    await server.seedStore("clients", acct.login1000.user, clientRecords(acct.login1000.user, SEEDED, now, "l"));
-    const tGrants = performance.now();
-    await createGrants(server, acct.g1001.user, SEEDED);
-    const copied = await copyGrants(server, acct.g1001.user, acct.b2001.user);
-    report.grantSeconds = (performance.now() - tGrants) / 1000;
-    const grantsG = await grantCount(server, acct.g1001.user);
-    const grantsB = await grantCount(server, acct.b2001.user);
-    log(`  grants: ${grantsG} (${acct.g1001.user}), ${grantsB} (${acct.b2001.user}, ${copied} copied); ${report.grantSeconds.toFixed(1)} s`);
+    const password = `pw-${randomBytes(6).toString("hex")}`;
+    const acct = (user) => ({ user, password, jid: `${user}@${HOST}` });
+    // The same names on every server: the stores of the builds are alike, file for file.
+    const A = Object.fromEntries(["n11", "g1001", "r1001", "b2001", "sm1001", "login0", "login1000", "legacy", "none"]
+      .map((k) => [k, acct(`bench-${k}`)]));
+    for (const b of builds) {
+      const s = b.server;
+      await createAccounts(s, Object.values(A), now);
+      await s.seedStore("clients", A.n11.user, clientRecords(A.n11.user, 10, now, "n11"));
+      await s.seedStore("clients", A.r1001.user, clientRecords(A.r1001.user, SEEDED, now, "r"));
+      await s.seedStore("clients", A.b2001.user, clientRecords(A.b2001.user, SEEDED, now, "b"));
+      await s.seedStore("clients", A.login1000.user, clientRecords(A.login1000.user, SEEDED, now, "l"));
+      // Two measuring clients (with and without stream management) make the N.
+      await s.seedStore("clients", A.sm1001.user, clientRecords(A.sm1001.user, SEEDED - 1, now, "s"));
+      await s.seedStore("auth_tokens", A.g1001.user, grantStore(A.g1001.user, SEEDED, now));
+      await s.seedStore("auth_tokens", A.b2001.user, grantStore(A.b2001.user, SEEDED, now));
+      const [g, bg] = await grantCounts(s, [A.g1001.user, A.b2001.user]);
+      if (g !== SEEDED || bg !== SEEDED) throw new Error(`${b.label}: mod_tokenauth sees ${g} and ${bg} grants, ${SEEDED} were written`);
+      log(`  ${b.label}: accounts, ${SEEDED} records ×4, ${SEEDED} grants ×2 (mod_tokenauth sees ${g}, ${bg})`);
+    }
+    if (bare) {
+      // The same two login accounts as on the builds' servers, so that every server takes the
+      // same share of the logins (a server that idles more answers more slowly); Prosody
+      // without the module never reads the records file.
+      await createAccounts(bare, [A.login0, A.login1000], now);
+      await bare.seedStore("clients", A.login1000.user, clientRecords(A.login1000.user, SEEDED, now, "l"));
+    }
+    report.seedSeconds = (performance.now() - p.t0) / 1000;
 
     // ---------------------------------------------------------- 1. round trip
     const configs = [
-      { key: "n11", label: "10 SASL2 records + client", n: 11, account: acct.n11 },
-      { key: "g1001", label: `${SEEDED} grants + client`, n: SEEDED + 1, account: acct.g1001 },
-      { key: "r1001", label: `${SEEDED} SASL2 records + client`, n: SEEDED + 1, account: acct.r1001 },
-      { key: "b2001", label: `${SEEDED} records + ${SEEDED} grants + client`, n: 2 * SEEDED + 1, account: acct.b2001 },
+      { key: "n11", label: "10 SASL2 records + client", n: 11, account: A.n11 },
+      { key: "g1001", label: `${SEEDED} grants + client`, n: SEEDED + 1, account: A.g1001 },
+      { key: "r1001", label: `${SEEDED} SASL2 records + client`, n: SEEDED + 1, account: A.r1001 },
+      { key: "b2001", label: `${SEEDED} records + ${SEEDED} grants + client`, n: 2 * SEEDED + 1, account: A.b2001 },
     ];
-    const sessions = {};
-    report.roundTrip = [];
-    for (const c of configs) {
-      // The measuring client: SASL2 + Bind 2 with a client id, so it is one of the N.
-      const session = await login(server, {
-        username: c.account.user,
-        password: c.account.password,
-        userAgent: { id: `bench-measure-${c.key}`, software: "e2e bench", device: "loopback" },
-      });
-      sessions[c.key] = session;
-      // Cold: the first list request of the account loads its stored facts.
-      let meter = new RawMeter(session);
-      const cold = await meter.roundTrip(`bench-cold-${c.key}`, NS_MC);
-      meter.restore();
-      // Verify with a real parser before timing: N <client/> in both namespaces.
-      const parsed = {};
-      for (const ns of [NS_MC, NS_CAM]) parsed[ns] = (await listClients(session, { ns })).clients.length;
-      log(`list ${c.key}: cold ${ms(cold.ms)} ms, ${cold.bytes} B, <client> parsed: ${parsed[NS_MC]} (prosody ns), ${parsed[NS_CAM]} (cam), raw ${cold.clients}; expected ${c.n}`);
-      meter = new RawMeter(session);
-      for (const ns of [NS_MC, NS_CAM]) {
-        const samples = [];
-        let last;
-        for (let i = 0; i < WARMUP + ROUNDS; i++) {
-          const r = await meter.roundTrip(`bench-${c.key}-${ns === NS_MC ? "mc" : "cam"}-${i}`, ns);
-          if (r.type !== "result") throw new Error(`list of ${c.key} answered ${r.type}: ${r.reply.slice(0, 500)}`);
-          if (i >= WARMUP) samples.push(r.ms);
-          last = r;
-        }
-        const s = stats(samples);
-        report.roundTrip.push({ ...c, ns, stats: s, bytes: last.bytes, clients: last.clients, parsed: parsed[ns], cold: ns === NS_MC ? cold.ms : NaN });
-        log(`  ${ns}: median ${ms(s.median)} ms, p90 ${ms(s.p90)} ms, ${last.bytes} B, ${last.clients} <client>`);
+    const sessions = []; // closed at the end
+    const listSessions = {}; // key → label → session
+    // The measuring client of an account: SASL2 + Bind 2 with a client id, so it is one of the N.
+    const measuringSession = async (c, b) => {
+      listSessions[c.key] ??= {};
+      if (!listSessions[c.key][b.label]) {
+        const session = await login(b.server, {
+          username: c.account.user, password: c.account.password,
+          userAgent: { id: `bench-measure-${c.key}`, software: "e2e bench", device: "loopback" },
+        });
+        sessions.push(session);
+        listSessions[c.key][b.label] = session;
       }
-      meter.restore();
-    }
-
-    // ---------------------------------------------------------- 5. memory (before 2: the GC-stopped rounds there raise the RSS high-water mark)
-    log(`memory: ${MEMORY_REQUESTS} list requests at N=${SEEDED + 1} (records), ${MEMORY_WINDOW} outstanding`);
-    const memSession = sessions.r1001;
-    // Snapshots before and after each quarter: a leak grows with the requests, an allocator's
-    // high-water mark (send buffers of up to MEMORY_WINDOW replies) levels off.
-    const mem = { points: [], replies: 0, errors: 0, ms: 0, bytes: 0 };
-    mem.points.push({ label: "before", requests: 0, ...(await memorySnapshot(server)) });
-    for (let q = 1, done = 0; q <= 4; q++) {
-      const upTo = Math.round((MEMORY_REQUESTS * q) / 4);
-      const meter = new RawMeter(memSession);
-      const part = await meter.pump(upTo - done, MEMORY_WINDOW, `mem-${q}`);
-      meter.restore();
-      done = upTo;
-      for (const k of ["replies", "errors", "ms", "bytes"]) mem[k] += part[k];
-      mem.points.push({ label: q === 4 ? "after" : `${q}/4`, requests: done, ...(await memorySnapshot(server)) });
-    }
-    report.memory = mem;
-    for (const p of mem.points) log(`  ${p.label} (${p.requests}): Lua ${p.luaKiB.toFixed(0)} KiB, RSS ${p.rssKiB} KiB`);
-    log(`  ${mem.replies} replies (${mem.errors} errors), ${(mem.bytes / 1048576).toFixed(0)} MiB in ${(mem.ms / 1000).toFixed(1)} s`);
-
-    // ---------------------------------------------------------- 2. in-server
-    report.inServer = [];
-    for (const c of configs) {
-      for (const ns of [NS_MC, NS_CAM]) {
-        const r = await inServerLua(server, c.account.user, ns, ROUNDS, WARMUP);
-        if (r.type !== "result") throw new Error(`in-server list of ${c.key} answered ${r.type}`);
-        const row = {
-          ...c, ns, handler: stats(r.handler), serialize: stats(r.serialize), api: stats(r.api), bytes: r.bytes, clients: r.clients,
-          handlerNoGc: stats(r.handler_nogc), serializeNoGc: stats(r.serialize_nogc),
-        };
-        report.inServer.push(row);
-        log(`in-server ${c.key} ${ns}: handler ${ms(row.handler.median)} ms, tostring ${ms(row.serialize.median)} ms, get_active_clients ${ms(row.api.median)} ms; GC stopped: handler ${ms(row.handlerNoGc.median)} ms, tostring ${ms(row.serializeNoGc.median)} ms; ${r.clients} <client>, ${r.bytes} B`);
+      return listSessions[c.key][b.label];
+    };
+    if (PARTS.has("list")) p = phase("list round trip");
+    for (const c of PARTS.has("list") ? configs : []) {
+      const row = { ...c, ns: {}, byBuild: {} };
+      for (const b of builds) {
+        const session = await measuringSession(c, b);
+        // Cold: the first list request of the account loads its stored facts.
+        const meter = new RawMeter(session);
+        const cold = await meter.roundTrip(`bench-cold-${c.key}`, NS_MC);
+        meter.restore();
+        // Verify with a real parser before timing: N <client/> in both namespaces.
+        const parsed = {};
+        for (const ns of [NS_MC, NS_CAM]) parsed[ns] = (await listClients(session, { ns })).clients.length;
+        row.byBuild[b.label] = { cold: cold.ms, parsed };
+        log(`  ${c.key} ${b.label}: cold ${ms(cold.ms)} ms, ${cold.bytes} B; <client> parsed ${parsed[NS_MC]} (prosody ns), ${parsed[NS_CAM]} (cam); expected ${c.n}`);
       }
-    }
-
-    // ---------------------------------------------------------- 3. logins
-    log("logins");
-    const loginKinds = [
-      { key: "sasl2", label: "SASL2 (SCRAM-SHA-1) + Bind 2" },
-      { key: "fast", label: "SASL2 FAST (HT-SHA-256-NONE) + Bind 2" },
-      { key: "legacy", label: "legacy SASL (SCRAM-SHA-1) + resource bind" },
-    ];
-    const loginAccounts = [
-      { key: "0", account: acct.login0 },
-      { key: String(SEEDED), account: acct.login1000 },
-    ];
-    const fastStores = {};
-    const loginOpts = (kind, a) => {
-      const base = { username: a.account.user };
-      if (kind === "sasl2") return { ...base, password: a.account.password, userAgent: { id: `bench-login-sasl2-${a.key}`, software: "e2e bench", device: "loopback" } };
-      if (kind === "fast") return { ...base, fast: fastStores[a.key], userAgent: { id: `bench-login-fast-${a.key}`, software: "e2e bench", device: "loopback" } };
-      return { ...base, password: a.account.password, sasl2: false, resource: `bench-legacy-${a.key}` };
-    };
-    const loginOnce = async (kind, a) => {
-      const t0 = performance.now();
-      const session = await login(server, loginOpts(kind, a));
-      const t = performance.now() - t0;
-      await session.close();
-      return t;
-    };
-    for (const a of loginAccounts) {
-      // A FAST token to begin with (a password login that requests one).
-      fastStores[a.key] = { token: null };
-      const s = await login(server, { username: a.account.user, password: a.account.password, fast: fastStores[a.key], userAgent: { id: `bench-login-fast-${a.key}`, software: "e2e bench", device: "loopback" } });
-      await s.close();
-      if (!fastStores[a.key].token) throw new Error(`no FAST token issued to ${a.account.user}`);
-    }
-    const loginSamples = {};
-    for (const k of loginKinds) for (const a of loginAccounts) loginSamples[`${k.key}/${a.key}`] = [];
-    for (let round = 0; round < WARMUP + LOGIN_ROUNDS; round++) {
-      for (const k of loginKinds) {
-        // alternate which account goes first, against drift
-        const order = round % 2 ? [...loginAccounts].reverse() : loginAccounts;
-        for (const a of order) {
-          const t = await loginOnce(k.key, a);
-          if (round >= WARMUP) loginSamples[`${k.key}/${a.key}`].push(t);
-          await sleep(10);
+      const meters = Object.fromEntries(builds.map((b) => [b.label, new RawMeter(listSessions[c.key][b.label])]));
+      const samples = {};
+      const last = {};
+      for (let i = 0; i < WARMUP + ROUNDS; i++) {
+        for (const ns of [NS_MC, NS_CAM]) {
+          for (const b of turn(builds, i)) {
+            const r = await meters[b.label].roundTrip(`bench-${c.key}-${ns === NS_MC ? "mc" : "cam"}-${i}`, ns);
+            if (r.type !== "result") throw new Error(`${b.label}: list of ${c.key} answered ${r.type}: ${r.reply.slice(0, 500)}`);
+            const k = `${ns} ${b.label}`;
+            (samples[k] ??= []);
+            if (i >= WARMUP) samples[k].push(r.ms);
+            RAW.list.push({ config: c.key, round: i, ns: nsName(ns), build: b.label, ms: r.ms });
+            last[k] = r;
+          }
         }
       }
+      for (const m of Object.values(meters)) m.restore();
+      for (const ns of [NS_MC, NS_CAM]) {
+        const line = { ...c, ns, builds: {} };
+        for (const b of builds) {
+          const k = `${ns} ${b.label}`;
+          line.builds[b.label] = {
+            stats: stats(samples[k]), bytes: last[k].bytes, clients: last[k].clients,
+            parsed: row.byBuild[b.label].parsed[ns], cold: ns === NS_MC ? row.byBuild[b.label].cold : NaN,
+          };
+        }
+        (report.roundTrip ??= []).push(line);
+        log(`  ${c.key} ${ns}: ${builds.map((b) => `${b.label} ${cell(line.builds[b.label].stats)} ms, ${line.builds[b.label].bytes} B`).join("; ")}`);
+      }
     }
-    const storedAfter = await server.lua(`
-      local store = require "prosody.core.storagemanager".open(${luaString(HOST)}, "clients");
-      local r = {};
-      for _, user in ipairs({ ${luaString(acct.login0.user)}, ${luaString(acct.login1000.user)} }) do
-        local n = 0; for _ in pairs(store:get(user) or {}) do n = n + 1; end
-        r[#r + 1] = n;
-      end
-      return r;`);
-    report.logins = loginKinds.map((k) => {
-      const s0 = stats(loginSamples[`${k.key}/0`]);
-      const s1 = stats(loginSamples[`${k.key}/${SEEDED}`]);
-      log(`  ${k.key}: 0 stored ${ms(s0.median)}/${ms(s0.p90)} ms, ${SEEDED} stored ${ms(s1.median)}/${ms(s1.p90)} ms`);
-      return { ...k, s0, s1 };
-    });
-    report.loginStored = storedAfter;
-    log(`  stored records afterwards: ${storedAfter.join(", ")}`);
 
-    // ---------------------------------------------------------- 4. shell
-    log("shell");
-    const shellCases = [
-      { key: "empty", label: "`shell \"> return 1\"` (empty)", args: "> return 1" },
-      { key: "builtin", label: "`shell server version` (built-in command)", args: ["server", "version"] },
-      { key: "none", label: "`shell user clients` (account without clients)", args: ["user", "clients", acct.none.jid], n: 0 },
-      { key: "r1001", label: `\`shell user clients\` (${SEEDED} records + client)`, args: ["user", "clients", acct.r1001.jid], n: SEEDED + 1 },
-      { key: "g1001", label: `\`shell user clients\` (${SEEDED} grants + client)`, args: ["user", "clients", acct.g1001.jid], n: SEEDED + 1 },
-    ];
-    {
+    // ---------------------------------------------------------- 2. stream management
+    if (PARTS.has("sm")) {
+      p = phase("list with XEP-0198 stream management");
+      report.sm = { rows: [], enabled: {} };
+      const pairs = {};
+      for (const b of builds) {
+        const opts = (id) => ({ username: A.sm1001.user, password: A.sm1001.password, userAgent: { id, software: "e2e bench", device: "loopback" } });
+        const plain = await login(b.server, opts("bench-sm-off"));
+        const smSession = await login(b.server, opts("bench-sm-on"));
+        sessions.push(plain, smSession);
+        const parsed = (await listClients(plain, { ns: NS_MC })).clients.length;
+        const off = new RawMeter(plain);
+        const on = new RawMeter(smSession);
+        report.sm.enabled[b.label] = await on.enableSm();
+        pairs[b.label] = { off, on, parsed };
+        log(`  ${b.label}: ${parsed} <client> listed (expected ${SEEDED + 1}); ${report.sm.enabled[b.label]}`);
+      }
+      const samples = {};
+      const last = {};
+      for (let i = 0; i < WARMUP + SM_ROUNDS; i++) {
+        for (const ns of [NS_MC, NS_CAM]) {
+          for (const b of turn(builds, i)) {
+            for (const mode of turn(["off", "on"], i + (b === builds[0] ? 0 : 1))) {
+              const meter = pairs[b.label][mode];
+              const rBefore = meter.rCount;
+              const r = await meter.roundTrip(`bench-sm-${mode}-${ns === NS_MC ? "mc" : "cam"}-${i}`, ns);
+              if (r.type !== "result") throw new Error(`${b.label}: list (SM ${mode}) answered ${r.type}: ${r.reply.slice(0, 500)}`);
+              await meter.settle(rBefore);
+              const k = `${ns} ${b.label} ${mode}`;
+              (samples[k] ??= []);
+              if (i >= WARMUP) samples[k].push(r.ms);
+              RAW.sm.push({ round: i, ns: nsName(ns), build: b.label, sm: mode, ms: r.ms });
+              last[k] = r;
+            }
+          }
+        }
+      }
+      for (const b of builds) {
+        const { off, on, parsed } = pairs[b.label];
+        report.sm.acks ??= {};
+        report.sm.acks[b.label] = { h: on.h, r: on.rCount };
+        off.restore();
+        on.restore();
+        for (const ns of [NS_MC, NS_CAM]) {
+          const row = report.sm.rows.find((x) => x.ns === ns) ?? (report.sm.rows.push({ ns, builds: {} }), report.sm.rows.at(-1));
+          row.builds[b.label] = {
+            off: stats(samples[`${ns} ${b.label} off`]), on: stats(samples[`${ns} ${b.label} on`]),
+            bytes: last[`${ns} ${b.label} on`].bytes, clients: last[`${ns} ${b.label} on`].clients, parsed,
+          };
+        }
+        log(`  ${b.label}: ${report.sm.rows.map((r) => `${r.ns} without ${cell(r.builds[b.label].off)} ms, with SM ${cell(r.builds[b.label].on)} ms`).join("; ")}; server asked for ${on.rCount} acks, h=${on.h}`);
+      }
+    }
+
+    // ---------------------------------------------------------- 3. logins (before the heavy parts below)
+    if (PARTS.has("logins")) {
+      p = phase("logins");
+      const loginKinds = [
+        { key: "sasl2", label: "SASL2 (SCRAM-SHA-1) + Bind 2" },
+        { key: "fast", label: "SASL2 FAST (HT-SHA-256-NONE) + Bind 2" },
+        { key: "legacy", label: "legacy SASL (SCRAM-SHA-1) + resource bind" },
+      ];
+      // Where logins are measured: each build's accounts with 0 and SEEDED stored records, and
+      // the account of the server without the module.
+      const targets = [];
+      for (const b of builds) {
+        targets.push({ key: `${b.label}/0`, label: b.label, stored: 0, server: b.server, account: A.login0 });
+        targets.push({ key: `${b.label}/${SEEDED}`, label: b.label, stored: SEEDED, server: b.server, account: A.login1000 });
+      }
+      if (bare) {
+        targets.push({ key: "none/0", label: "none", stored: 0, server: bare, account: A.login0 });
+        targets.push({ key: `none/${SEEDED}`, label: "none", stored: SEEDED, server: bare, account: A.login1000 });
+      }
+      const ua = (kind, t) => ({ id: `bench-login-${kind}-${t.stored}`, software: "e2e bench", device: "loopback" });
+      const loginOpts = (kind, t) => {
+        const base = { username: t.account.user, timeout: scaled(10000) };
+        if (kind === "sasl2") return { ...base, password: t.account.password, userAgent: ua(kind, t) };
+        if (kind === "fast") return { ...base, fast: t.fast, userAgent: ua(kind, t) };
+        return { ...base, password: t.account.password, sasl2: false, resource: `bench-legacy-${t.stored}` };
+      };
+      for (const t of targets) {
+        // A FAST token to begin with (a password login that requests one).
+        t.fast = { token: null };
+        const s = await login(t.server, { username: t.account.user, password: t.account.password, fast: t.fast, userAgent: ua("fast", t) });
+        await s.close();
+        if (!t.fast.token) throw new Error(`no FAST token issued to ${t.account.user} (${t.key})`);
+      }
+      const loginSamples = {};
+      for (let round = 0; round < WARMUP + LOGIN_ROUNDS; round++) {
+        for (const k of loginKinds) {
+          for (const t of shuffled(targets, round)) {
+            const ms_ = await timedLogin(t.server, loginOpts(k.key, t));
+            (loginSamples[`${k.key} ${t.key}`] ??= []);
+            if (round >= WARMUP) loginSamples[`${k.key} ${t.key}`].push(ms_);
+            RAW.logins.push({ round, kind: k.key, target: t.key, ms: ms_, at: performance.now() });
+            await sleep(10);
+          }
+        }
+      }
+      report.logins = loginKinds.map((k) => ({
+        ...k,
+        none: bare ? stats(loginSamples[`${k.key} none/0`]) : null,
+        none1: bare ? stats(loginSamples[`${k.key} none/${SEEDED}`]) : null,
+        builds: Object.fromEntries(builds.map((b) => [b.label, {
+          s0: stats(loginSamples[`${k.key} ${b.label}/0`]),
+          s1: stats(loginSamples[`${k.key} ${b.label}/${SEEDED}`]),
+        }])),
+      }));
+      for (const x of report.logins) {
+        log(`  ${x.key}: ${x.none ? `without module ${cell(x.none)} ms; ` : ""}${builds.map((b) => `${b.label} 0 stored ${cell(x.builds[b.label].s0)} ms, ${SEEDED} stored ${cell(x.builds[b.label].s1)} ms`).join("; ")}`);
+      }
+      report.loginStored = {};
+      for (const b of builds) {
+        report.loginStored[b.label] = [(await storedClients(b.server, A.login0.user)).records, (await storedClients(b.server, A.login1000.user)).records];
+      }
+    }
+
+    // ---------------------------------------------------------- 4. legacy random-resource binds (issue 8)
+    if (PARTS.has("binds") && LEGACY_BINDS > 0) {
+      p = phase(`legacy binds: ${LEGACY_BINDS} legacy SASL logins per build, each with a new random resource (servers with the default options)`);
+      // One more server per build, with the module's defaults (the cap among them).
+      for (const b of builds) {
+        b.bindServer = await startServer({ pluginPaths: [b.snap], allowMissingModule: true });
+        servers.push(b.bindServer);
+        await createAccounts(b.bindServer, [A.legacy], now);
+      }
+      const mid = Math.round(LEGACY_BINDS / 3);
+      const checkpoints = [...new Set([0, mid, LEGACY_BINDS])];
+      const lb = { checkpoints: [], samples: {}, mid };
+      for (const b of builds) lb.samples[b.label] = [];
+      const check = async (binds, note = "") => {
+        const point = { binds, note, builds: {} };
+        for (const b of builds) point.builds[b.label] = await storedClients(b.bindServer, A.legacy.user);
+        lb.checkpoints.push(point);
+        log(`  after ${binds} binds${note ? ` ${note}` : ""}: ${builds.map((b) => {
+          const x = point.builds[b.label];
+          return `${b.label} ${x.records} records (listed ${x.listed ?? "–"}), clients file ${x.clientsBytes ?? "none"} B, legacy index ${x.legacyBytes ?? "none"} B`;
+        }).join("; ")}`);
+      };
+      await check(0);
+      for (let i = 1; i <= LEGACY_BINDS; i++) {
+        for (const b of turn(builds, i)) {
+          const resource = `bench-${randomBytes(6).toString("hex")}`;
+          const t = await timedLogin(b.bindServer, { username: A.legacy.user, password: A.legacy.password, sasl2: false, resource, timeout: scaled(10000) });
+          lb.samples[b.label].push(t);
+          RAW.binds.push({ bind: i, build: b.label, ms: t });
+        }
+        if (i !== LEGACY_BINDS && checkpoints.includes(i)) await check(i);
+      }
+      if (LEGACY_BINDS > 0) {
+        await check(LEGACY_BINDS);
+        // Batched writes (client_management_write_delay, 10 s by default) land by then.
+        await sleep(10000 + scaled(2000));
+        await check(LEGACY_BINDS, "(+12 s, batched writes done)");
+      }
+      const windows = [[0, Math.min(10, LEGACY_BINDS)], [Math.max(0, mid - 5), Math.min(LEGACY_BINDS, mid + 5)], [Math.max(0, LEGACY_BINDS - 10), LEGACY_BINDS]]
+        .filter(([a, z], i, all) => z > a && all.findIndex(([a2, z2]) => a2 === a && z2 === z) === i);
+      lb.windows = windows.map(([a, z]) => ({ from: a, to: z, builds: Object.fromEntries(builds.map((b) => [b.label, stats(lb.samples[b.label].slice(a, z))])) }));
+      lb.all = Object.fromEntries(builds.map((b) => [b.label, stats(lb.samples[b.label])]));
+      for (const w of lb.windows) log(`  logins ${w.from}–${w.to}: ${builds.map((b) => `${b.label} ${cell(w.builds[b.label])} ms`).join("; ")}`);
+      report.legacyBinds = lb;
+      for (const b of builds) {
+        (report.bindWarnings ??= {})[b.label] = b.bindServer.logSince(0, ["warn", "error"]);
+        await b.bindServer.stop();
+        servers.splice(servers.indexOf(b.bindServer), 1);
+      }
+    }
+
+    // ---------------------------------------------------------- 5. memory (before the in-server rounds: their GC-stopped rounds raise the RSS high-water mark)
+    if (PARTS.has("memory") && MEMORY_REQUESTS > 0) {
+      p = phase(`memory: ${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1} (records), ${MEMORY_WINDOW} outstanding`);
+      report.memory = {};
+      // Snapshots before and after each quarter: a leak grows with the requests, an allocator's
+      // high-water mark (send buffers of up to MEMORY_WINDOW replies) levels off.
+      for (const b of builds) {
+        report.memory[b.label] = { points: [{ label: "before", requests: 0, ...(await memorySnapshot(b.server)) }], replies: 0, errors: 0, ms: 0, bytes: 0 };
+      }
+      for (let q = 1, done = 0; q <= 4; q++) {
+        const upTo = Math.round((MEMORY_REQUESTS * q) / 4);
+        for (const b of turn(builds, q)) {
+          const mem = report.memory[b.label];
+          const meter = new RawMeter(await measuringSession(configs[2], b));
+          const part = await meter.pump(upTo - done, MEMORY_WINDOW, `mem-${q}`);
+          meter.restore();
+          for (const k of ["replies", "errors", "ms", "bytes"]) mem[k] += part[k];
+          mem.points.push({ label: q === 4 ? "after" : `${q}/4`, requests: upTo, ...(await memorySnapshot(b.server)) });
+        }
+        done = upTo;
+      }
+      for (const b of builds) {
+        const mem = report.memory[b.label];
+        log(`  ${b.label}: ${mem.points.map((x) => `${x.label} Lua ${x.luaKiB.toFixed(0)} KiB RSS ${x.rssKiB} KiB`).join("; ")}; ${mem.replies} replies (${mem.errors} errors) in ${(mem.ms / 1000).toFixed(1)} s`);
+      }
+    }
+
+    // ---------------------------------------------------------- 6. in-server
+    if (PARTS.has("inserver")) p = phase("in-server listing");
+    for (const c of PARTS.has("inserver") ? configs : []) {
+      for (const ns of [NS_MC, NS_CAM]) {
+        const acc = Object.fromEntries(builds.map((b) => [b.label, { handler: [], serialize: [], api: [], handler_nogc: [], serialize_nogc: [] }]));
+        const chunks = Math.ceil(ROUNDS / IN_SERVER_CHUNK);
+        for (let k = 0; k < chunks; k++) {
+          const rounds = Math.min(IN_SERVER_CHUNK, ROUNDS - k * IN_SERVER_CHUNK);
+          for (const b of turn(builds, k)) {
+            const r = await inServerLua(b.server, c.account.user, ns, rounds, k === 0 ? WARMUP : 0);
+            if (r.type !== "result") throw new Error(`${b.label}: in-server list of ${c.key} answered ${r.type}`);
+            const a = acc[b.label];
+            for (const f of ["handler", "serialize", "api", "handler_nogc", "serialize_nogc"]) a[f].push(...(r[f] ?? []));
+            a.bytes = r.bytes;
+            a.clients = r.clients;
+          }
+        }
+        const row = { ...c, ns, builds: {} };
+        for (const b of builds) {
+          const a = acc[b.label];
+          row.builds[b.label] = {
+            handler: stats(a.handler), serialize: stats(a.serialize), api: stats(a.api),
+            handlerNoGc: stats(a.handler_nogc), serializeNoGc: stats(a.serialize_nogc), bytes: a.bytes, clients: a.clients,
+          };
+        }
+        (report.inServer ??= []).push(row);
+        log(`  ${c.key} ${ns}: ${builds.map((b) => `${b.label} handler ${cell(row.builds[b.label].handler)} ms, tostring ${ms(row.builds[b.label].serialize.median)} ms`).join("; ")}`);
+      }
+    }
+
+    // ---------------------------------------------------------- 7. shell
+    if (PARTS.has("shell") && SHELL_ROUNDS > 0) p = phase("shell");
+    const shellCases = (b) => {
+      const cases = [
+        { key: "empty", label: "`shell \"> return 1\"` (empty)", args: "> return 1" },
+        { key: "builtin", label: "`shell server version` (built-in command)", args: ["server", "version"] },
+        { key: "none", label: "`shell user clients` (account without clients)", args: ["user", "clients", A.none.jid], n: 0 },
+        { key: "r1001", label: `\`shell user clients\` (${SEEDED} records + client)`, args: ["user", "clients", A.r1001.jid], n: SEEDED + 1 },
+        { key: "g1001", label: `\`shell user clients\` (${SEEDED} grants + client)`, args: ["user", "clients", A.g1001.jid], n: SEEDED + 1 },
+      ];
       // As much console output as `user clients` prints for 1001 entries, from plain print():
       // what the admin socket and prosodyctl take to carry it, without the module.
-      const { res } = await timeShell(server, ["user", "clients", acct.r1001.jid]);
-      const lines = res.stdout.split("\n").length;
-      const width = Math.max(1, Math.round(Buffer.byteLength(res.stdout) / lines) - 1);
-      shellCases.splice(1, 0, {
+      const { lines, width } = b.shellShape;
+      cases.splice(1, 0, {
         key: "print", label: `\`shell "> print()"\` ×${lines} lines of ${width} chars (output only)`,
         args: `> for i = 1, ${lines} do print(("x"):rep(${width})) end return 1`,
       }, {
         key: "print1", label: `\`shell "> print()"\` once, the same ${lines} lines joined`,
         args: `> local t = {} for i = 1, ${lines} do t[i] = ("x"):rep(${width}) end print(table.concat(t, "\\n")) return 1`,
       });
-    }
-    const shellSamples = Object.fromEntries(shellCases.map((c) => [c.key, []]));
-    const shellOut = {};
-    for (let round = 0; round < 1 + SHELL_ROUNDS; round++) {
-      for (const c of shellCases) {
-        const { ms: t, res } = await timeShell(server, c.args);
-        if (res.code !== 0) throw new Error(`prosodyctl shell ${JSON.stringify(c.args)} exited ${res.code}: ${res.stderr}${res.stdout.slice(-500)}`);
-        if (round > 0) shellSamples[c.key].push(t);
-        shellOut[c.key] = res.stdout;
+      return cases;
+    };
+    if (PARTS.has("shell") && SHELL_ROUNDS > 0) {
+      report.shell = {};
+      for (const b of builds) {
+        const { res } = await timeShell(b.server, ["user", "clients", A.r1001.jid]);
+        const lines = res.stdout.split("\n").length;
+        b.shellShape = { lines, width: Math.max(1, Math.round(Buffer.byteLength(res.stdout) / lines) - 1) };
+        b.shellCases = shellCases(b);
+        b.shellSamples = Object.fromEntries(b.shellCases.map((c) => [c.key, []]));
+        b.shellOut = {};
+      }
+      for (let round = 0; round < 1 + SHELL_ROUNDS; round++) {
+        for (const b of turn(builds, round)) {
+          for (const c of b.shellCases) {
+            const { ms: t, res } = await timeShell(b.server, c.args);
+            if (res.code !== 0) throw new Error(`${b.label}: prosodyctl shell ${JSON.stringify(c.args)} exited ${res.code}: ${res.stderr}${res.stdout.slice(-500)}`);
+            if (round > 0) b.shellSamples[c.key].push(t);
+            b.shellOut[c.key] = res.stdout;
+          }
+        }
+      }
+      for (const b of builds) {
+        report.shell[b.label] = b.shellCases.map((c) => {
+          const s = stats(b.shellSamples[c.key]);
+          const out = b.shellOut[c.key];
+          const summary = c.n === undefined ? ""
+            : (out.match(/(\d+) client\(s\)/)?.[0] ?? out.match(/No clients associated with this account/)?.[0] ?? `no count line: ${out.trim().slice(-80)}`);
+          log(`  ${b.label} ${c.key}: ${cell(s, 1)} ms ${summary}`);
+          return { key: c.key, label: c.label, n: c.n, stats: s, summary, bytes: Buffer.byteLength(out) };
+        });
       }
     }
-    report.shell = shellCases.map((c) => {
-      const s = stats(shellSamples[c.key]);
-      const out = shellOut[c.key];
-      const summary = c.n === undefined ? ""
-        : (out.match(/(\d+) client\(s\)/)?.[0] ?? out.match(/No clients associated with this account/)?.[0] ?? `no count line: ${out.trim().slice(-80)}`);
-      log(`  ${c.key}: median ${ms(s.median, 1)} ms, p90 ${ms(s.p90, 1)} ms ${summary}`);
-      return { ...c, stats: s, summary, bytes: Buffer.byteLength(shellOut[c.key]) };
-    });
 
-    for (const s of Object.values(sessions)) await s.close();
-    const warnings = server.logSince(0, ["warn", "error"]);
-    report.serverWarnings = warnings;
+    for (const s of sessions) await s.close();
+    report.serverWarnings = {};
+    for (const b of builds) report.serverWarnings[b.label] = b.server.logSince(0, ["warn", "error"]);
+    for (const [label, lines] of Object.entries(report.bindWarnings ?? {})) report.serverWarnings[`${label}, legacy binds`] = lines;
+    if (bare) report.serverWarnings["without module"] = bare.logSince(0, ["warn", "error"]);
   } finally {
-    await server.stop();
+    for (const s of servers) await s.stop();
+    for (const d of snapshots) fs.rmSync(d, { recursive: true, force: true });
+  }
+  for (let i = 0; i < report.phases.length; i++) {
+    const end = report.phases[i + 1]?.t0 ?? performance.now();
+    report.phases[i].seconds = (end - report.phases[i].t0) / 1000;
   }
   report.seconds = (performance.now() - started) / 1000;
   report.loadEnd = loadAverage();
 
   const md = render(report);
   process.stdout.write(md);
-  const outDir = path.join(repo, "build", "bench");
-  fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, "e2e.md"), md);
-  log(`written to ${path.join(outDir, "e2e.md")}`);
+  const out = process.env.BENCH_REPORT ? path.resolve(process.env.BENCH_REPORT) : path.join(repo, "build", "bench", "e2e.md");
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, md);
+  if (process.env.BENCH_RAW) fs.writeFileSync(path.resolve(process.env.BENCH_RAW), JSON.stringify(RAW));
+  log(`written to ${out} (${report.seconds.toFixed(0)} s)`);
 }
 
 // ------------------------------------------------------------------ report
 
-const TARGET_RT = { 11: 3, 1001: 25, 2001: 50 };
-const COMMUNITY_RT = { 11: "~2", 101: "12–16", 1001: "127–162" };
 const nsName = (ns) => (ns === NS_MC ? "prosody" : "cam:0");
 
 function render(r) {
   const L = [];
   const m = r.machine;
+  const builds = r.builds;
+  const labels = builds.map((b) => b.label);
+  const first = labels[0];
+  const lastL = labels.at(-1);
+  const several = labels.length > 1;
+  const ratioHead = several ? ` ${lastL}/${first} |` : "";
+  const ratioSep = several ? "---:|" : "";
+  const ratioOf = (get) => (several ? ` ${ratio(get(lastL), get(first))} |` : "");
+
   L.push("## End-to-end benchmark (benches/e2e)");
   L.push("");
   L.push(`- date: ${r.date}`);
   L.push(`- machine: ${m.nproc} × ${m.cpu}, ${(m.memTotal / 2 ** 30).toFixed(1)} GiB, Linux ${m.kernel}`);
-  L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, ${STORAGE} storage (E2E_STORAGE); client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY`);
-  L.push(`- module: ${m.commit}; loaded: ${m.plugin}; ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}`);
-  L.push(`- seeded: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants with one "oauth2" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N`);
+  L.push(`- load average (1/5/15 min): ${m.loadStart} at the start, ${r.loadEnd} at the end; per part below`);
+  L.push(`- Prosody ${r.server?.version} (${r.server?.lua}, net backend ${r.server?.backend}), \`network_settings = { nagle = false }\`, log level ${r.server?.log_level}, ${STORAGE} storage (E2E_STORAGE); client: Node.js ${m.node}, @xmpp/client 0.14 on loopback, TCP_NODELAY${SCRAM_NATIVE ? ", SCRAM Hi() by node:crypto PBKDF2" : ", xmpp.js's own SCRAM Hi()"}`);
   L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);
-  L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.grantSeconds?.toFixed(0)} s of grants); load average ${m.loadStart} at the start, ${r.loadEnd} at the end`);
+  L.push(`- settings: ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SM_ROUNDS=${SM_ROUNDS}, IN_SERVER_CHUNK=${IN_SERVER_CHUNK}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}, SEEDED=${SEEDED}, LEGACY_BINDS=${LEGACY_BINDS}; harness waits × ${r.timeoutScale} (empty shell call ${ms(r.shellProbeMs, 0)} ms)`);
+  L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.seedSeconds?.toFixed(1)} s); servers: one per build${WITHOUT_MODULE ? " and one without the module" : ""}, all running during the whole run, measured in turn (round by round, order alternating; logins in a seeded random order)`);
+  L.push(`- \`client_management_max_clients = ${MAX_CLIENTS}\` on the servers of every part but the legacy binds (builds that cap records at the default 100 would otherwise drop the seeded ones); the legacy-bind servers (one per build, started for that part) run with the module's defaults`);
+  L.push("- seeded by writing store files: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants in its own format with one \"oauth2\" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N");
+  L.push("- figures: median (p90) in ms over n samples; ratios are of medians. The machine is shared: compare builds within a run, not across runs.");
   L.push("");
-
-  L.push("### 1. List round trip (socket: iq written → closing `</iq>` received)");
+  L.push("Builds:");
   L.push("");
-  L.push("| N | data | namespace | `<client>` | reply | first (cold) ms | median ms | p90 ms | min ms | target | meets | community module |");
-  L.push("|---:|---|---|---:|---:|---:|---:|---:|---:|---|---|---|");
-  for (const x of r.roundTrip) {
-    const target = TARGET_RT[x.n];
-    const countNote = x.clients === x.n && x.parsed === x.n ? `${x.clients}` : `${x.clients} (parsed ${x.parsed}; expected ${x.n}!)`;
-    L.push(`| ${x.n} | ${x.label} | ${nsName(x.ns)} | ${countNote} | ${kib(x.bytes)} | ${ms(x.cold)} | ${ms(x.stats.median)} | ${ms(x.stats.p90)} | ${ms(x.stats.min)} | ${target ? `≤ ${target} ms` : "–"} | ${target ? yesNo(x.stats.median <= target) : ""} | ${COMMUNITY_RT[x.n] ? `${COMMUNITY_RT[x.n]} ms` : "–"} |`);
+  L.push("| build | directory | commit | native core | .so modified | files (sha256) |");
+  L.push("|---|---|---|---|---|---|");
+  for (const b of builds) {
+    const d = b.describe;
+    const commit = d.info ? `${d.info.revision ?? ""} ${d.info.commit?.slice(0, 10) ?? ""} “${d.info.subject ?? ""}”`.trim() : (d.commit ?? "–");
+    L.push(`| ${b.label} | \`${b.dir}\` | ${commit} | ${d.native ?? "(no marker)"}${d.luaVersion ? `, Lua file ${d.luaVersion}` : ""} | ${d.built ?? "–"} | ${d.files} |`);
   }
   L.push("");
-  L.push("Community module reference: ~2 ms at 11, 12–16 ms at 101, 127–162 ms at 1001 entries. \"meets\" compares the median.");
+  L.push("Parts: " + r.phases.map((p) => `${p.name.split(":")[0]} ${p.seconds.toFixed(0)} s (load ${p.load.split(" ")[0]})`).join("; ") + ".");
   L.push("");
 
-  L.push("### 2. In-server listing (Lua, `fire_event(\"iq-get/self/<ns>:list\")` with a fake origin)");
-  L.push("");
-  L.push("handler = facts + core + reply stanza built (`origin.send` only keeps it); tostring = serialization of that reply (what c2s does before writing); get_active_clients = the public API (facts + core decision, Lua tables, no stanza). \"GC stopped\": the same rounds with `collectgarbage(\"stop\")`, i.e. without the collector steps the allocations trigger.");
-  L.push("");
-  L.push("| N | data | namespace | handler median ms | p90 | min | tostring median ms | p90 | get_active_clients median ms | p90 | GC stopped: handler median ms | tostring median ms | target (handler, N=1001) | meets |");
-  L.push("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
-  for (const x of r.inServer) {
-    const t = x.n === 1001 ? "≤ 5 ms" : "–";
-    const meets = x.n === 1001 ? yesNo(x.handler.median <= 5) : "";
-    const countNote = x.clients === x.n ? "" : ` (${x.clients} <client>!)`;
-    L.push(`| ${x.n} | ${x.label}${countNote} | ${nsName(x.ns)} | ${ms(x.handler.median)} | ${ms(x.handler.p90)} | ${ms(x.handler.min)} | ${ms(x.serialize.median)} | ${ms(x.serialize.p90)} | ${ms(x.api.median)} | ${ms(x.api.p90)} | ${ms(x.handlerNoGc.median)} | ${ms(x.serializeNoGc.median)} | ${t} | ${meets} |`);
-  }
-  L.push("");
-  L.push("Community module reference: 55–63 ms in-server at 1001 entries.");
-  L.push("");
-
-  L.push(`### 3. Login cost (connect → online, stored client records of the account: 0 vs ${SEEDED})`);
-  L.push("");
-  L.push(`| login | 0 stored: median ms | p90 | ${SEEDED} stored: median ms | p90 | Δ median ms | noise (larger p90 − median) | flat within noise |`);
-  L.push("|---|---:|---:|---:|---:|---:|---:|---|");
-  for (const x of r.logins) {
-    const delta = x.s1.median - x.s0.median;
-    const noise = Math.max(x.s0.p90 - x.s0.median, x.s1.p90 - x.s1.median);
-    L.push(`| ${x.label} | ${ms(x.s0.median)} | ${ms(x.s0.p90)} | ${ms(x.s1.median)} | ${ms(x.s1.p90)} | ${delta >= 0 ? "+" : ""}${ms(delta)} | ${ms(noise)} | ${yesNo(Math.abs(delta) <= Math.max(noise, 0.5))} |`);
-  }
-  L.push("");
-  L.push(`Each account keeps one record per login kind (fixed client ids and resource), so "0 stored" holds the bench's own ${r.loginStored?.[0]} and "${SEEDED} stored" ${r.loginStored?.[1]} records afterwards. Target: flat within noise.`);
-  L.push("");
-
-  L.push("### 4. Shell (`prosodyctl shell …` wall time)");
-  L.push("");
-  L.push("| command | median ms | p90 ms | Δ median vs empty ms | output | target | meets |");
-  L.push("|---|---:|---:|---:|---|---|---|");
-  const empty = r.shell.find((x) => x.key === "empty");
-  for (const x of r.shell) {
-    const d = x.stats.median - empty.stats.median;
-    const isCmd = x.key !== "empty";
-    const isTarget = x.n > 1000;
-    L.push(`| ${x.label} | ${ms(x.stats.median, 1)} | ${ms(x.stats.p90, 1)} | ${isCmd ? `${d >= 0 ? "+" : ""}${ms(d, 1)}` : "–"} | ${x.n !== undefined || x.key.startsWith("print") ? `${x.summary ? `${x.summary}, ` : ""}${kib(x.bytes)}` : ""} | ${isTarget ? "within 20 ms of empty" : ""} | ${isTarget ? yesNo(d <= 20) : ""} |`);
-  }
-  L.push("");
-
-  const mem = r.memory;
-  L.push(`### 5. Memory (${mem.replies} list requests at N=${SEEDED + 1}, ${SEEDED} records + client, namespaces alternating, ${MEMORY_WINDOW} outstanding)`);
-  L.push("");
-  L.push("| point | requests | Lua memory after full GC | VmRSS |");
-  L.push("|---|---:|---:|---:|");
-  for (const p of mem.points) L.push(`| ${p.label} | ${p.requests} | ${p.luaKiB.toFixed(0)} KiB | ${p.rssKiB} KiB |`);
-  const [b, , h, , a] = mem.points;
-  const dLua = a.luaKiB - b.luaKiB;
-  const dLuaSecond = a.luaKiB - h.luaKiB;
-  L.push("");
-  L.push(`Δ Lua ${dLua >= 0 ? "+" : ""}${dLua.toFixed(0)} KiB over all, ${dLuaSecond >= 0 ? "+" : ""}${dLuaSecond.toFixed(0)} KiB over the second half; Δ RSS ${a.rssKiB - b.rssKiB >= 0 ? "+" : ""}${a.rssKiB - b.rssKiB} KiB (second half ${a.rssKiB - h.rssKiB >= 0 ? "+" : ""}${a.rssKiB - h.rssKiB} KiB). `
-    + `Target: no growth — ${yesNo(dLuaSecond <= Math.max(256, 0.02 * h.luaKiB))} (Lua growth over the second half ≤ max(256 KiB, 2 %)). `
-    + `RSS also holds Prosody's send buffers (up to ${MEMORY_WINDOW} replies queued) and the allocator keeps its high-water mark: growth that levels off is not a leak. `
-    + `${mem.errors} error replies; ${(mem.bytes / 1048576).toFixed(0)} MiB received in ${(mem.ms / 1000).toFixed(1)} s = ${(mem.replies / (mem.ms / 1000)).toFixed(0)} lists/s.`);
-  L.push("");
-  if (r.serverWarnings?.length) {
-    L.push(`Prosody logged ${r.serverWarnings.length} warning/error line(s) during the run; first: \`${r.serverWarnings[0].replace(/`/g, "'").slice(0, 300)}\``);
+  // 1
+  if (r.roundTrip) {
+    L.push(`### 1. List round trip (socket: iq written → closing \`</iq>\` received), n = ${ROUNDS} per cell`);
     L.push("");
+    L.push(`| N | data | namespace | \`<client>\` | reply | ${labels.map((l) => `${l}: median (p90) ms | ${l}: first (cold) ms`).join(" | ")} |${ratioHead}`);
+    L.push(`|---:|---|---|---:|---:|${labels.map(() => "---:|---:|").join("")}${ratioSep}`);
+    for (const x of r.roundTrip) {
+      const counts = labels.map((l) => x.builds[l]);
+      const ok = counts.every((c) => c.clients === x.n && c.parsed === x.n);
+      const countNote = ok ? `${x.n}` : counts.map((c, i) => `${labels[i]}: ${c.clients} (parsed ${c.parsed})`).join(", ") + ` (expected ${x.n}!)`;
+      L.push(`| ${x.n} | ${x.label} | ${nsName(x.ns)} | ${countNote} | ${labels.map((l) => kib(x.builds[l].bytes)).join(" / ")} | ${labels.map((l) => `${cell(x.builds[l].stats)} | ${ms(x.builds[l].cold)}`).join(" | ")} |${ratioOf((l) => x.builds[l].stats.median)}`);
+    }
+    L.push("");
+    L.push("References (issue 5): targets ≤ 3 ms at N = 11, ≤ 25 ms at 1001, ≤ 50 ms at 2001; the community module took ~2 ms at 11, 127–162 ms at 1001.");
+    L.push("");
+  }
+
+  // 2
+  if (r.sm) {
+    L.push(`### 2. List with XEP-0198 stream management (N = ${SEEDED + 1}: ${SEEDED - 1} SASL2 records + 2 measuring clients), n = ${SM_ROUNDS} per cell`);
+    L.push("");
+    L.push(`The same account, two sessions: one without stream management, one with \`<enable resume='true'/>\` (mod_smacks clones every outgoing stanza into its queue). The SM client answers each \`<r/>\` with \`<a h/>\` before the next request (the queue never holds more than one reply); both wait 2 ms between requests.`);
+    L.push("");
+    L.push(`| namespace | reply | ${labels.map((l) => `${l}: without SM | ${l}: with SM | ${l}: SM/without`).join(" | ")} |${several ? ` with SM ${lastL}/${first} |` : ""}`);
+    L.push(`|---|---:|${labels.map(() => "---:|---:|---:|").join("")}${ratioSep}`);
+    for (const x of r.sm.rows) {
+      L.push(`| ${nsName(x.ns)} | ${labels.map((l) => kib(x.builds[l].bytes)).join(" / ")} | ${labels.map((l) => `${cell(x.builds[l].off)} | ${cell(x.builds[l].on)} | ${ratio(x.builds[l].on.median, x.builds[l].off.median)}`).join(" | ")} |${ratioOf((l) => x.builds[l].on.median)}`);
+    }
+    L.push("");
+    L.push(`Listed \`<client>\`: ${labels.map((l) => `${l} ${r.sm.rows[0].builds[l].parsed}`).join(", ")} (expected ${SEEDED + 1}). Acks: ${labels.map((l) => `${l} ${r.sm.acks[l].r} \`<r/>\` answered, h = ${r.sm.acks[l].h}`).join("; ")}.`);
+    L.push("");
+  }
+
+  // 3
+  if (r.inServer) {
+    L.push(`### 3. In-server listing (Lua, \`fire_event("iq-get/self/<ns>:list")\` with a fake origin), n = ${ROUNDS} per cell`);
+    L.push("");
+    L.push(`handler = facts + core + reply stanza built (\`origin.send\` only keeps it); tostring = serialization of that reply (what c2s does before writing); get_active_clients = the public API (facts + core decision, Lua tables, no stanza); "no GC" = handler with \`collectgarbage("stop")\`, i.e. without the collector steps its allocations trigger. Rounds run in prosodyctl calls of ${IN_SERVER_CHUNK}, builds taking turns.`);
+    L.push("");
+    L.push(`| N | data | namespace | ${labels.map((l) => `${l}: handler | ${l}: tostring | ${l}: get_active_clients | ${l}: handler, no GC`).join(" | ")} |${several ? ` handler ${lastL}/${first} |` : ""}`);
+    L.push(`|---:|---|---|${labels.map(() => "---:|---:|---:|---:|").join("")}${ratioSep}`);
+    for (const x of r.inServer) {
+      const notes = labels.filter((l) => x.builds[l].clients !== x.n).map((l) => `${l}: ${x.builds[l].clients} <client>!`);
+      L.push(`| ${x.n} | ${x.label}${notes.length ? ` (${notes.join(", ")})` : ""} | ${nsName(x.ns)} | ${labels.map((l) => `${cell(x.builds[l].handler)} | ${cell(x.builds[l].serialize)} | ${cell(x.builds[l].api)} | ${cell(x.builds[l].handlerNoGc)}`).join(" | ")} |${ratioOf((l) => x.builds[l].handler.median)}`);
+    }
+    L.push("");
+    L.push("References (issue 5): handler ≤ 5 ms at N = 1001; the community module took 55–63 ms.");
+    L.push("");
+  }
+
+  // 4
+  if (r.logins) {
+    L.push(`### 4. Login cost (connect → online), n = ${LOGIN_ROUNDS} per cell`);
+    L.push("");
+    L.push(`Accounts with 0 and ${SEEDED} stored client records on each build's server${WITHOUT_MODULE ? ", and the same two accounts on the same Prosody without mod_client_management (\"no module\"; it never reads the records), so that every server takes the same share of logins" : ""}; each round, every login kind on every target in a random order (the same in every run, \`BENCH_SEED\`). Fixed client ids and resource, so the accounts only gain the bench's own records.`);
+    L.push("");
+    const loginTable = (q, cellOf) => {
+      const noneHead = WITHOUT_MODULE ? ` no module: 0 | no module: ${SEEDED} (file unused) |` : "";
+      L.push(`| login |${noneHead} ${labels.map((l) => `${l}: 0 stored |${WITHOUT_MODULE ? ` ${l}: 0 stored / no module |` : ""} ${l}: ${SEEDED} stored | ${l}: Δ ${SEEDED} − 0`).join(" | ")} |${several ? ` 0 stored ${lastL}/${first} | ${SEEDED} stored ${lastL}/${first} |` : ""}`);
+      L.push(`|---|${WITHOUT_MODULE ? "---:|---:|" : ""}${labels.map(() => (WITHOUT_MODULE ? "---:|---:|---:|---:|" : "---:|---:|---:|")).join("")}${several ? "---:|---:|" : ""}`);
+      for (const x of r.logins) {
+        const cells = labels.map((l) => {
+          const { s0, s1 } = x.builds[l];
+          return `${cellOf(s0)} |${WITHOUT_MODULE ? ` ${ratio(s0[q], x.none?.[q])} |` : ""} ${cellOf(s1)} | ${signed(s1[q] - s0[q])}`;
+        });
+        L.push(`| ${x.label} |${WITHOUT_MODULE ? ` ${cellOf(x.none)} | ${cellOf(x.none1)} |` : ""} ${cells.join(" | ")} |${several ? ` ${ratio(x.builds[lastL].s0[q], x.builds[first].s0[q])} | ${ratio(x.builds[lastL].s1[q], x.builds[first].s1[q])} |` : ""}`);
+      }
+      L.push("");
+    };
+    loginTable("median", (st) => cell(st));
+    L.push(`Stored records afterwards (0 / ${SEEDED} account): ${labels.map((l) => `${l} ${r.loginStored[l].join(" / ")}`).join(", ")}. On a busy machine login times are bimodal (a fast mode of a few ms, and a slow one, e.g. when another process holds the core or a server's CPU has gone idle), and a median moves with the share of slow logins: identical builds have shown median ratios from 0.6× to 1.75× at n = 60, within about ±10 % at n = 150 (the default). Differences of a few tenths of a millisecond need several runs (samples: \`BENCH_RAW\`).`);
+    L.push("");
+  }
+
+  // 5
+  const lb = r.legacyBinds;
+  if (lb) {
+    L.push(`### 5. Legacy random-resource binds (issue 8): one account, ${LEGACY_BINDS} legacy SASL (SCRAM-SHA-1) logins + resource binds, each with a new random resource`);
+    L.push("");
+    L.push("Login time (connect → online) over windows of the sequence; builds take turns bind by bind, each on its own server.");
+    L.push("");
+    L.push(`| logins | ${labels.map((l) => `${l}: median (p90) ms`).join(" | ")} |${ratioHead}`);
+    L.push(`|---|${labels.map(() => "---:|").join("")}${ratioSep}`);
+    for (const w of lb.windows) {
+      L.push(`| ${w.from}–${w.to} (n = ${w.to - w.from}) | ${labels.map((l) => cell(w.builds[l])).join(" | ")} |${ratioOf((l) => w.builds[l].median)}`);
+    }
+    L.push(`| all ${LEGACY_BINDS} | ${labels.map((l) => cell(lb.all[l])).join(" | ")} |${ratioOf((l) => lb.all[l].median)}`);
+    L.push("");
+    L.push(`Storage of the account (internal storage: \`data/localhost/clients/USER.dat\`, \`data/localhost/client_management_legacy/USER.dat\`); records = entries of the clients store as stored, listed = entries of \`get_active_clients\`:`);
+    L.push("");
+    L.push(`| after binds | ${labels.map((l) => `${l}: records (legacy) | ${l}: listed | ${l}: clients file | ${l}: client_management_legacy file`).join(" | ")} |`);
+    L.push(`|---|${labels.map(() => "---:|---:|---:|---:|").join("")}`);
+    for (const c of lb.checkpoints) {
+      L.push(`| ${c.binds}${c.note ? ` ${c.note}` : ""} | ${labels.map((l) => {
+        const x = c.builds[l];
+        return `${x.records} (${x.legacy}) | ${x.listed ?? "–"} | ${x.clientsBytes === null ? "no file" : kib(x.clientsBytes)} | ${x.legacyBytes === null ? "no file" : kib(x.legacyBytes)}`;
+      }).join(" | ")} |`);
+    }
+    L.push("");
+  }
+
+  // 6
+  if (r.shell) {
+    L.push(`### 6. Shell (\`prosodyctl shell …\` wall time), n = ${SHELL_ROUNDS} per cell`);
+    L.push("");
+    L.push(`| command | ${labels.map((l) => `${l}: median (p90) ms | ${l}: Δ vs empty | ${l}: output`).join(" | ")} |${ratioHead}`);
+    L.push(`|---|${labels.map(() => "---:|---:|---|").join("")}${ratioSep}`);
+    const rows = r.shell[first];
+    rows.forEach((x, i) => {
+      const cells = labels.map((l) => {
+        const y = r.shell[l][i];
+        const empty = r.shell[l].find((z) => z.key === "empty");
+        const d = y.key === "empty" ? "–" : signed(y.stats.median - empty.stats.median, 1);
+        const outp = y.n !== undefined || y.key.startsWith("print") ? `${y.summary ? `${y.summary}, ` : ""}${kib(y.bytes)}` : "";
+        return `${cell(y.stats, 1)} | ${d} | ${outp}`;
+      });
+      L.push(`| ${x.label} | ${cells.join(" | ")} |${ratioOf((l) => r.shell[l][i].stats.median)}`);
+    });
+    L.push("");
+    L.push("References (issue 5): `user clients` at N = 1001 within 20 ms of the empty command; the print rows are what the admin socket and prosodyctl take to carry as much output as that build's `user clients` printed.");
+    L.push("");
+  }
+
+  // 7
+  if (r.memory) {
+    L.push(`### 7. Memory (${MEMORY_REQUESTS} list requests per build at N=${SEEDED + 1}, ${SEEDED} records + client, namespaces alternating, ${MEMORY_WINDOW} outstanding; builds take turns by quarter)`);
+    L.push("");
+    L.push(`| point | requests | ${labels.map((l) => `${l}: Lua memory after full GC | ${l}: VmRSS`).join(" | ")} |`);
+    L.push(`|---|---:|${labels.map(() => "---:|---:|").join("")}`);
+    const pts = r.memory[first].points;
+    pts.forEach((p0, i) => {
+      L.push(`| ${p0.label} | ${p0.requests} | ${labels.map((l) => {
+        const p = r.memory[l].points[i];
+        return `${p.luaKiB.toFixed(0)} KiB | ${p.rssKiB} KiB`;
+      }).join(" | ")} |`);
+    });
+    L.push("");
+    for (const l of labels) {
+      const mem = r.memory[l];
+      const [b, , h, , a] = mem.points;
+      L.push(`- ${l}: Δ Lua ${signed(a.luaKiB - b.luaKiB, 0)} KiB over all, ${signed(a.luaKiB - h.luaKiB, 0)} KiB over the second half; Δ RSS ${signed(a.rssKiB - b.rssKiB, 0)} KiB (second half ${signed(a.rssKiB - h.rssKiB, 0)} KiB); ${mem.errors} error replies; ${(mem.bytes / 1048576).toFixed(0)} MiB in ${(mem.ms / 1000).toFixed(1)} s = ${(mem.replies / (mem.ms / 1000)).toFixed(0)} lists/s.`);
+    }
+    L.push("");
+    L.push("RSS also holds Prosody's send buffers (up to the outstanding replies) and the allocator keeps its high-water mark: growth that levels off is not a leak; Lua memory growing over the second half would be.");
+    L.push("");
+  }
+
+  for (const [label, lines] of Object.entries(r.serverWarnings ?? {})) {
+    if (lines.length) {
+      L.push(`Prosody (${label}) logged ${lines.length} warning/error line(s); first: \`${lines[0].replace(/`/g, "'").slice(0, 300)}\``);
+      L.push("");
+    }
   }
   return `${L.join("\n")}\n`;
 }

@@ -5,12 +5,15 @@
 // same lock-file stamp as tests/e2e/run.sh), then runs bench.js. It measures
 // and reports; it never fails because something is slow. Exit status: 0 when
 // the benchmark ran, 2 when something it needs is missing, 1 when setting up
-// or talking to the server broke. See benches/e2e/README.md.
+// or talking to the server broke. BENCH_PLUGINS="before=DIR,after=DIR" measures
+// several builds in the same run. See benches/e2e/README.md.
 
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { moduleFileOf, parseBuilds } from "./builds.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, "..", "..");
@@ -28,11 +31,18 @@ for (const tool of [process.env.PROSODY || "prosody", process.env.PROSODYCTL || 
     fail(`'${tool}' not found (scripts/install-deps.sh installs Prosody; npm comes with Node.js)`);
   }
 }
-const pluginDir = process.env.E2E_PLUGIN_DIR
-  ? path.resolve(process.env.E2E_PLUGIN_DIR)
-  : path.join(repo, "build", "plugin");
-const moduleFile = path.join(pluginDir, "mod_client_management", "mod_client_management.lua");
-if (!fs.existsSync(moduleFile)) fail(`${moduleFile} is missing: build the module first (make plugin)`);
+let builds;
+try {
+  builds = parseBuilds(repo);
+} catch (err) {
+  fail(err.message);
+}
+for (const b of builds) {
+  const moduleFile = moduleFileOf(b.dir);
+  if (!fs.existsSync(moduleFile)) {
+    fail(`${moduleFile} is missing: build the module first (${b.repoBuild ? "make plugin" : `benches/e2e/build-baseline.sh REV ${b.dir}`})`);
+  }
+}
 
 // Same rule as tests/e2e/run.sh: install exactly what the lock file says, again whenever it changes.
 const lock = path.join(e2eDir, "package-lock.json");

@@ -43,6 +43,8 @@ import plain from "@xmpp/sasl-plain";
 import htsha256none from "@xmpp/sasl-ht-sha-256-none";
 import { Parser } from "@xmpp/xml";
 
+import { scaled } from "./server.js";
+
 export { xml };
 
 export const NS = {
@@ -175,7 +177,7 @@ export class Session {
    * Send an iq (`child` wrapped in <iq type to>) and return the whole
    * reply stanza, result or error. `to` defaults to the own bare JID.
    */
-  async iq(child, { type = "get", to = this.bareJid, id = `e2e-${randomUUID()}`, timeout = 5000 } = {}) {
+  async iq(child, { type = "get", to = this.bareJid, id = `e2e-${randomUUID()}`, timeout = scaled(5000) } = {}) {
     const stanza = xml("iq", { type, to, id }, child);
     try {
       return await this.sendAndWait(
@@ -213,7 +215,7 @@ function buildEntity(server, session, opts) {
     userAgent = { id: randomUUID() },
   } = opts;
 
-  const entity = new Client({ service: server.service, domain, timeout: 10000 });
+  const entity = new Client({ service: server.service, domain, timeout: scaled(10000) });
   // Keep the bytes as received as well (Session.rawIn), before xmpp.js parses them.
   // Connection binds _onData when the socket is attached, i.e. after this.
   const onData = entity._onData;
@@ -318,7 +320,7 @@ export async function login(server, opts = {}) {
   const session = new Session(opts);
   const xmpp = buildEntity(server, session, opts);
   session.xmpp = xmpp;
-  const timeout = opts.timeout ?? 10000;
+  const timeout = opts.timeout ?? scaled(10000);
 
   let timer;
   const outcome = new Promise((resolve, reject) => {

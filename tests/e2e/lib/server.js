@@ -42,6 +42,13 @@ export const PROSODYCTL = process.env.PROSODYCTL || "prosodyctl";
  */
 export const EXTRA_PLUGIN_PATHS = (process.env.E2E_EXTRA_PLUGIN_PATHS || "").split(":").filter(Boolean);
 export const HOST = "localhost";
+/**
+ * E2E_TIMEOUT_SCALE (default 1) multiplies the harness's waits for things that are
+ * expected to happen (server start-up and stop, prosodyctl runs, logins, iq replies),
+ * for slow machines (read at each wait). Waits that expect nothing to happen are not scaled.
+ */
+export const timeoutScale = () => (Number(process.env.E2E_TIMEOUT_SCALE) > 0 ? Number(process.env.E2E_TIMEOUT_SCALE) : 1);
+export const scaled = (ms) => Math.round(ms * timeoutScale());
 
 /**
  * The storage backend every server of this run uses: E2E_STORAGE =
@@ -203,7 +210,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd, args, opts = {}) {
   return new Promise((resolve) => {
-    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: 30000, ...opts },
+    execFile(cmd, args, { maxBuffer: 16 * 1024 * 1024, timeout: scaled(30000), ...opts },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr), error: err });
@@ -391,7 +398,7 @@ export class ProsodyServer {
       });
     });
 
-    const deadline = Date.now() + 20000;
+    const deadline = Date.now() + scaled(20000);
     for (;;) {
       let failure = null;
       if (this.exitStatus) {
@@ -399,7 +406,7 @@ export class ProsodyServer {
       } else if (fs.existsSync(this.socketPath) && (await portOpen(this.port))) {
         break;
       } else if (Date.now() > deadline) {
-        failure = `Prosody did not listen on 127.0.0.1:${this.port} within 20 s`;
+        failure = `Prosody did not listen on 127.0.0.1:${this.port} within ${scaled(20000) / 1000} s`;
       }
       if (failure) {
         const diagnostics = this.startupDiagnostics();
@@ -428,7 +435,7 @@ export class ProsodyServer {
     this.stopped = true;
     if (this.proc && !this.exitStatus) {
       this.proc.kill("SIGTERM");
-      const t = setTimeout(() => this.proc.kill("SIGKILL"), 8000);
+      const t = setTimeout(() => this.proc.kill("SIGKILL"), scaled(8000));
       await this.exited;
       clearTimeout(t);
     }
@@ -510,7 +517,7 @@ export class ProsodyServer {
    * COLUMNS=80 for the console unless `env` sets it. `env`: variables to
    * add, or remove (undefined). `quiet`: --quiet, no banner.
    */
-  shellInteractive(lines, { env = {}, quiet = true, timeout = 30000 } = {}) {
+  shellInteractive(lines, { env = {}, quiet = true, timeout = scaled(30000) } = {}) {
     const args = ["--config", this.configPath, "shell", ...(quiet ? ["--quiet"] : [])];
     return new Promise((resolve) => {
       const proc = spawn(PROSODYCTL, args, { cwd: this.dir, env: shellEnv(this.dir, env) });
