@@ -86,8 +86,8 @@ pub enum Purpose {
 /// Events that make cached credentials stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheEvent {
-    /// A SASL2 login: mod_sasl2_fast may have issued, rotated or spent a token.
-    Sasl2Login,
+    /// A login: mod_sasl2_fast may have issued, rotated or spent a token of the client.
+    Login,
     /// A login with a grant's token: mod_tokenauth moved its access time.
     GrantLogin,
     /// mod_tokenauth created or revoked a grant or a token.
@@ -97,10 +97,9 @@ pub enum CacheEvent {
 }
 
 impl CacheEvent {
+    /// The events the Lua module passes on: mod_tokenauth's, and its own revocations.
     pub fn from_name(name: &str) -> Option<CacheEvent> {
         match name {
-            "sasl2-login" => Some(CacheEvent::Sasl2Login),
-            "grant-login" => Some(CacheEvent::GrantLogin),
             "token-grant-created" | "token-grant-revoked" | "token-revoked" => Some(CacheEvent::GrantsChanged),
             "revoked" => Some(CacheEvent::Revoked),
             _ => None,
@@ -349,7 +348,7 @@ impl Account {
     /// What each event makes stale.
     pub fn note(&mut self, event: CacheEvent) {
         match event {
-            CacheEvent::Sasl2Login => self.fast_tokens_stale = true,
+            CacheEvent::Login => self.fast_tokens_stale = true,
             CacheEvent::GrantLogin | CacheEvent::GrantsChanged => self.grants_stale = true,
             CacheEvent::Revoked => {
                 self.fast_tokens_stale = true;
@@ -378,7 +377,7 @@ impl Account {
 
     /// Applies a successful login (or the late bind of one) to the client's record.
     pub fn record_login(&mut self, login: Login, moment: Moment) -> Result<LoginOutcome, NotReady> {
-        self.note(CacheEvent::Sasl2Login);
+        self.note(CacheEvent::Login);
         if login.grant_id.is_some() {
             self.note(CacheEvent::GrantLogin);
         }
@@ -915,7 +914,7 @@ mod tests {
         assert!(account.missing(Purpose::Listing, T as f64).is_empty());
         assert_eq!(account.missing(Purpose::Listing, T as f64 + 60.0), [Part::Grants], "past the grant cache lifetime");
         assert_eq!(account.missing(Purpose::Change, T as f64), [Part::Grants, Part::FastTokens], "changes read afresh");
-        account.note(CacheEvent::Sasl2Login);
+        account.note(CacheEvent::Login);
         assert_eq!(account.missing(Purpose::Listing, T as f64), [Part::FastTokens]);
         account.load_fast_tokens(HashMap::new());
         account.note(CacheEvent::from_name("token-grant-revoked").unwrap());

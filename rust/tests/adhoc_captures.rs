@@ -21,7 +21,6 @@
 //! of them), `<note type='info|warn|error'/>` (text only) and data forms.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -597,24 +596,7 @@ fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
 #[test]
 fn every_captured_command_reply_holds_up() {
     let (dir, manifest) = load();
-    let mut report = String::new();
-    for capture in &manifest.captures {
-        let problems = check_capture(&dir, capture);
-        if problems.is_empty() {
-            continue;
-        }
-        let xml = fs::read_to_string(dir.join(&capture.file)).unwrap_or_default();
-        let _ = writeln!(report, "\n{} (e2e test: {}):", capture.file, capture.test);
-        for problem in problems {
-            let _ = writeln!(report, "  - {problem}");
-        }
-        let _ = writeln!(report, "  XML: {xml}");
-    }
-    assert!(
-        report.is_empty(),
-        "captures in {} that do not hold up:{report}",
-        dir.display()
-    );
+    common::assert_every_capture(&dir, &manifest.captures, |c| (c.file.as_str(), c.test.as_str()), |c| check_capture(&dir, c));
 }
 
 /// The captures must show every stage the tests are there for, so that losing a case in

@@ -14,7 +14,6 @@
 //! `build/e2e-captures/cam`. The target has `test = false`: a plain `cargo test`, which runs
 //! before the e2e tests, leaves it out; `--test cam_captures` runs it.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -285,24 +284,7 @@ fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
 #[test]
 fn every_captured_reply_parses_pedantically_with_the_values_set_up() {
     let (dir, manifest) = load();
-    let mut report = String::new();
-    for capture in &manifest.captures {
-        let problems = check_capture(&dir, capture);
-        if problems.is_empty() {
-            continue;
-        }
-        let xml = fs::read_to_string(dir.join(&capture.file)).unwrap_or_default();
-        let _ = writeln!(report, "\n{} (e2e test: {}):", capture.file, capture.test);
-        for problem in problems {
-            let _ = writeln!(report, "  - {problem}");
-        }
-        let _ = writeln!(report, "  XML: {xml}");
-    }
-    assert!(
-        report.is_empty(),
-        "captures in {} that do not hold up:{report}",
-        dir.display()
-    );
+    common::assert_every_capture(&dir, &manifest.captures, |c| (c.file.as_str(), c.test.as_str()), |c| check_capture(&dir, c));
 }
 
 /// The captures must exercise every value the tests are there for, so that losing a case in

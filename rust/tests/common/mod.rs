@@ -42,3 +42,29 @@ pub fn load_manifest<M: DeserializeOwned>(dir: &Path, test_file: &str, files: im
     assert_eq!(on_disk, listed, "the .xml files in {} and those in {MANIFEST} differ", dir.display());
     manifest
 }
+
+/// Checks every capture and fails with one report naming each that does not hold up, with its
+/// problems and its XML. `file_and_test` gives a capture's file and the e2e test that wrote it.
+pub fn assert_every_capture<C>(
+    dir: &Path,
+    captures: &[C],
+    file_and_test: impl Fn(&C) -> (&str, &str),
+    check: impl Fn(&C) -> Vec<String>,
+) {
+    use std::fmt::Write as _;
+    let mut report = String::new();
+    for capture in captures {
+        let problems = check(capture);
+        if problems.is_empty() {
+            continue;
+        }
+        let (file, test) = file_and_test(capture);
+        let xml = fs::read_to_string(dir.join(file)).unwrap_or_default();
+        let _ = writeln!(report, "\n{file} (e2e test: {test}):");
+        for problem in problems {
+            let _ = writeln!(report, "  - {problem}");
+        }
+        let _ = writeln!(report, "  XML: {xml}");
+    }
+    assert!(report.is_empty(), "captures in {} that do not hold up:{report}", dir.display());
+}
