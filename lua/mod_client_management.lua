@@ -779,8 +779,7 @@ local function sign_out_others(_, data)
 	end
 	local plan = account:plan_sign_out(moment, me or 0);
 	if not data.form then
-		form[2].label = ("Sign out %d other client(s) and %d connection(s)"):format(plan.revoked + plan.password_protected,
-			#streams - (me and 1 or 0));
+		form[2].label = plan.question;
 		return { status = "executing", actions = { "complete", default = "complete" }, form = form };
 	end
 	local fields = form:data(data.form);

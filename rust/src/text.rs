@@ -178,6 +178,14 @@ pub fn revocation_report(plan: &RevocationPlan, label: impl Fn(&str) -> String, 
     Report { level: if clean { "info" } else { "warn" }, text: lines.join("\n") }
 }
 
+/// The question "Sign out all other clients" asks before doing anything.
+pub fn sign_out_question(plan: &RevocationPlan, connections: usize) -> String {
+    format!(
+        "Sign out {} other client(s) and close {connections} other connection(s)",
+        plan.revoked.len() + plan.password_protected.len()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use crate::listing::list_entries;
 use crate::model::AccountFacts;
 use crate::render::{render_clients, Protocol};
 use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others, Action, RevocationPlan};
-use crate::text::{client_listing, describe_entry, new_client_notice, revocation_report, Report};
+use crate::text::{client_listing, describe_entry, new_client_notice, revocation_report, sign_out_question, Report};
 
 pub struct AccountHandle(pub Account);
 
@@ -205,12 +205,15 @@ impl UserData for AccountHandle {
             let plan = plan_selection(facts, &ids);
             plan_table(lua, &plan, Some(reports(&plan, facts, 0)))
         });
-        // `account:plan_sign_out(moment, requester_index)` → plan with reports.
+        // `account:plan_sign_out(moment, requester_index)` → plan with reports and `question`,
+        // what to confirm.
         methods.add_method_mut("plan_sign_out", |lua, this, (moment, requester): (Table, usize)| {
             let facts = this.facts(&moment, true)?;
             let plan = plan_sign_out_others(facts, requester);
             let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
-            plan_table(lua, &plan, Some(reports(&plan, facts, closed)))
+            let table = plan_table(lua, &plan, Some(reports(&plan, facts, closed)))?;
+            table.raw_set("question", sign_out_question(&plan, closed))?;
+            Ok(table)
         });
 
         // Retention ------------------------------------------------------------------------
