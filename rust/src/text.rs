@@ -2,7 +2,7 @@
 //! new-client notices, and reports of what a revocation did.
 
 use crate::listing::Entry;
-use crate::model::Timestamp;
+use crate::model::{bounded_text, Timestamp};
 use crate::revocation::RevocationPlan;
 
 /// `YYYY-MM-DD` (UTC); `None` for times no calendar can show.
@@ -166,7 +166,12 @@ pub fn revocation_report(plan: &RevocationPlan, label: impl Fn(&str) -> String, 
         ));
     }
     if !plan.not_found.is_empty() {
-        lines.push(format!("Not found: {}", names(&plan.not_found, &|id: &str| id.to_owned())));
+        // What a form names may be anything, and much of it: echo a bounded part.
+        const SHOWN: usize = 10;
+        let shown: Vec<String> = plan.not_found.iter().take(SHOWN).map(|id| bounded_text(id.clone())).collect();
+        let more = plan.not_found.len().saturating_sub(SHOWN);
+        let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
+        lines.push(format!("Not found: {}{tail}", shown.join("; ")));
     }
     if closed_others > 0 && !failed {
         lines.push(format!("Closed {closed_others} other connection(s)."));
@@ -271,6 +276,9 @@ mod tests {
         assert!(lines[0].starts_with("Revoked: Unknown software (grant)"));
         assert!(lines[1].starts_with("Needs a password change: Gajim 1.9 on Laptop"));
         assert_eq!(lines[2], "Not found: client/gone");
+        let many: Vec<String> = (0..25).map(|i| format!("client/x{i}")).collect();
+        let report = revocation_report(&plan_selection(&facts, &many), label, false, 0);
+        assert_eq!(report.text.lines().last(), Some("Not found: client/x0; client/x1; client/x2; client/x3; client/x4; client/x5; client/x6; client/x7; client/x8; client/x9 and 15 more"));
         let failed = revocation_report(&plan, label, true, 0);
         assert!(failed.text.starts_with("Failed: Unknown software (grant)"), "{}", failed.text);
     }
