@@ -21,7 +21,6 @@
 //! of them), `<note type='info|warn|error'/>` (text only) and data forms.
 
 use std::collections::HashSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 mod common;
@@ -556,22 +555,10 @@ fn compare_form(form: &DataForm, x: &ExpectedForm) -> Vec<String> {
 
 /// Everything wrong with one capture (empty: all good).
 fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
-    let path = dir.join(&capture.file);
-    let xml = match fs::read_to_string(&path) {
-        Ok(xml) => xml,
-        Err(e) => return vec![format!("{}: {e}", path.display())],
-    };
-    let element: Element = match xml.parse() {
+    let element = match common::read_capture(dir, &capture.file, &capture.namespace) {
         Ok(element) => element,
-        Err(e) => return vec![format!("not well-formed XML: {e}")],
+        Err(problems) => return problems,
     };
-    if element.ns() != capture.namespace {
-        return vec![format!(
-            "namespace {:?}, expected {:?}",
-            element.ns(),
-            capture.namespace
-        )];
-    }
     match (capture.kind.as_str(), capture.namespace.as_str()) {
         ("command", NS_COMMANDS) => check_command(&element, capture),
         ("form", NS_DATA) => {

@@ -14,7 +14,6 @@
 //! `build/e2e-captures/cam`. The target has `test = false`: a plain `cargo test`, which runs
 //! before the e2e tests, leaves it out; `--test cam_captures` runs it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 mod common;
@@ -230,22 +229,10 @@ fn compare_clients(clients: &Clients, expected: &[ExpectedClient]) -> Vec<String
 
 /// Everything wrong with one capture (empty: all good).
 fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
-    let path = dir.join(&capture.file);
-    let xml = match fs::read_to_string(&path) {
-        Ok(xml) => xml,
-        Err(e) => return vec![format!("{}: {e}", path.display())],
-    };
-    let element: Element = match xml.parse() {
+    let element = match common::read_capture(dir, &capture.file, &capture.namespace) {
         Ok(element) => element,
-        Err(e) => return vec![format!("not well-formed XML: {e}")],
+        Err(problems) => return problems,
     };
-    if element.ns() != capture.namespace {
-        return vec![format!(
-            "namespace {:?}, expected {:?}",
-            element.ns(),
-            capture.namespace
-        )];
-    }
     match (capture.kind.as_str(), capture.namespace.as_str()) {
         ("clients", NS_CAM) => {
             let Some(expected) = &capture.clients else {

@@ -68,3 +68,15 @@ pub fn assert_every_capture<C>(
     }
     assert!(report.is_empty(), "captures in {} that do not hold up:{report}", dir.display());
 }
+
+/// The captured element in `file`, parsed, in `namespace`; or what is wrong with it.
+pub fn read_capture(dir: &Path, file: &str, namespace: &str) -> Result<xmpp_parsers::minidom::Element, Vec<String>> {
+    let path = dir.join(file);
+    let xml = fs::read_to_string(&path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    let element: xmpp_parsers::minidom::Element =
+        xml.parse().map_err(|e| vec![format!("not well-formed XML: {e}")])?;
+    if element.ns() != namespace {
+        return Err(vec![format!("namespace {:?}, expected {:?}", element.ns(), namespace)]);
+    }
+    Ok(element)
+}
