@@ -224,12 +224,13 @@ local fast_token_store = assert(module:open_store("fast_tokens"));
 -- Version 0.1.0 indexed legacy clients here; the records alone tell now. Pruning empties it.
 local old_legacy_index = module:open_store("client_management_legacy");
 
+local notify_new_clients = module:get_option_boolean("client_management_notify_new_clients", false);
 local engine = core.new_engine({
 	max_clients = module:get_option_integer("client_management_max_clients", 100, 1);
 	retention = module:get_option_period("client_management_retention", "30 days");
 	store_full_jids = module:get_option_boolean("client_management_store_full_jids", true);
 	store_device_names = module:get_option_boolean("client_management_store_device_names", true);
-	notify_new_clients = module:get_option_boolean("client_management_notify_new_clients", false);
+	notify_new_clients = notify_new_clients;
 	write_delay = module:get_option_period("client_management_write_delay", 10);
 	grant_cache_ttl = module:get_option_period("client_management_grant_cache_ttl", 60);
 	tokenless_grant_ttl = module:get_option_period("tokenless_grant_ttl", "2w"); -- mod_tokenauth's
@@ -298,6 +299,12 @@ local function read_missing(username, account, purpose)
 	return failed;
 end
 
+-- The SASL2 `<user-agent id>` a stream authenticated with, if it named one.
+local function client_id_of(session)
+	local id = session.client_id;
+	if id ~= "" then return id; end
+end
+
 -- Streams that authenticated and have not bound a resource: Prosody lists them nowhere, yet
 -- revocation and account deletion must reach them. Weak: closed streams drop out.
 local unbound_streams = setmetatable({}, { __mode = "k" });
@@ -312,7 +319,7 @@ local function moment_of(username)
 		table.insert(streams, session);
 		table.insert(facts, {
 			full_jid = session.full_jid;
-			client_id = session.client_id ~= "" and session.client_id or nil;
+			client_id = client_id_of(session);
 			grant_id = login and login.grant_id;
 		});
 	end
@@ -452,7 +459,7 @@ function record_session(session, store)
 	local username, login = session.username, session.client_management;
 	local account = get_account(username);
 	read_missing(username, account, "login");
-	login.client_id = session.client_id ~= "" and session.client_id or nil;
+	login.client_id = client_id_of(session);
 	login.full_jid = session.full_jid;
 	login.at = os.time();
 	local moment, streams = moment_of(username);
@@ -495,9 +502,8 @@ module:hook("sasl2/c2s/success", function (event)
 end, 500); -- after mod_sasl2 authenticates (1000), before Bind 2 binds (100)
 
 module:hook("sasl2/c2s/success", function (event)
-	local session = event.session;
-	if session.client_id and session.client_id ~= "" then
-		record_safely(session);
+	if client_id_of(event.session) then
+		record_safely(event.session);
 	end
 end, -1); -- after Bind 2 (100) and FAST (75), before <success> goes out (-1000)
 
@@ -514,7 +520,7 @@ module:hook("resource-bind", function (event)
 	unbound_streams[session] = nil;
 	if session.type ~= "c2s" or not session.username then return; end
 	local login = session.client_management;
-	if session.client_id and session.client_id ~= "" then
+	if client_id_of(session) then
 		-- A SASL2 client binding after <success> (no Bind 2) gets its full JID now; with Bind 2
 		-- the success hook above records it, bound.
 		if login and login.recorded then record_safely(session); end
@@ -530,7 +536,8 @@ for _, event_name in ipairs({ "token-grant-created", "token-grant-revoked", "tok
 	module:hook(event_name, function (event)
 		local account = cached_account(event.username);
 		if account then account:note(event_name); end
-		if event_name == "token-grant-created" and type(event.grant) == "table" then
+		-- The streams are only gathered when there is someone to tell.
+		if event_name == "token-grant-created" and notify_new_clients and type(event.grant) == "table" then
 			local moment, streams = moment_of(event.username);
 			local recipients, text = engine:grant_notice(event.grant, moment);
 			if recipients then notify(streams, recipients, text); end
@@ -718,12 +725,6 @@ local manage_form = dataforms.new({
 	{ name = "revoke", type = "list-multi", label = "Revoke access of" };
 });
 
-local function listed_ready(username)
-	local account = get_account(username);
-	if read_missing(username, account, "listing") then return nil; end
-	return account;
-end
-
 local function unreadable()
 	return { status = "completed", error = { message = "Your clients could not be read; try again later." } };
 end
@@ -740,9 +741,9 @@ local function manage_clients(_, data)
 	if data.action == "cancel" then return { status = "canceled" }; end
 	local username = requesting_account(data, ":list-clients");
 	if not username then return forbidden(); end
-	local account = listed_ready(username);
-	if not account then return unreadable(); end
+	local account = get_account(username);
 	if not data.form then
+		if read_missing(username, account, "listing") then return unreadable(); end
 		local options = account:client_options((moment_of(username)));
 		return { status = "executing", actions = { "complete", default = "complete" },
 			form = { layout = manage_form, values = { revoke = options } } };
@@ -753,7 +754,6 @@ local function manage_clients(_, data)
 	for _, value in ipairs(type(fields.revoke) == "table" and fields.revoke or {}) do
 		if type(value) == "string" and value ~= "" then table.insert(picked, value); end
 	end
-	account = get_account(username);
 	if read_missing(username, account, "change") then return unreadable(); end
 	local moment, streams = moment_of(username);
 	return carry_out_for(data, account, account:plan_selection(picked, moment), streams);
