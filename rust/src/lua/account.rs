@@ -47,10 +47,15 @@ impl AccountHandle {
     /// `missing` named would otherwise act on nothing.
     fn facts(&mut self, moment: &Table, needs_records: bool) -> Result<&AccountFacts> {
         let moment = decode_moment(moment)?;
+        self.ensure_read(needs_records)?;
+        Ok(self.0.facts_at(moment))
+    }
+
+    fn ensure_read(&self, needs_records: bool) -> Result<()> {
         if self.0.unread().iter().any(|part| *part != Part::Records || needs_records) {
             return Err(runtime("account facts used before they were read".to_owned()));
         }
-        Ok(self.0.facts_at(moment))
+        Ok(())
     }
 }
 
@@ -220,8 +225,9 @@ impl UserData for AccountHandle {
 
         // `account:prune(moment, dry_run)` → `{ deleted, minimised }`, or nil and a reason.
         methods.add_method_mut("prune", |lua, this, (moment, dry_run): (Table, bool)| {
-            this.facts(&moment, true)?;
-            match this.0.prune(decode_moment(&moment)?, dry_run) {
+            let moment = decode_moment(&moment)?;
+            this.ensure_read(true)?;
+            match this.0.prune(moment, dry_run) {
                 Ok(outcome) => {
                     let table = lua.create_table()?;
                     table.raw_set("deleted", outcome.deleted.len())?;
