@@ -205,18 +205,18 @@ pub struct Account {
 
 /// What a record says about the client's access, as far as a login can change it.
 #[derive(PartialEq)]
-struct RecordedAccess<'a> {
+struct RecordedAccess {
     password: bool,
-    grant: Option<&'a str>,
+    grant: Option<String>,
     fast: bool,
 }
 
-fn recorded_access(record: &ClientRecord, password_updated: Option<Timestamp>) -> RecordedAccess<'_> {
+fn recorded_access(record: &ClientRecord, password_updated: Option<Timestamp>) -> RecordedAccess {
     RecordedAccess {
         password: record.mechanisms.iter().any(|(name, used)| {
             crate::access::is_password_mechanism(name) && password_updated.is_none_or(|changed| *used >= changed)
         }),
-        grant: record.auth_token_id.as_deref(),
+        grant: record.auth_token_id.clone(),
         fast: record.fast_auth.is_some(),
     }
 }
@@ -409,10 +409,8 @@ impl Account {
         let policy = self.policy;
         let record = &mut self.facts.records[position];
         let before = recorded_access(record, password_updated);
-        let access_before = (before.password, before.grant.map(str::to_owned), before.fast);
         merge_login(record, &login, &policy);
-        let after = recorded_access(record, password_updated);
-        let access_changed = access_before != (after.password, after.grant.map(str::to_owned), after.fast);
+        let access_changed = recorded_access(record, password_updated) != before;
         let client_id = record.id.clone();
         self.mark_changed(&client_id);
         let evicted = if is_new { self.evict_over_limit(Some(&client_id)) } else { Vec::new() };
