@@ -4,7 +4,8 @@
 //! [`account::Account`], which owns an account's records and decides: how a login changes a
 //! record and when to store it, which records go ([`account`]), who has access ([`access`]),
 //! the ordered list ([`listing`]), rendered replies ([`render`]), revocation plans
-//! ([`revocation`]), what admins and users read ([`text`]). Only the `lua` module knows about
+//! ([`revocation`]), what admins and users read ([`text`]), the one rule for text a client chose
+//! ([`sanitize`]). Only the `lua` module knows about
 //! Lua, and only when built with the `module` or `embedded-lua` feature.
 
 pub mod access;
@@ -14,6 +15,7 @@ pub mod listing;
 pub mod model;
 pub mod render;
 pub mod revocation;
+pub mod sanitize;
 pub mod stats;
 pub mod text;
 

@@ -23,10 +23,17 @@ pub fn bounded_text(mut text: String) -> String {
     text
 }
 
-/// Why a SASL2 client id cannot be used, if it cannot: the text of the SASL2 failure.
+/// Why a SASL2 client id cannot be used, if it cannot: the text of the SASL2 failure. An id
+/// that passes reads back exactly from any XML parser and is shown as it is
+/// ([`crate::sanitize`]).
 pub fn client_id_problem(id: &[u8]) -> Option<String> {
-    (id.len() > MAX_CLIENT_ID_BYTES)
-        .then(|| format!("Client identifier too long (at most {MAX_CLIENT_ID_BYTES} bytes)"))
+    if id.len() > MAX_CLIENT_ID_BYTES {
+        return Some(format!("Client identifier too long (at most {MAX_CLIENT_ID_BYTES} bytes)"));
+    }
+    let Ok(id) = std::str::from_utf8(id) else {
+        return Some("Client identifier is not valid UTF-8".to_owned());
+    };
+    crate::sanitize::id_character_problem(id).map(str::to_owned)
 }
 
 /// What a client says about itself (SASL2 `<user-agent>`, or OAuth client registration).
@@ -194,5 +201,7 @@ mod tests {
         assert_eq!(client_id_problem(&[b'x'; 256]), None);
         let problem = client_id_problem(&[b'x'; 257]).unwrap();
         assert_eq!(problem, "Client identifier too long (at most 256 bytes)");
+        assert_eq!(client_id_problem(b"a\xffb").as_deref(), Some("Client identifier is not valid UTF-8"));
+        assert_eq!(client_id_problem(b"a\tb").as_deref(), Some("Client identifier must not contain line breaks or tabs"));
     }
 }
