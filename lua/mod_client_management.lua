@@ -231,6 +231,8 @@ local engine = core.new_engine({
 	store_full_jids = module:get_option_boolean("client_management_store_full_jids", true);
 	store_device_names = module:get_option_boolean("client_management_store_device_names", true);
 	notify_new_clients = notify_new_clients;
+	notice_interval = module:get_option_period("client_management_notice_interval", "10 minutes");
+	requests_per_minute = module:get_option_integer("client_management_requests_per_minute", 30, 0);
 	write_delay = module:get_option_period("client_management_write_delay", 10);
 	grant_cache_ttl = module:get_option_period("client_management_grant_cache_ttl", 60);
 	tokenless_grant_ttl = module:get_option_period("tokenless_grant_ttl", "2w"); -- mod_tokenauth's
@@ -244,6 +246,8 @@ local stanza_mt = getmetatable(st.stanza("x"));
 
 local recent_accounts = require "prosody.util.cache".new(module:get_option_integer("client_management_cache_size", 256, 1));
 local unsaved = {}; -- username -> { account, timer, unrecorded = weak set of sessions }
+-- Notices the core held back are summarised when its timer for the account comes.
+local notice_timers = {}; -- username -> timer
 
 local function cached_account(username)
 	local entry = unsaved[username];
@@ -253,7 +257,7 @@ end
 local function get_account(username)
 	local account = cached_account(username);
 	if not account then
-		account = engine:new_account();
+		account = engine:new_account(username);
 		recent_accounts:set(username, account);
 	end
 	return account;
@@ -261,7 +265,7 @@ end
 
 -- For host-wide walks: an account not in memory is not made recent.
 local function walk_account(username)
-	return cached_account(username) or engine:new_account();
+	return cached_account(username) or engine:new_account(username);
 end
 
 local function role_priorities()
@@ -306,8 +310,10 @@ local function client_id_of(session)
 end
 
 -- Streams that authenticated and have not bound a resource: Prosody lists them nowhere, yet
--- revocation and account deletion must reach them. Weak: closed streams drop out.
-local unbound_streams = setmetatable({}, { __mode = "k" });
+-- revocation and account deletion must reach them. Shared, so that a reload of the module
+-- keeps them; weak, so that closed streams drop out.
+local unbound_streams = module:shared("unbound_streams");
+if not getmetatable(unbound_streams) then setmetatable(unbound_streams, { __mode = "k" }); end
 
 -- What changes from one request to the next: the account's streams (bound, hibernating, or
 -- authenticated and unbound), password change, role, clock. Returns the facts for the core
@@ -418,6 +424,11 @@ module:hook_global("user-deleted", function (event)
 	if entry and entry.timer then entry.timer:stop(); end
 	unsaved[username] = nil;
 	recent_accounts:set(username, nil);
+	engine:forget(username);
+	if notice_timers[username] then
+		notice_timers[username]:stop();
+		notice_timers[username] = nil;
+	end
 	-- mod_c2s closes the bound streams; those that authenticated and never bound are ours.
 	for session in pairs(unbound_streams) do
 		if session.username == username and session.host == host and not session.destroyed then
@@ -435,6 +446,17 @@ local function notify(streams, indices, text)
 			session.send(st.message({ from = host, to = session.full_jid }):text_tag("body", text));
 		end
 	end
+end
+
+local function flush_notices_later(username, delay)
+	if not delay or notice_timers[username] then return; end
+	notice_timers[username] = module:add_timer(delay, function ()
+		notice_timers[username] = nil;
+		local moment, streams = moment_of(username);
+		local recipients, text, check_in = engine:flush_notices(username, moment);
+		if text then notify(streams, recipients, text); end
+		flush_notices_later(username, check_in);
+	end);
 end
 
 -- What a login used, noted on the session as soon as SASL succeeds (before Bind 2 binds).
@@ -487,6 +509,7 @@ function record_session(session, store)
 	if outcome.notice then
 		notify(streams, outcome.notify, outcome.notice);
 	end
+	flush_notices_later(username, outcome.notice_check_in);
 end
 
 local function record_safely(session)
@@ -539,8 +562,9 @@ for _, event_name in ipairs({ "token-grant-created", "token-grant-revoked", "tok
 		-- The streams are only gathered when there is someone to tell.
 		if event_name == "token-grant-created" and notify_new_clients and type(event.grant) == "table" then
 			local moment, streams = moment_of(event.username);
-			local recipients, text = engine:grant_notice(event.grant, moment);
-			if recipients then notify(streams, recipients, text); end
+			local recipients, text, check_in = engine:grant_notice(event.username, event.grant, moment);
+			if text then notify(streams, recipients, text); end
+			flush_notices_later(event.username, check_in);
 		end
 	end);
 end
@@ -638,10 +662,26 @@ for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
 	});
 end
 
+-- Spends one of the stream's list and ad-hoc requests; returns nothing when the core's budget
+-- allows it, else the seconds to wait and the text to answer with.
+local function over_budget(origin)
+	local budget = origin.client_management_budget;
+	if not budget then
+		budget = engine:new_budget(time_now());
+		origin.client_management_budget = budget;
+	end
+	return budget:spend(time_now());
+end
+
 local function handle_list(event)
 	local origin, stanza = event.origin, event.stanza;
 	if not module:may(":list-clients", event) then
 		origin.send(st.error_reply(stanza, "auth", "forbidden"));
+		return true;
+	end
+	local wait, why = over_budget(origin);
+	if wait then
+		origin.send(st.error_reply(stanza, "wait", "resource-constraint", why));
 		return true;
 	end
 	local username = origin.username;
@@ -737,12 +777,30 @@ local function carry_out_for(data, account, plan, streams)
 	return { status = "completed", [report.level] = report.text };
 end
 
+-- What a command step asks for, as the core reads XEP-0050 (cancel, show the form, act on a
+-- submitted form), or the answer that refuses it: not allowed, over the stream's budget, or a
+-- malformed step.
+local function command_step(data, permission)
+	local step, malformed = core.adhoc_step(data.action, data.form and (data.form.attr.type or ""));
+	if step == "cancel" then return step, { status = "canceled" }; end
+	local username = requesting_account(data, permission);
+	if not username then return step, forbidden(); end
+	if malformed then
+		return step, { status = "error", error = { type = "modify", condition = "bad-request", text = malformed,
+			extra = step == "bad-action" and { namespace = xmlns_commands, condition = "bad-action" } or nil } };
+	end
+	local wait, why = over_budget(data.origin);
+	if wait then
+		return step, { status = "error", error = { type = "wait", condition = "resource-constraint", text = why } };
+	end
+	return step, nil, username;
+end
+
 local function manage_clients(_, data)
-	if data.action == "cancel" then return { status = "canceled" }; end
-	local username = requesting_account(data, ":list-clients");
-	if not username then return forbidden(); end
+	local step, answer, username = command_step(data, ":list-clients");
+	if answer then return answer; end
 	local account = get_account(username);
-	if not data.form then
+	if step == "show-form" then
 		if read_missing(username, account, "listing") then return unreadable(); end
 		local options = account:client_options((moment_of(username)));
 		return { status = "executing", actions = { "complete", default = "complete" },
@@ -760,9 +818,8 @@ local function manage_clients(_, data)
 end
 
 local function sign_out_others(_, data)
-	if data.action == "cancel" then return { status = "canceled" }; end
-	local username = requesting_account(data, ":manage-clients");
-	if not username then return forbidden(); end
+	local step, answer, username = command_step(data, ":manage-clients");
+	if answer then return answer; end
 	local form = dataforms.new({
 		title = "Sign out all other clients";
 		instructions = "Every other client loses its access (apps that know your password can log in"
@@ -778,7 +835,7 @@ local function sign_out_others(_, data)
 		if session == data.origin then me = index; end
 	end
 	local plan = account:plan_sign_out(moment, me or 0);
-	if not data.form then
+	if step == "show-form" then
 		form[2].label = plan.question;
 		return { status = "executing", actions = { "complete", default = "complete" }, form = form };
 	end

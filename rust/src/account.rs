@@ -6,6 +6,7 @@
 //! how legacy clients are recognised, which records go when an account is full or past
 //! retention, and what each event makes stale.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::access::AccessContext;
@@ -31,6 +32,10 @@ pub struct Policy {
     /// Record updates that change no client's access wait this long to be stored.
     pub write_delay: f64,
     pub notify_new_clients: bool,
+    /// After a notice, the next one waits this long and summarises what came meanwhile.
+    pub notice_interval: f64,
+    /// List and ad-hoc requests a stream may make per minute (0: no limit).
+    pub requests_per_minute: u32,
 }
 
 impl Default for Policy {
@@ -44,6 +49,8 @@ impl Default for Policy {
             grant_cache_ttl: 60.0,
             write_delay: 10.0,
             notify_new_clients: false,
+            notice_interval: 600.0,
+            requests_per_minute: 30,
         }
     }
 }
@@ -253,6 +260,11 @@ impl Account {
         self.index.get(id).map(|&i| &self.facts.records[i])
     }
 
+    /// The clock of the last moment seen.
+    pub fn facts_now(&self) -> f64 {
+        self.facts.now
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.deleted
     }
@@ -389,7 +401,15 @@ impl Account {
         }
         self.facts_at(moment);
         let existing = match &login.client_id {
-            Some(id) => self.index.get(id).copied(),
+            Some(id) => {
+                // A generated legacy id is ours, not the client's: a SASL2 login naming it
+                // gets a record of its own, and the legacy client keeps its history under a
+                // fresh id.
+                if self.index.get(id).is_some_and(|&i| self.facts.records[i].legacy) {
+                    self.rekey_legacy(id);
+                }
+                self.index.get(id).copied()
+            }
             None => login.full_jid.as_deref().and_then(|jid| self.find_legacy(jid)),
         };
         let (position, is_new) = match existing {
@@ -435,6 +455,19 @@ impl Account {
             .map(|(i, _)| i)
     }
 
+    /// Moves the legacy record `id` to a fresh generated id (stored under the new key, removed
+    /// under the old one).
+    fn rekey_legacy(&mut self, id: &str) {
+        let Some(position) = self.index.remove(id) else { return };
+        let fresh = self.fresh_id();
+        self.facts.records[position].id = fresh.clone();
+        self.index.insert(fresh.clone(), position);
+        self.writes.serial += 1;
+        self.writes.changed.remove(id);
+        self.writes.removed.insert(id.to_owned(), self.writes.serial);
+        self.mark_changed(&fresh);
+    }
+
     fn fresh_id(&self) -> String {
         loop {
             // The OS random source failing is not something a login can recover from; the
@@ -460,10 +493,12 @@ impl Account {
 
     // ------------------------------------------------------------------ limits, retention
 
-    /// Drops records until the account is within `max_clients`: first those without access,
-    /// then those with password access only, least recently seen first. Records of clients
-    /// holding a FAST token or a grant, or connected, are never dropped (they are credentials
-    /// and streams the user must see), nor is `keep`.
+    /// Drops records until the account is within `max_clients`: first those without access
+    /// (least recently seen first), then those of clients seen only once (newest first, so a
+    /// flood of one-shot logins replaces itself and never pushes out established clients),
+    /// then the least recently seen. Records of clients holding a FAST token or a grant, or
+    /// connected, are never dropped (they are credentials and streams the user must see), nor
+    /// is `keep`.
     fn evict_over_limit(&mut self, keep: Option<&str>) -> Vec<String> {
         let doomed = self.over_limit(keep, &[]);
         self.remove_records(&doomed);
@@ -479,7 +514,7 @@ impl Account {
         let ctx = AccessContext::new(&self.facts);
         let fast_known = self.fast_tokens_loaded;
         let grants_known = self.grants_loaded_at.is_some();
-        let mut candidates: Vec<(u8, Option<Timestamp>, &str)> = self
+        let mut candidates: Vec<(u8, Option<Reverse<Timestamp>>, Option<Timestamp>, &str)> = self
             .facts
             .records
             .iter()
@@ -492,12 +527,18 @@ impl Account {
                 if access.fast || access.grant.is_some() || access.connected || may_hold {
                     return None;
                 }
-                let tier = u8::from(access.password.is_some());
-                Some((tier, record.last_activity(), record.id.as_str()))
+                let (tier, newest_first) = if !access.any() {
+                    (0, None)
+                } else if seen_once(record) {
+                    (1, record.first_seen.map(Reverse))
+                } else {
+                    (2, None)
+                };
+                Some((tier, newest_first, record.last_activity(), record.id.as_str()))
             })
             .collect();
         candidates.sort_unstable();
-        candidates.into_iter().take(count - self.policy.max_clients).map(|(_, _, id)| id.to_owned()).collect()
+        candidates.into_iter().take(count - self.policy.max_clients).map(|(.., id)| id.to_owned()).collect()
     }
 
     /// Records whose client has no access and was last seen before the retention period.
@@ -607,6 +648,17 @@ impl Account {
         let base = self.policy.write_delay.max(1.0);
         let doublings = self.writes.failures.saturating_sub(1).min(16);
         (base * 2f64.powi(doublings as i32)).min(MAX_RETRY_DELAY.max(base))
+    }
+}
+
+/// A record's client logged in once: within [`ONE_SHOT_SECONDS`] of its first login (a late
+/// bind records the same login again), or never recorded a time.
+pub const ONE_SHOT_SECONDS: Timestamp = 60;
+
+fn seen_once(record: &ClientRecord) -> bool {
+    match (record.first_seen, record.last_seen) {
+        (Some(first), Some(last)) => last.saturating_sub(first) <= ONE_SHOT_SECONDS,
+        _ => true,
     }
 }
 
@@ -785,9 +837,10 @@ mod tests {
 
     #[test]
     fn a_full_account_drops_accessless_then_least_recent_password_records() {
+        let established = |id: &str, last_seen| ClientRecord { first_seen: Some(T - 5000), ..password_record(id, last_seen) };
         let mut records = vec![
-            password_record("old-pw", T - 300),
-            password_record("new-pw", T - 10),
+            established("old-pw", T - 300),
+            established("new-pw", T - 10),
             ClientRecord { id: "gone".into(), last_seen: Some(T - 5), mechanisms: vec![("PLAIN".into(), T - 900)], ..Default::default() },
         ];
         records[1].user_agent.software = Some("Chat".into());
@@ -795,11 +848,62 @@ mod tests {
         let outcome = account.record_login(sasl2("fresh", "PLAIN"), moment()).unwrap();
         assert_eq!(outcome.evicted, ["gone"], "no access goes first, however recent");
         let outcome = account.record_login(sasl2("fresher", "PLAIN"), moment()).unwrap();
-        assert_eq!(outcome.evicted, ["old-pw"]);
+        assert_eq!(outcome.evicted, ["fresh"], "a client seen once goes before established ones");
+        let mut relogin = sasl2("fresher", "PLAIN");
+        relogin.at = T + ONE_SHOT_SECONDS + 1;
+        account.record_login(relogin, moment()).unwrap();
+        let outcome = account.record_login(sasl2("freshest", "PLAIN"), moment()).unwrap();
+        assert_eq!(outcome.evicted, ["old-pw"], "then the least recently seen");
         assert_eq!(account.records().len(), 3);
         let batch = account.take_writes().unwrap();
-        assert_eq!(batch.removed, ["gone", "old-pw"]);
+        assert_eq!(batch.removed, ["fresh", "gone", "old-pw"]);
         assert!(!batch.changed.contains(&"gone".to_owned()));
+    }
+
+    #[test]
+    fn a_flood_of_one_shot_logins_replaces_itself_and_leaves_older_records() {
+        let mut account = loaded(Policy { max_clients: 100, ..policy() }, Vec::new());
+        for i in 0..6 {
+            let mut owner = sasl2(&format!("owner-{i}"), "SCRAM-SHA-1");
+            owner.at = T - 490;
+            account.record_login(owner.clone(), moment()).unwrap();
+            owner.at = T - 300 + i;
+            account.record_login(owner, moment()).unwrap();
+        }
+        for i in 0..500 {
+            account.record_login(Login { at: T + i, ..sasl2(&format!("flood-{i}"), "PLAIN") }, moment()).unwrap();
+            account.record_login(Login { at: T + i, ..legacy(&format!("random-{i}")) }, moment()).unwrap();
+        }
+        assert_eq!(account.records().len(), 100);
+        for i in 0..6 {
+            assert!(account.record(&format!("owner-{i}")).is_some(), "owner-{i} was pushed out");
+        }
+        assert!(account.record("flood-0").is_some(), "the oldest newcomers stay, the newest replace each other");
+        assert!(account.record("flood-499").is_none(), "the last flood login replaced by the last legacy bind");
+    }
+
+    #[test]
+    fn a_sasl2_login_never_takes_over_a_legacy_record() {
+        let mut account = loaded(policy(), Vec::new());
+        let legacy_outcome = account.record_login(legacy("phone"), moment()).unwrap();
+        let stolen = legacy_outcome.client_id.clone();
+        let mut claim = sasl2(&stolen, "PLAIN");
+        claim.user_agent.software = Some("Impostor".into());
+        let outcome = account.record_login(claim, moment()).unwrap();
+        assert!(outcome.is_new, "the SASL2 login gets a record of its own");
+        assert_eq!(outcome.client_id, stolen);
+        let mine = account.record(&stolen).unwrap();
+        assert!(!mine.legacy);
+        let moved: Vec<&ClientRecord> = account.records().iter().filter(|r| r.legacy).collect();
+        assert_eq!(moved.len(), 1);
+        assert_ne!(moved[0].id, stolen);
+        assert_eq!(moved[0].full_jid.as_deref(), Some("u@h/phone"), "the legacy record keeps its history");
+        assert_eq!(moved[0].user_agent.software, None);
+        let moved_id = moved[0].id.clone();
+        let again = account.record_login(legacy("phone"), moment()).unwrap();
+        assert_eq!(again.client_id, moved_id, "and the legacy client still finds it");
+        let batch = account.take_writes().unwrap();
+        assert!(batch.changed.contains(&stolen) && batch.changed.contains(&again.client_id), "{batch:?}");
     }
 
     #[test]
@@ -835,7 +939,7 @@ mod tests {
             account.record_login(Login { at: T + i, ..legacy(&format!("r{i}")) }, moment()).unwrap();
         }
         assert_eq!(account.records().len(), 100);
-        assert!(account.records().iter().all(|r| r.last_seen >= Some(T + 200)), "the oldest went");
+        assert!(account.records().iter().filter(|r| r.last_seen < Some(T + 99)).count() == 99, "one-shot newcomers replace each other");
     }
 
     #[test]

@@ -10,9 +10,12 @@
 
 pub mod access;
 pub mod account;
+pub mod adhoc;
+pub mod budget;
 pub mod ids;
 pub mod listing;
 pub mod model;
+pub mod notices;
 pub mod render;
 pub mod revocation;
 pub mod sanitize;

@@ -142,6 +142,17 @@ pub fn new_client_notice(software: Option<String>, device: Option<&str>, at: Tim
     )
 }
 
+/// The summary an account's other streams get for the clients that got access while notices
+/// were held: how many, since when, and what the latest calls itself.
+pub fn new_clients_summary(count: usize, since: Timestamp, software: Option<&str>, device: Option<&str>) -> String {
+    let since = format_minute(since).map(|t| format!(" since {t} UTC")).unwrap_or_default();
+    format!(
+        "{count} more new client(s) got access to your account{since}; the latest: {}. If this was not you, \
+         revoke them with the \"Manage clients\" command (your server's ad-hoc commands), and change your password.",
+        software_and_device(software.map(str::to_owned), device)
+    )
+}
+
 /// How a report reads: `info` when everything asked for was done, `warn` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {

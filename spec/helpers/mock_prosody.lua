@@ -408,6 +408,12 @@ function Ctx:make_module(path)
 		if value == nil then return default; end
 		return value;
 	end
+	-- As Prosody's: one table per name for the host, kept across reloads (here: the context).
+	function module:shared(name)
+		ctx.shared = ctx.shared or {};
+		ctx.shared[name] = ctx.shared[name] or {};
+		return ctx.shared[name];
+	end
 	function module:add_timer(delay, callback)
 		local timer = { delay, callback };
 		function timer.stop() timer.stopped = true; end

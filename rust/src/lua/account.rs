@@ -1,6 +1,9 @@
 //! The account userdata: the core's [`Account`] with the methods the Lua module calls. Each
 //! method is one request's worth of work: decode the facts, ask the core, encode the answer.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use mlua::{LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_record};
@@ -11,9 +14,17 @@ use crate::listing::list_entries;
 use crate::model::AccountFacts;
 use crate::render::{render_clients, Protocol};
 use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others, Action, RevocationPlan};
-use crate::text::{client_listing, describe_entry, new_client_notice, revocation_report, sign_out_question, Report};
+use crate::notices::{Announcement, NoticeGates};
+use crate::text::{client_listing, describe_entry, revocation_report, sign_out_question, Report};
 
-pub struct AccountHandle(pub Account);
+/// The notice gates of a module instance, shared by its account handles.
+pub type SharedGates = Rc<RefCell<NoticeGates>>;
+
+pub struct AccountHandle {
+    account: Account,
+    username: String,
+    gates: SharedGates,
+}
 
 fn runtime(message: String) -> mlua::Error {
     mlua::Error::runtime(format!("client_management: {message}"))
@@ -43,16 +54,20 @@ fn reports(plan: &RevocationPlan, facts: &AccountFacts, closed_others: usize) ->
 }
 
 impl AccountHandle {
+    pub fn new(account: Account, username: String, gates: SharedGates) -> Self {
+        AccountHandle { account, username, gates }
+    }
+
     /// The facts at `moment`, refusing parts never read: a caller that skipped reading what
     /// `missing` named would otherwise act on nothing.
     fn facts(&mut self, moment: &Table, needs_records: bool) -> Result<&AccountFacts> {
         let moment = decode_moment(moment)?;
         self.ensure_read(needs_records)?;
-        Ok(self.0.facts_at(moment))
+        Ok(self.account.facts_at(moment))
     }
 
     fn ensure_read(&self, needs_records: bool) -> Result<()> {
-        if self.0.unread().iter().any(|part| *part != Part::Records || needs_records) {
+        if self.account.unread().iter().any(|part| *part != Part::Records || needs_records) {
             return Err(runtime("account facts used before they were read".to_owned()));
         }
         Ok(())
@@ -65,7 +80,7 @@ impl UserData for AccountHandle {
 
         // `account:missing(purpose, now)` → names of the parts to read first.
         methods.add_method("missing", |lua, this, (purpose_name, now): (String, f64)| {
-            let parts = this.0.missing(purpose(&purpose_name)?, now);
+            let parts = this.account.missing(purpose(&purpose_name)?, now);
             lua.create_sequence_from(parts.into_iter().map(Part::name))
         });
         // `account:load(part, stored, roles, now)` → how many stored items were malformed.
@@ -73,35 +88,35 @@ impl UserData for AccountHandle {
             match part.as_str() {
                 "records" => {
                     let (records, skipped) = decode_map(stored, decode_record)?;
-                    this.0.load_records(records);
+                    this.account.load_records(records);
                     Ok(skipped)
                 }
                 "grants" => {
                     let (grants, skipped) = decode_map(stored, |k, v| decode_grant(k, v, roles.as_ref()))?;
-                    this.0.load_grants(grants, now);
+                    this.account.load_grants(grants, now);
                     Ok(skipped)
                 }
                 "fast_tokens" => {
                     let (tokens, skipped) = decode_fast_tokens(stored)?;
-                    this.0.load_fast_tokens(tokens);
+                    this.account.load_fast_tokens(tokens);
                     Ok(skipped)
                 }
                 other => Err(runtime(format!("unknown part '{other}'"))),
             }
         });
-        methods.add_method("records_loaded", |_, this, ()| Ok(this.0.records_loaded()));
+        methods.add_method("records_loaded", |_, this, ()| Ok(this.account.records_loaded()));
         // `account:record(id)` → the record as stored, or nil.
         methods.add_method("record", |lua, this, id: LuaString| {
             let id = id.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            this.0.record(&id).map(|record| record_table(lua, record)).transpose()
+            this.account.record(&id).map(|record| record_table(lua, record)).transpose()
         });
         methods.add_method_mut("note", |_, this, event: String| {
             let event = crate::account::CacheEvent::from_name(&event).ok_or_else(|| runtime(format!("unknown event '{event}'")))?;
-            this.0.note(event);
+            this.account.note(event);
             Ok(())
         });
         methods.add_method_mut("mark_deleted", |_, this, ()| {
-            this.0.mark_deleted();
+            this.account.mark_deleted();
             Ok(())
         });
 
@@ -112,17 +127,26 @@ impl UserData for AccountHandle {
         methods.add_method_mut("record_login", |lua, this, (login, moment): (Table, Table)| {
             let login = decode_login(&login)?;
             let at = login.at;
-            match this.0.record_login(login, decode_moment(&moment)?) {
+            match this.account.record_login(login, decode_moment(&moment)?) {
                 Ok(outcome) => {
-                    let (notify, notice) = match this.0.record(&outcome.client_id).filter(|_| outcome.announce) {
-                        Some(record) => {
-                            let agent = &record.user_agent;
-                            let notice = new_client_notice(agent.software.clone(), agent.device.as_deref(), at);
-                            (this.0.notice_recipients(&outcome.client_id), Some(notice))
+                    let (mut notify, mut notice, mut check_in) = (Vec::new(), None, None);
+                    if let Some(record) = this.account.record(&outcome.client_id).filter(|_| outcome.announce) {
+                        let announcement = Announcement {
+                            software: record.user_agent.software.clone(),
+                            device: record.user_agent.device.clone(),
+                            at,
+                            client_id: Some(record.id.clone()),
+                            full_jid: record.full_jid.clone(),
+                        };
+                        let recipients = this.account.notice_recipients(&outcome.client_id);
+                        let interval = this.account.policy().notice_interval;
+                        let offer = this.gates.borrow_mut().offer(&this.username, announcement, !recipients.is_empty(), this.account.facts_now(), interval);
+                        if offer.notice.is_some() {
+                            notify = recipients;
                         }
-                        None => (Vec::new(), None),
-                    };
-                    Ok((Some(login_outcome_table(lua, &outcome, &notify, notice)?), None))
+                        (notice, check_in) = (offer.notice, offer.check_in);
+                    }
+                    Ok((Some(login_outcome_table(lua, &outcome, &notify, notice, check_in)?), None))
                 }
                 Err(reason) => Ok((None, Some(not_ready(reason)))),
             }
@@ -130,14 +154,14 @@ impl UserData for AccountHandle {
 
         // Storing --------------------------------------------------------------------------
 
-        methods.add_method("has_pending_writes", |_, this, ()| Ok(this.0.has_pending_writes()));
+        methods.add_method("has_pending_writes", |_, this, ()| Ok(this.account.has_pending_writes()));
         // `account:take_writes(remove)` → `{ serial, changes = { id → record | remove } }` or
         // nil; `remove` is the store's deletion marker.
         methods.add_method("take_writes", |lua, this, remove: Value| {
-            let Some(batch) = this.0.take_writes() else { return Ok(None) };
+            let Some(batch) = this.account.take_writes() else { return Ok(None) };
             let changes = lua.create_table_with_capacity(0, batch.changed.len() + batch.removed.len())?;
             for id in &batch.changed {
-                if let Some(record) = this.0.record(id) {
+                if let Some(record) = this.account.record(id) {
                     changes.raw_set(id.as_str(), record_table(lua, record)?)?;
                 }
             }
@@ -150,11 +174,11 @@ impl UserData for AccountHandle {
             Ok(Some(table))
         });
         methods.add_method_mut("writes_stored", |_, this, serial: u64| {
-            this.0.writes_stored(serial);
+            this.account.writes_stored(serial);
             Ok(())
         });
-        methods.add_method_mut("writes_failed", |_, this, ()| Ok(this.0.writes_failed()));
-        methods.add_method("retry_delay", |_, this, ()| Ok(this.0.retry_delay()));
+        methods.add_method_mut("writes_failed", |_, this, ()| Ok(this.account.writes_failed()));
+        methods.add_method("retry_delay", |_, this, ()| Ok(this.account.retry_delay()));
 
         // Listing ------------------------------------------------------------------------
 
@@ -198,7 +222,7 @@ impl UserData for AccountHandle {
         // `account:plan_revocation(selector, moment)` → plan (see encode::plan_table). Works
         // without the client records when the selector names a grant.
         methods.add_method_mut("plan_revocation", |lua, this, (selector, moment): (LuaString, Table)| {
-            let records_known = this.0.records_loaded();
+            let records_known = this.account.records_loaded();
             let facts = this.facts(&moment, false)?;
             // A selector that is not UTF-8 cannot name anything we store.
             let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
@@ -227,7 +251,7 @@ impl UserData for AccountHandle {
         methods.add_method_mut("prune", |lua, this, (moment, dry_run): (Table, bool)| {
             let moment = decode_moment(&moment)?;
             this.ensure_read(true)?;
-            match this.0.prune(moment, dry_run) {
+            match this.account.prune(moment, dry_run) {
                 Ok(outcome) => {
                     let table = lua.create_table()?;
                     table.raw_set("deleted", outcome.deleted.len())?;

@@ -252,7 +252,8 @@ pub fn decode_login(table: &Table) -> Result<Login> {
 }
 
 /// Module options, read once: `{ max_clients, retention, store_full_jids, store_device_names,
-/// tokenless_grant_ttl, grant_cache_ttl, write_delay, notify_new_clients }`. A period that is
+/// tokenless_grant_ttl, grant_cache_ttl, write_delay, notify_new_clients, notice_interval,
+/// requests_per_minute }`. A period that is
 /// infinite (Prosody's "never") means no limit.
 pub fn decode_policy(table: &Table) -> Result<Policy> {
     let defaults = Policy::default();
@@ -270,5 +271,8 @@ pub fn decode_policy(table: &Table) -> Result<Policy> {
         grant_cache_ttl: seconds("grant_cache_ttl", defaults.grant_cache_ttl)?,
         write_delay: seconds("write_delay", defaults.write_delay)?,
         notify_new_clients: field(table, "notify_new_clients", as_bool)?.unwrap_or(defaults.notify_new_clients),
+        notice_interval: seconds("notice_interval", defaults.notice_interval)?,
+        requests_per_minute: field(table, "requests_per_minute", as_integer)?
+            .map_or(defaults.requests_per_minute, |n| n.clamp(0, i64::from(u32::MAX)) as u32),
     })
 }

@@ -149,7 +149,7 @@ pub fn plan_table(lua: &Lua, plan: &RevocationPlan, reports: Option<(Report, Rep
 
 /// `{ client_id, is_new, write = "now"|"later", evicted = {ids}, notify = {session indices},
 /// notice = text|nil }`.
-pub fn login_outcome_table(lua: &Lua, outcome: &LoginOutcome, notify: &[usize], notice: Option<String>) -> Result<Table> {
+pub fn login_outcome_table(lua: &Lua, outcome: &LoginOutcome, notify: &[usize], notice: Option<String>, notice_check_in: Option<f64>) -> Result<Table> {
     let table = lua.create_table()?;
     table.raw_set("client_id", outcome.client_id.as_str())?;
     table.raw_set("is_new", outcome.is_new)?;
@@ -160,5 +160,6 @@ pub fn login_outcome_table(lua: &Lua, outcome: &LoginOutcome, notify: &[usize], 
     table.raw_set("evicted", lua.create_sequence_from(outcome.evicted.iter().map(String::as_str))?)?;
     table.raw_set("notify", lua.create_sequence_from(notify.iter().copied())?)?;
     table.raw_set("notice", notice)?;
+    table.raw_set("notice_check_in", notice_check_in)?;
     Ok(table)
 }

@@ -14,9 +14,13 @@ use crate::listing::list_entries;
 use crate::model::{client_id_problem, timestamp_from_f64};
 use crate::revocation::parse_selector;
 use crate::stats::SoftwareStats;
-use crate::text::{format_day, new_client_notice};
+use crate::adhoc::step_of;
+use crate::budget::{over_budget_text, RequestBudget};
+use crate::model::SessionFact;
+use crate::notices::{Announcement, Flush};
+use crate::text::format_day;
 
-use account::{account_facts, AccountHandle};
+use account::{account_facts, AccountHandle, SharedGates};
 use decode::{decode_moment, decode_policy, grant_user_agent};
 
 /// Read by the Lua module from the library file before loading it, so that a library of
@@ -39,25 +43,80 @@ const fn marker_bytes() -> [u8; MARKER.len()] {
 #[used]
 pub static CLIENT_MANAGEMENT_VERSION_MARKER: [u8; MARKER.len()] = marker_bytes();
 
-/// One module instance's options (a host loads its own).
-struct Engine(Policy);
+/// One module instance: its options (a host loads its own) and the notice gates of its
+/// accounts, shared with every account handle it makes.
+struct Engine {
+    policy: Policy,
+    gates: SharedGates,
+}
+
+impl Engine {
+    /// What a held-back notice summary says and to whom, or nothing (the gate is gone).
+    fn flush(&self, lua: &Lua, username: &str, moment: &Table) -> Result<(Option<Table>, Option<String>, Option<f64>)> {
+        let moment = decode_moment(moment)?;
+        match self.gates.borrow_mut().flush(username, moment.now, self.policy.notice_interval) {
+            Flush::Done => Ok((None, None, None)),
+            Flush::Wait { check_in } => Ok((None, None, Some(check_in))),
+            Flush::Summary { text, held, check_in } => {
+                let is_held = |s: &SessionFact| {
+                    held.iter().any(|a| (a.client_id.is_some() && a.client_id == s.client_id) || (a.full_jid.is_some() && a.full_jid == s.full_jid))
+                };
+                let recipients = moment.sessions.iter().filter(|s| s.is_bound() && !is_held(s)).map(|s| s.index);
+                Ok((Some(lua.create_sequence_from(recipients)?), Some(text), Some(check_in)))
+            }
+        }
+    }
+}
 
 impl UserData for Engine {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method("new_account", |_, this, ()| Ok(AccountHandle(Account::new(this.0))));
-        // `engine:grant_notice(grant, moment)` → session indices to tell and the text, or
-        // nothing when notices are off.
-        methods.add_method("grant_notice", |lua, this, (grant, moment): (Table, Table)| {
-            if !this.0.notify_new_clients {
-                return Ok((None, None));
+        // `engine:new_account(username)`.
+        methods.add_method("new_account", |_, this, username: Option<String>| {
+            Ok(AccountHandle::new(Account::new(this.policy), username.unwrap_or_default(), this.gates.clone()))
+        });
+        // `engine:grant_notice(username, grant, moment)` → session indices to tell now (or nil),
+        // the text, and when to flush the account's notices (seconds from now); nothing when
+        // notices are off.
+        methods.add_method("grant_notice", |lua, this, (username, grant, moment): (String, Table, Table)| {
+            if !this.policy.notify_new_clients {
+                return Ok((None, None, None));
             }
             let moment = decode_moment(&moment)?;
             let agent = grant_user_agent(&grant).unwrap_or_default().bounded();
             let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
             let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
-            let recipients = moment.sessions.iter().filter(|s| s.is_bound()).map(|s| s.index);
-            let notice = new_client_notice(agent.software, agent.device.as_deref(), at);
-            Ok((Some(lua.create_sequence_from(recipients)?), Some(notice)))
+            let announcement = Announcement { software: agent.software, device: agent.device, at, ..Announcement::default() };
+            let bound: Vec<usize> = moment.sessions.iter().filter(|s| s.is_bound()).map(|s| s.index).collect();
+            let offer = this.gates.borrow_mut().offer(&username, announcement, !bound.is_empty(), moment.now, this.policy.notice_interval);
+            let recipients = match offer.notice {
+                Some(_) => Some(lua.create_sequence_from(bound)?),
+                None => None,
+            };
+            Ok((recipients, offer.notice, offer.check_in))
+        });
+        // `engine:flush_notices(username, moment)` → session indices, summary text, and when to
+        // flush again; or nil, nil, when to flush; or nothing (no more to say).
+        methods.add_method("flush_notices", |lua, this, (username, moment): (String, Table)| this.flush(lua, &username, &moment));
+        // `engine:forget(username)`: the account was deleted.
+        methods.add_method("forget", |_, this, username: String| {
+            this.gates.borrow_mut().forget(&username);
+            Ok(())
+        });
+        // `engine:new_budget(now)`: a stream's budget of list and ad-hoc requests.
+        methods.add_method("new_budget", |_, this, now: f64| Ok(BudgetHandle(RequestBudget::new(this.policy.requests_per_minute, now))));
+    }
+}
+
+/// A stream's request budget.
+struct BudgetHandle(RequestBudget);
+
+impl UserData for BudgetHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `budget:spend(now)` → nothing when allowed, else the seconds to wait and the text to
+        // answer with.
+        methods.add_method_mut("spend", |_, this, now: f64| match this.0.spend(now) {
+            Ok(()) => Ok((None, None)),
+            Err(wait) => Ok((Some(wait.ceil().max(1.0)), Some(over_budget_text(wait)))),
         });
     }
 }
@@ -94,13 +153,13 @@ impl UserData for StatsHandle {
 }
 
 /// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`,
-/// `selector_kind(selector)`, `new_software_stats()`.
+/// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
     exports.set(
         "new_engine",
-        lua.create_function(|_, options: Table| Ok(Engine(decode_policy(&options)?)))?,
+        lua.create_function(|_, options: Table| Ok(Engine { policy: decode_policy(&options)?, gates: SharedGates::default() }))?,
     )?;
     exports.set(
         "client_id_problem",
@@ -111,6 +170,17 @@ pub fn open(lua: &Lua) -> Result<Table> {
         lua.create_function(|_, selector: LuaString| {
             let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
             Ok(parse_selector(&selector).map(|parsed| parsed.kind()))
+        })?,
+    )?;
+    // `core.adhoc_step(action, form_type)` → what the step asks for (see adhoc::Step::name), and
+    // the error text when it is refused.
+    exports.set(
+        "adhoc_step",
+        lua.create_function(|_, (action, form_type): (LuaString, Option<LuaString>)| {
+            let action = action.to_str().map(|s| s.to_owned()).unwrap_or_default();
+            let form_type = form_type.map(|t| t.to_str().map(|s| s.to_owned()).unwrap_or_default());
+            let step = step_of(&action, form_type.as_deref());
+            Ok((step.name(), step.error_text()))
         })?,
     )?;
     exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;

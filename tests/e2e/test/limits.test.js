@@ -7,7 +7,8 @@
 //   namespaces), shell;
 // - at most client_management_max_clients (default 100, left at the default
 //   here) records per account; FAST/grant holders and connected clients are
-//   never dropped; the legacy index store is gone.
+//   never dropped; a flood of one-shot logins replaces itself and never pushes
+//   out older records (issue 14, item 6); the legacy index store is gone.
 // This server uses client_management_write_delay = 2 so that batched writes
 // settle quickly; nothing here is timed.
 
@@ -18,11 +19,11 @@ import { describe } from "node:test";
 import { useServer, e2eTest, eventually } from "../lib/harness.js";
 import { luaString } from "../lib/server.js";
 import { NS } from "../lib/client.js";
-import { NS_MC, NS_CAM, listClients, entry, ids } from "../lib/manage.js";
+import { NS_MC, NS_CAM, listClients, entry, ids, nowSeconds } from "../lib/manage.js";
 import {
-  openRaw, sasl2Authenticate, htSha256NoneResponse, plainInitial, assertSasl2Failure, legacyBoundLogin, closeRaw,
+  openRaw, sasl2Authenticate, htSha256NoneResponse, plainInitial, assertSasl2Failure, legacyBoundLogin, closeRaw, unboundLogin,
 } from "../lib/rawauth.js";
-import { clientRecords, storeGet, internalStorage, storeFileExists, MODULE } from "../lib/inspect.js";
+import { clientRecords, storeGet, storeSet, internalStorage, storeFileExists, MODULE } from "../lib/inspect.js";
 
 const TOO_LONG = { condition: "malformed-request", text: "Client identifier too long (at most 256 bytes)" };
 const MAX = 256;
@@ -185,9 +186,18 @@ describe("oversized input", () => {
 describe("records per account are capped (client_management_max_clients, default 100)", () => {
   const fx = useServer({ options: { client_management_write_delay: 2 } });
 
-  e2eTest(fx, "300 legacy logins with random resources: at most 100 records, no legacy index; FAST/grant holders and connected clients kept", async ({ server, account, login }) => {
+  e2eTest(fx, "a flood of 500 one-shot SASL2 logins and 300 random legacy resources: at most 100 records; every older record stays (the owner's offline password clients, FAST/grant holders, connected clients); newcomers replace each other", async ({ server, account, login }) => {
     const a = await account("cap");
-    // Seeded first (so least recently seen): clients that must survive the flood …
+    // The owner's established clients, as earlier logins stored them: first seen weeks ago,
+    // last seen with the password (after its last change) a few minutes ago, offline now.
+    const now = nowSeconds();
+    await server.setAccountTimes(a.user, { updated: now - 86400 });
+    const OWNER = Array.from({ length: 6 }, (_, i) => `owner-${i}`);
+    await storeSet(server, "clients", a.user, Object.fromEntries(OWNER.map((id, i) => [id, {
+      id, first_seen: now - 30 * 86400, last_seen: now - 600 + i, full_jid: `${a.jid}/${id}`,
+      mechanisms: { "SCRAM-SHA-1": now - 600 + i }, user_agent: { software: `Owner App ${i}` },
+    }])));
+    // Clients that hold credentials or streams …
     const g = await server.createGrant(a.user);
     const grantClient = await login({ username: a.user, oauthToken: g.token, userAgent: { id: "keep-grant", software: "Grant App" } });
     await grantClient.close();
@@ -195,22 +205,25 @@ describe("records per account are capped (client_management_max_clients, default
     const fastClient = await login({ username: a.user, password: a.password, fast: fastStore, userAgent: { id: "keep-fast", software: "FAST App" } });
     assert.ok(fastStore.token, "a FAST token was issued to keep-fast");
     await fastClient.close();
-    // … and one that must not: password only, not connected, least recently seen
+    // … and one seen once, but before the flood.
     const oldPassword = await login({ username: a.user, password: a.password, userAgent: { id: "old-password" } });
     await oldPassword.close();
     const connected = await login({ username: a.user, password: a.password, userAgent: { id: "keep-connected" } });
     const legacyStay = await legacyBoundLogin(server, { username: a.user, password: a.password, resource: "legacy-stay" });
+    const older = [...OWNER, "keep-grant", "keep-fast", "old-password", "keep-connected"];
 
-    const N = 300;
     const BATCH = 10;
-    let last = null;
-    try {
-      for (let i = 0; i < N; i += BATCH) {
-        const batch = await Promise.all(Array.from({ length: Math.min(BATCH, N - i) }, () =>
-          legacyBoundLogin(server, { username: a.user, password: a.password, resource: `r-${randomBytes(6).toString("hex")}` })));
+    const flood = async (n, one) => {
+      for (let i = 0; i < n; i += BATCH) {
+        const batch = await Promise.all(Array.from({ length: Math.min(BATCH, n - i) }, (_, j) => one(i + j)));
         await Promise.all(batch.map((b) => closeRaw(b.conn)));
-        last = batch.at(-1).jid;
       }
+    };
+    try {
+      await flood(500, (i) => unboundLogin(server, {
+        kind: "sasl2-password", username: a.user, password: a.password, userAgent: { id: `flood-${i}-${randomBytes(3).toString("hex")}`, software: "Flood" },
+      }));
+      await flood(300, () => legacyBoundLogin(server, { username: a.user, password: a.password, resource: `r-${randomBytes(6).toString("hex")}` }));
 
       // Batched writes settle within the write delay (2 s); allow for a retry.
       let records = null;
@@ -219,14 +232,13 @@ describe("records per account are capped (client_management_max_clients, default
         return records && Object.keys(records).length <= CAP;
       }, { timeout: 15000, interval: 1000 });
       const n = Object.keys(records ?? {}).length;
-      assert.ok(n <= CAP, `the clients store holds ${n} records after ${N} legacy binds (cap ${CAP})`);
-      for (const id of ["keep-grant", "keep-fast", "keep-connected"]) {
-        assert.ok(records[id], `${id} was dropped (it holds a grant or FAST token, or is connected)`);
-      }
+      assert.ok(n <= CAP, `the clients store holds ${n} records after 800 one-shot logins (cap ${CAP})`);
+      const lost = older.filter((id) => !records[id]);
+      assert.deepEqual(lost, [], "records older than the flood were pushed out by it");
       const byJid = (jid) => Object.values(records).find((r) => r.full_jid === jid);
       assert.ok(byJid(legacyStay.jid), `the connected legacy client ${legacyStay.jid} was dropped`);
-      assert.ok(byJid(last), `a record of the last batch of logins (${last}) was dropped: the newest records must be kept`);
-      assert.equal(records["old-password"], undefined, "old-password (password only, not connected, least recently seen) was kept past the cap");
+      const newcomers = Object.keys(records).filter((id) => id.startsWith("flood-"));
+      assert.ok(newcomers.length > 0 && newcomers.length < 500, `${newcomers.length} flood records kept`);
 
       const legacyIndex = await storeGet(server, "client_management_legacy", a.user);
       assert.ok(legacyIndex.ok && (legacyIndex.value == null || Object.keys(legacyIndex.value).length === 0),
@@ -238,8 +250,8 @@ describe("records per account are capped (client_management_max_clients, default
 
       const viewer = await login({ username: a.user, password: a.password, userAgent: { id: "viewer" } });
       const { clients } = await listClients(viewer);
-      assert.ok(clients.length <= CAP, `${clients.length} clients listed`);
-      for (const id of ["client/keep-grant", "client/keep-fast"]) entry(clients, id);
+      assert.ok(clients.length <= CAP + 1, `${clients.length} clients listed`);
+      for (const id of [...OWNER, "keep-grant", "keep-fast", "old-password"]) entry(clients, `client/${id}`);
       assert.equal(entry(clients, "client/keep-connected").connected, "true", "keep-connected is listed as connected");
       const legacyListed = clients.filter((c) => c.connected === "true" && !["client/keep-connected", "client/viewer"].includes(c.id));
       assert.equal(legacyListed.length, 1, `the connected legacy client is listed once as connected: ${ids(legacyListed)}`);
@@ -247,5 +259,5 @@ describe("records per account are capped (client_management_max_clients, default
     } finally {
       await closeRaw(legacyStay.conn);
     }
-  }, { timeout: 180000 });
+  }, { timeout: 300000 });
 });

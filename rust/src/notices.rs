@@ -1,0 +1,153 @@
+//! When to tell an account's other streams that a client got access: the first new client at
+//! once, then at most one summary per account per interval, naming how many came in meanwhile.
+//! A burst of 500 logins is one notice and one summary, not 500 messages.
+
+use std::collections::HashMap;
+
+use crate::model::Timestamp;
+use crate::text::{new_client_notice, new_clients_summary};
+
+/// A client that first got access: what it calls itself, and how its streams are recognised
+/// (they are not told about themselves).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announcement {
+    pub software: Option<String>,
+    pub device: Option<String>,
+    pub at: Timestamp,
+    pub client_id: Option<String>,
+    pub full_jid: Option<String>,
+}
+
+/// At most this many held clients are remembered to keep their own streams out of the
+/// summary; the count goes on.
+const REMEMBERED: usize = 64;
+
+#[derive(Debug)]
+struct Gate {
+    last_sent: f64,
+    held: usize,
+    since: Timestamp,
+    latest: Option<Announcement>,
+    remembered: Vec<Announcement>,
+}
+
+/// What to do with an offered announcement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Offer {
+    /// The notice to send now, if it is not held for the summary.
+    pub notice: Option<String>,
+    /// When to call [`NoticeGates::flush`] for the account, in seconds from now.
+    pub check_in: Option<f64>,
+}
+
+/// What a flush says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flush {
+    /// Send `text` to every bound stream but those of `held` clients; flush again in
+    /// `check_in` seconds.
+    Summary { text: String, held: Vec<Announcement>, check_in: f64 },
+    /// Too early: flush again in `check_in` seconds.
+    Wait { check_in: f64 },
+    /// Nothing held and the interval is over: the account's gate is gone.
+    Done,
+}
+
+/// The gates of every account of a host that got a notice within the interval.
+#[derive(Debug, Default)]
+pub struct NoticeGates {
+    gates: HashMap<String, Gate>,
+}
+
+impl NoticeGates {
+    /// A client first got access; `listeners` says whether any other stream of the account
+    /// would hear a notice now (without one, nothing is said and nothing is held back).
+    pub fn offer(&mut self, username: &str, announcement: Announcement, listeners: bool, now: f64, interval: f64) -> Offer {
+        match self.gates.get_mut(username) {
+            Some(gate) if now - gate.last_sent < interval => {
+                if gate.held == 0 {
+                    gate.since = announcement.at;
+                }
+                gate.held += 1;
+                if gate.remembered.len() < REMEMBERED {
+                    gate.remembered.push(announcement.clone());
+                }
+                gate.latest = Some(announcement);
+                Offer { notice: None, check_in: Some(gate.last_sent + interval - now) }
+            }
+            _ if !listeners => Offer { notice: None, check_in: None },
+            _ => {
+                let notice = new_client_notice(announcement.software.clone(), announcement.device.as_deref(), announcement.at);
+                let gate = Gate { last_sent: now, held: 0, since: announcement.at, latest: None, remembered: Vec::new() };
+                self.gates.insert(username.to_owned(), gate);
+                Offer { notice: Some(notice), check_in: Some(interval) }
+            }
+        }
+    }
+
+    pub fn flush(&mut self, username: &str, now: f64, interval: f64) -> Flush {
+        let Some(gate) = self.gates.get_mut(username) else { return Flush::Done };
+        let due = gate.last_sent + interval;
+        if now < due {
+            return Flush::Wait { check_in: due - now };
+        }
+        let Some(latest) = gate.latest.take() else {
+            self.gates.remove(username);
+            return Flush::Done;
+        };
+        let text = new_clients_summary(gate.held, gate.since, latest.software.as_deref(), latest.device.as_deref());
+        let held = std::mem::take(&mut gate.remembered);
+        gate.held = 0;
+        gate.last_sent = now;
+        Flush::Summary { text, held, check_in: interval }
+    }
+
+    /// The account is gone: nothing more is said about it.
+    pub fn forget(&mut self, username: &str) {
+        self.gates.remove(username);
+    }
+
+    pub fn len(&self) -> usize {
+        self.gates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(i: i64) -> Announcement {
+        Announcement { software: Some(format!("App {i}")), device: Some("Phone".into()), at: 1_795_742_465 + i, client_id: Some(format!("c{i}")), full_jid: None }
+    }
+
+    #[test]
+    fn the_first_at_once_then_one_summary_per_interval() {
+        let mut gates = NoticeGates::default();
+        let t = 1_795_742_465.0;
+        let first = gates.offer("u", client(0), true, t, 600.0);
+        assert!(first.notice.as_deref().is_some_and(|n| n.contains("App 0")), "{first:?}");
+        assert_eq!(first.check_in, Some(600.0));
+        for i in 1..500 {
+            let held = gates.offer("u", client(i), i % 2 == 0, t + 6.0 * i as f64 / 500.0, 600.0);
+            assert_eq!(held.notice, None);
+        }
+        assert_eq!(gates.flush("u", t + 300.0, 600.0), Flush::Wait { check_in: 300.0 });
+        let Flush::Summary { text, held, check_in } = gates.flush("u", t + 600.0, 600.0) else { panic!("no summary") };
+        assert!(text.contains("499 more") && text.contains("since 2026-11-27 01:21 UTC") && text.contains("App 499"), "{text}");
+        assert_eq!(held.len(), REMEMBERED);
+        assert_eq!(check_in, 600.0);
+        // Another account is not held back by this one.
+        assert!(gates.offer("v", client(1), true, t + 601.0, 600.0).notice.is_some());
+        assert_eq!(gates.offer("u", client(600), true, t + 700.0, 600.0).notice, None, "within the interval of the summary");
+        assert!(matches!(gates.flush("u", t + 1200.0, 600.0), Flush::Summary { .. }));
+        assert_eq!(gates.flush("u", t + 1800.0, 600.0), Flush::Done);
+        assert_eq!(gates.offer("u", client(1), false, t + 1801.0, 600.0), Offer { notice: None, check_in: None }, "nobody to tell");
+        assert!(gates.offer("u", client(1), true, t + 1801.0, 600.0).notice.is_some(), "a quiet interval later, at once again");
+        gates.forget("u");
+        gates.forget("v");
+        assert!(gates.is_empty());
+    }
+}
