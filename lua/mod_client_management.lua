@@ -452,8 +452,10 @@ local function flush_notices_later(username, delay)
 	if not delay or notice_timers[username] then return; end
 	notice_timers[username] = module:add_timer(delay, function ()
 		notice_timers[username] = nil;
+		local account = get_account(username);
+		read_missing(username, account, "login"); -- the records tell who the summary is about
 		local moment, streams = moment_of(username);
-		local recipients, text, check_in = engine:flush_notices(username, moment);
+		local recipients, text, check_in = account:flush_notices(moment);
 		if text then notify(streams, recipients, text); end
 		flush_notices_later(username, check_in);
 	end);

@@ -491,6 +491,19 @@ impl Account {
             .collect()
     }
 
+    /// Streams to tell what came in `since` (a notice summary): every bound stream at `moment`
+    /// but those of clients first seen since then.
+    pub fn summary_recipients(&mut self, moment: Moment, since: Timestamp) -> Vec<usize> {
+        self.facts_at(moment);
+        let newcomers: Vec<&ClientRecord> = self.facts.records.iter().filter(|r| r.first_seen.is_some_and(|t| t >= since)).collect();
+        self.facts
+            .sessions
+            .iter()
+            .filter(|s| s.is_bound() && !newcomers.iter().any(|r| crate::access::session_is_of(s, r)))
+            .map(|s| s.index)
+            .collect()
+    }
+
     // ------------------------------------------------------------------ limits, retention
 
     /// Drops records until the account is within `max_clients`: first those without access

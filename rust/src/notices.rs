@@ -7,20 +7,13 @@ use std::collections::HashMap;
 use crate::model::Timestamp;
 use crate::text::{new_client_notice, new_clients_summary};
 
-/// A client that first got access: what it calls itself, and how its streams are recognised
-/// (they are not told about themselves).
+/// A client that first got access (at `at`), and what it calls itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Announcement {
     pub software: Option<String>,
     pub device: Option<String>,
     pub at: Timestamp,
-    pub client_id: Option<String>,
-    pub full_jid: Option<String>,
 }
-
-/// At most this many held clients are remembered to keep their own streams out of the
-/// summary; the count goes on.
-const REMEMBERED: usize = 64;
 
 #[derive(Debug)]
 struct Gate {
@@ -28,7 +21,6 @@ struct Gate {
     held: usize,
     since: Timestamp,
     latest: Option<Announcement>,
-    remembered: Vec<Announcement>,
 }
 
 /// What to do with an offered announcement.
@@ -43,9 +35,9 @@ pub struct Offer {
 /// What a flush says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Flush {
-    /// Send `text` to every bound stream but those of `held` clients; flush again in
-    /// `check_in` seconds.
-    Summary { text: String, held: Vec<Announcement>, check_in: f64 },
+    /// Send `text` to every bound stream but those of clients first seen `since` or later
+    /// (the summary is about them); flush again in `check_in` seconds.
+    Summary { text: String, since: Timestamp, check_in: f64 },
     /// Too early: flush again in `check_in` seconds.
     Wait { check_in: f64 },
     /// Nothing held and the interval is over: the account's gate is gone.
@@ -63,21 +55,19 @@ impl NoticeGates {
     /// would hear a notice now (without one, nothing is said and nothing is held back).
     pub fn offer(&mut self, username: &str, announcement: Announcement, listeners: bool, now: f64, interval: f64) -> Offer {
         match self.gates.get_mut(username) {
-            Some(gate) if now - gate.last_sent < interval => {
+            // Held back while the interval runs, and after it until the summary is out.
+            Some(gate) if now - gate.last_sent < interval || gate.held > 0 => {
                 if gate.held == 0 {
                     gate.since = announcement.at;
                 }
                 gate.held += 1;
-                if gate.remembered.len() < REMEMBERED {
-                    gate.remembered.push(announcement.clone());
-                }
                 gate.latest = Some(announcement);
-                Offer { notice: None, check_in: Some(gate.last_sent + interval - now) }
+                Offer { notice: None, check_in: Some((gate.last_sent + interval - now).max(0.0)) }
             }
             _ if !listeners => Offer { notice: None, check_in: None },
             _ => {
                 let notice = new_client_notice(announcement.software.clone(), announcement.device.as_deref(), announcement.at);
-                let gate = Gate { last_sent: now, held: 0, since: announcement.at, latest: None, remembered: Vec::new() };
+                let gate = Gate { last_sent: now, held: 0, since: announcement.at, latest: None };
                 self.gates.insert(username.to_owned(), gate);
                 Offer { notice: Some(notice), check_in: Some(interval) }
             }
@@ -95,10 +85,10 @@ impl NoticeGates {
             return Flush::Done;
         };
         let text = new_clients_summary(gate.held, gate.since, latest.software.as_deref(), latest.device.as_deref());
-        let held = std::mem::take(&mut gate.remembered);
+        let since = gate.since;
         gate.held = 0;
         gate.last_sent = now;
-        Flush::Summary { text, held, check_in: interval }
+        Flush::Summary { text, since, check_in: interval }
     }
 
     /// The account is gone: nothing more is said about it.
@@ -120,7 +110,7 @@ mod tests {
     use super::*;
 
     fn client(i: i64) -> Announcement {
-        Announcement { software: Some(format!("App {i}")), device: Some("Phone".into()), at: 1_795_742_465 + i, client_id: Some(format!("c{i}")), full_jid: None }
+        Announcement { software: Some(format!("App {i}")), device: Some("Phone".into()), at: 1_795_742_465 + i }
     }
 
     #[test]
@@ -130,14 +120,16 @@ mod tests {
         let first = gates.offer("u", client(0), true, t, 600.0);
         assert!(first.notice.as_deref().is_some_and(|n| n.contains("App 0")), "{first:?}");
         assert_eq!(first.check_in, Some(600.0));
-        for i in 1..500 {
+        for i in 1..499 {
             let held = gates.offer("u", client(i), i % 2 == 0, t + 6.0 * i as f64 / 500.0, 600.0);
             assert_eq!(held.notice, None);
         }
         assert_eq!(gates.flush("u", t + 300.0, 600.0), Flush::Wait { check_in: 300.0 });
-        let Flush::Summary { text, held, check_in } = gates.flush("u", t + 600.0, 600.0) else { panic!("no summary") };
+        // The summary is late (a busy server): what comes meanwhile joins it, nothing is lost.
+        assert_eq!(gates.offer("u", client(499), true, t + 601.0, 600.0), Offer { notice: None, check_in: Some(0.0) });
+        let Flush::Summary { text, since, check_in } = gates.flush("u", t + 600.0, 600.0) else { panic!("no summary") };
         assert!(text.contains("499 more") && text.contains("since 2026-11-27 01:21 UTC") && text.contains("App 499"), "{text}");
-        assert_eq!(held.len(), REMEMBERED);
+        assert_eq!(since, 1_795_742_466, "since the first held back");
         assert_eq!(check_in, 600.0);
         // Another account is not held back by this one.
         assert!(gates.offer("v", client(1), true, t + 601.0, 600.0).notice.is_some());

@@ -14,7 +14,7 @@ use crate::listing::list_entries;
 use crate::model::AccountFacts;
 use crate::render::{render_clients, Protocol};
 use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others, Action, RevocationPlan};
-use crate::notices::{Announcement, NoticeGates};
+use crate::notices::{Announcement, Flush, NoticeGates};
 use crate::text::{client_listing, describe_entry, revocation_report, sign_out_question, Report};
 
 /// The notice gates of a module instance, shared by its account handles.
@@ -131,13 +131,7 @@ impl UserData for AccountHandle {
                 Ok(outcome) => {
                     let (mut notify, mut notice, mut check_in) = (Vec::new(), None, None);
                     if let Some(record) = this.account.record(&outcome.client_id).filter(|_| outcome.announce) {
-                        let announcement = Announcement {
-                            software: record.user_agent.software.clone(),
-                            device: record.user_agent.device.clone(),
-                            at,
-                            client_id: Some(record.id.clone()),
-                            full_jid: record.full_jid.clone(),
-                        };
+                        let announcement = Announcement { software: record.user_agent.software.clone(), device: record.user_agent.device.clone(), at };
                         let recipients = this.account.notice_recipients(&outcome.client_id);
                         let interval = this.account.policy().notice_interval;
                         let offer = this.gates.borrow_mut().offer(&this.username, announcement, !recipients.is_empty(), this.account.facts_now(), interval);
@@ -149,6 +143,22 @@ impl UserData for AccountHandle {
                     Ok((Some(login_outcome_table(lua, &outcome, &notify, notice, check_in)?), None))
                 }
                 Err(reason) => Ok((None, Some(not_ready(reason)))),
+            }
+        });
+
+        // `account:flush_notices(moment)` → session indices and the summary of the notices held
+        // back, and when to flush again; or nil, nil, when to flush; or nothing (no more to say).
+        // Without the records, every bound stream hears it.
+        methods.add_method_mut("flush_notices", |lua, this, moment: Table| {
+            let moment = decode_moment(&moment)?;
+            let interval = this.account.policy().notice_interval;
+            match this.gates.borrow_mut().flush(&this.username, moment.now, interval) {
+                Flush::Done => Ok((None, None, None)),
+                Flush::Wait { check_in } => Ok((None, None, Some(check_in))),
+                Flush::Summary { text, since, check_in } => {
+                    let recipients = this.account.summary_recipients(moment, since);
+                    Ok((Some(lua.create_sequence_from(recipients)?), Some(text), Some(check_in)))
+                }
             }
         });
 

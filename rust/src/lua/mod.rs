@@ -16,8 +16,7 @@ use crate::revocation::parse_selector;
 use crate::stats::SoftwareStats;
 use crate::adhoc::step_of;
 use crate::budget::{over_budget_text, RequestBudget};
-use crate::model::SessionFact;
-use crate::notices::{Announcement, Flush};
+use crate::notices::Announcement;
 use crate::text::format_day;
 
 use account::{account_facts, AccountHandle, SharedGates};
@@ -50,24 +49,6 @@ struct Engine {
     gates: SharedGates,
 }
 
-impl Engine {
-    /// What a held-back notice summary says and to whom, or nothing (the gate is gone).
-    fn flush(&self, lua: &Lua, username: &str, moment: &Table) -> Result<(Option<Table>, Option<String>, Option<f64>)> {
-        let moment = decode_moment(moment)?;
-        match self.gates.borrow_mut().flush(username, moment.now, self.policy.notice_interval) {
-            Flush::Done => Ok((None, None, None)),
-            Flush::Wait { check_in } => Ok((None, None, Some(check_in))),
-            Flush::Summary { text, held, check_in } => {
-                let is_held = |s: &SessionFact| {
-                    held.iter().any(|a| (a.client_id.is_some() && a.client_id == s.client_id) || (a.full_jid.is_some() && a.full_jid == s.full_jid))
-                };
-                let recipients = moment.sessions.iter().filter(|s| s.is_bound() && !is_held(s)).map(|s| s.index);
-                Ok((Some(lua.create_sequence_from(recipients)?), Some(text), Some(check_in)))
-            }
-        }
-    }
-}
-
 impl UserData for Engine {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         // `engine:new_account(username)`.
@@ -85,7 +66,7 @@ impl UserData for Engine {
             let agent = grant_user_agent(&grant).unwrap_or_default().bounded();
             let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
             let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
-            let announcement = Announcement { software: agent.software, device: agent.device, at, ..Announcement::default() };
+            let announcement = Announcement { software: agent.software, device: agent.device, at };
             let bound: Vec<usize> = moment.sessions.iter().filter(|s| s.is_bound()).map(|s| s.index).collect();
             let offer = this.gates.borrow_mut().offer(&username, announcement, !bound.is_empty(), moment.now, this.policy.notice_interval);
             let recipients = match offer.notice {
@@ -94,9 +75,6 @@ impl UserData for Engine {
             };
             Ok((recipients, offer.notice, offer.check_in))
         });
-        // `engine:flush_notices(username, moment)` → session indices, summary text, and when to
-        // flush again; or nil, nil, when to flush; or nothing (no more to say).
-        methods.add_method("flush_notices", |lua, this, (username, moment): (String, Table)| this.flush(lua, &username, &moment));
         // `engine:forget(username)`: the account was deleted.
         methods.add_method("forget", |_, this, username: String| {
             this.gates.borrow_mut().forget(&username);

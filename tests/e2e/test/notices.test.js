@@ -14,7 +14,8 @@
 import assert from "node:assert/strict";
 import { describe } from "node:test";
 
-import { useServer, e2eTest } from "../lib/harness.js";
+import { useServer, e2eTest, eventually, sleep } from "../lib/harness.js";
+import { unboundLogin, bind, closeRaw } from "../lib/rawauth.js";
 import { HOST } from "../lib/server.js";
 import { nowSeconds } from "../lib/manage.js";
 import { pingServer, messagesFrom } from "../lib/adhoc.js";
@@ -84,7 +85,8 @@ function assertNotice(msgs, session, { software, device = null, t0, t1 }, what) 
 }
 
 describe("new-client notices with client_management_notify_new_clients = true", () => {
-  const fx = useServer({ options: { client_management_notify_new_clients: true } });
+  // Every new client on its own: coalescing is off here (interval 0), and tested below.
+  const fx = useServer({ options: { client_management_notify_new_clients: true, client_management_notice_interval: 0 } });
 
   e2eTest(fx, "a new SASL2 client: every other session (SASL2 and legacy) gets one notice; the new client and other accounts get none", async ({ account, login }) => {
     const a = await account("notice");
@@ -204,6 +206,74 @@ describe("new-client notices with client_management_notify_new_clients = true", 
     const late = await login({ username: a.user, password: a.password, userAgent: NEW_UA });
     await assertNoNoticeEver(late, "a client that logs in after the others left");
   });
+});
+
+describe("notices coalesce: one at once, then one summary per client_management_notice_interval (issue 14, item 6)", () => {
+  const INTERVAL = 5;
+  const fx = useServer({ options: { client_management_notify_new_clients: true, client_management_notice_interval: INTERVAL } });
+
+  e2eTest(fx, "500 new client ids in a burst: each other session gets the first notice at once, then at most one summary per interval, counting the 499 others and naming the latest; a held-back client's own stream is not told about itself", async ({ server, account, login }) => {
+    const a = await account("notice");
+    const observer = await login({ username: a.user, password: a.password, userAgent: OBSERVER_UA });
+    const legacyObserver = await login({ username: a.user, password: a.password, sasl2: false, resource: "notice-legacy-observer" });
+    // The legacy observer was itself a new client, announced to the first observer: let that
+    // interval pass so that the burst starts a fresh one.
+    await sleep((INTERVAL + 1) * 1000);
+    const marks = mark(observer, legacyObserver);
+    const started = Date.now();
+    const N = 500;
+    const BATCH = 10;
+    let lastId = null;
+    let kept = null;
+    for (let i = 0; i < N; i += BATCH) {
+      const batch = await Promise.all(Array.from({ length: BATCH }, (_, j) => unboundLogin(server, {
+        kind: "sasl2-password", username: a.user, password: a.password,
+        userAgent: { id: `burst-${i + j}`, software: `Burst App ${i + j}`, device: "Burst Phone" },
+      })));
+      if (i + BATCH >= N) {
+        // One stream of the last, held-back clients stays, bound.
+        kept = batch.pop();
+        await bind(kept.conn, "burst-kept");
+      }
+      await Promise.all(batch.map((b) => closeRaw(b.conn)));
+      lastId = i + BATCH - 1;
+    }
+    const burstSeconds = (Date.now() - started) / 1000;
+    // The first notice came at once; every summary since counts the clients held back in its
+    // interval: together they account for all the others, in at most one message per interval.
+    const counted = (msgs) => msgs.slice(1).reduce((n, m) => n + Number(m.getChildText("body").match(/^(\d+) more/)?.[1] ?? NaN), 0);
+    let final = null;
+    await eventually(async () => {
+      final = await noticesSince(marks);
+      return [...final.values()].every((msgs) => counted(msgs) >= N - 1);
+    }, { timeout: (2 * INTERVAL + 10) * 1000, interval: 500 });
+    await sleep(500);
+    final = await noticesSince(marks);
+    const most = 2 + Math.ceil(burstSeconds / INTERVAL);
+    for (const [s, msgs] of final) {
+      const bodies = msgs.map((m) => m.getChildText("body"));
+      assert.ok(/Burst App \d on Burst Phone/.test(bodies[0] ?? ""), `${s.jid}: the first notice names a client of the first batch: ${bodies[0]}`);
+      assert.ok(msgs.length >= 2 && msgs.length <= most, `${s.jid}: ${msgs.length} messages for ${N} new clients in ${burstSeconds} s (at most ${most} with an interval of ${INTERVAL} s):\n${bodies.slice(0, 4).join("\n")}`);
+      assert.equal(counted(msgs), N - 1, `${s.jid}: the summaries count the ${N - 1} others:\n${bodies.join("\n")}`);
+      const last = bodies.at(-1);
+      assert.ok(new RegExp(`Burst App ${Math.floor(lastId / 10)}\\d on Burst Phone`).test(last), `the last summary names a client of the last batch: ${last}`);
+      for (const [k, body] of bodies.slice(1).entries()) {
+        assert.ok(/since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/.test(body), `summary ${k} says since when: ${body}`);
+        assert.ok(body.includes("Manage clients"), `summary ${k} says how to revoke: ${body}`);
+      }
+      assert.ok(msgs.every((m) => m.attrs.from === server.host), "from the host");
+    }
+    // The flood stream that stayed is one of those the last summary is about: it hears nothing.
+    const keptMsgs = kept.conn.elements.filter((el) => el.is("message") && el.attrs.from === server.host);
+    assert.deepEqual(keptMsgs.map(String), [], "a flood client's own stream got a notice");
+    await closeRaw(kept.conn);
+    // A quiet interval later, a new client is announced at once again.
+    await sleep((INTERVAL + 1) * 1000);
+    const after = mark(observer);
+    await login({ username: a.user, password: a.password, userAgent: NEW_UA });
+    const again = (await noticesSince(after)).get(observer);
+    assert.equal(again.length, 1, `after a quiet interval a new client is announced at once: ${again.join("\n")}`);
+  }, { timeout: 120000 });
 });
 
 describe("new-client notices are off by default", () => {

@@ -17,6 +17,7 @@ import {
 import { c2sSessions, apiRevoke } from "../lib/inspect.js";
 
 const REVOKED = { condition: "not-authorized", text: "Client access revoked" };
+const MODULE_ENV = `prosody.hosts["localhost"].modules.client_management`;
 
 /** The account owner's other session, the one that revokes. */
 const viewerOf = (login, a) => login({ username: a.user, password: a.password, userAgent: { id: "viewer" } });
@@ -65,6 +66,26 @@ describe("revocation reaches streams that authenticated but have not bound", () 
     } finally {
       u.conn.close();
       await closeRaw(other.conn);
+    }
+  });
+
+  e2eTest(fx, "a reload of the module keeps the reach: after module:reload, client/ID still closes a SASL2 stream that authenticated before it and never bound (issue 14, item 3)", async ({ server, account, login }) => {
+    const a = await account();
+    const g = await server.createGrant(a.user);
+    const u = await unboundLogin(server, { kind: "sasl2-oauth", username: a.user, token: g.token, userAgent: { id: "unbound-reload", software: "Unbound Reload" } });
+    try {
+      const reloaded = await server.lua(`
+        local modulemanager = require "prosody.core.modulemanager";
+        local before = ${MODULE_ENV};
+        assert(modulemanager.reload("localhost", "client_management"));
+        return before ~= ${MODULE_ENV};`);
+      assert.equal(reloaded, true, "the module was reloaded (a new instance)");
+      const viewer = await viewerOf(login, a);
+      entry((await listClients(viewer)).clients, "client/unbound-reload");
+      assertResult(await revoke(viewer, "client/unbound-reload"), "revoke client/unbound-reload after the reload");
+      await assertUnboundClosed(server, u, a.user, "client/ID after a reload");
+    } finally {
+      u.conn.close();
     }
   });
 
