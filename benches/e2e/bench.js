@@ -656,7 +656,7 @@ export async function main({ repo }) {
     for (const b of builds) {
       b.snap = snapshot(b);
       snapshots.push(b.snap);
-      b.server = await startServer({ pluginPaths: [b.snap], allowMissingModule: true, options: { client_management_max_clients: MAX_CLIENTS } });
+      b.server = await startServer({ pluginPaths: [b.snap], allowMissingModule: true, options: { client_management_max_clients: MAX_CLIENTS, client_management_requests_per_minute: 0 } });
       servers.push(b.server);
     }
     const bare = WITHOUT_MODULE ? await startServer({ withoutModules: ["client_management"] }) : null;
@@ -1123,7 +1123,7 @@ function render(r) {
   L.push(`- Lua GC: ${typeof r.server?.gc === "string" ? r.server.gc : JSON.stringify(r.server?.gc)}`);
   L.push(`- settings: ROUNDS=${ROUNDS} (+${WARMUP} warm-up), LOGIN_ROUNDS=${LOGIN_ROUNDS}, SM_ROUNDS=${SM_ROUNDS}, IN_SERVER_CHUNK=${IN_SERVER_CHUNK}, SHELL_ROUNDS=${SHELL_ROUNDS}, MEMORY_REQUESTS=${MEMORY_REQUESTS}, SEEDED=${SEEDED}, LEGACY_BINDS=${LEGACY_BINDS}; harness waits × ${r.timeoutScale} (empty shell call ${ms(r.shellProbeMs, 0)} ms)`);
   L.push(`- total run time ${r.seconds.toFixed(0)} s (seeding ${r.seedSeconds?.toFixed(1)} s); servers: one per build${WITHOUT_MODULE ? " and one without the module" : ""}, all running during the whole run, measured in turn (round by round, order alternating; logins in a seeded random order)`);
-  L.push(`- \`client_management_max_clients = ${MAX_CLIENTS}\` on the servers of every part but the legacy binds (builds that cap records at the default 100 would otherwise drop the seeded ones); the legacy-bind servers (one per build, started for that part) run with the module's defaults`);
+  L.push(`- \`client_management_max_clients = ${MAX_CLIENTS}\` and \`client_management_requests_per_minute = 0\` (no per-stream budget: the measuring client makes thousands of requests) on the servers of every part but the legacy binds (builds that cap records at the default 100 would otherwise drop the seeded ones); the legacy-bind servers (one per build, started for that part) run with the module's defaults`);
   L.push("- seeded by writing store files: SASL2 records with password access (SCRAM-SHA-1 within the last 30 days, password changed 60 days ago), mod_tokenauth grants in its own format with one \"oauth2\" token each; the measuring client (SASL2 + Bind 2, with a client id) is one of the N");
   L.push("- figures: median (p90) in ms over n samples; ratios are of medians. The machine is shared: compare builds within a run, not across runs.");
   L.push("");

@@ -7,11 +7,13 @@
 pub enum Step {
     /// No form yet, or `prev`: show the command's form (its first and only step).
     ShowForm,
-    /// A submitted form (`type='submit'`) with `execute`, `next` or `complete`: act on it.
+    /// A submitted form (`type='submit'`) with `execute` (the offered `complete`) or
+    /// `complete`: act on it.
     Submit,
     /// `action='cancel'`, or a form of `type='cancel'`: end without changing anything.
     Cancel,
-    /// An action XEP-0050 does not define: `bad-request` with `<bad-action/>`.
+    /// An action the command does not offer (`next`, or one XEP-0050 does not define):
+    /// `bad-request` with `<bad-action/>`.
     BadAction,
     /// A form that is not a submission (`form`, `result`, no type): `bad-request`.
     NotSubmitted,
@@ -22,9 +24,10 @@ pub enum Step {
 pub fn step_of(action: &str, form_type: Option<&str>) -> Step {
     match (action, form_type) {
         ("cancel", _) | (_, Some("cancel")) => Step::Cancel,
-        ("prev", _) | ("execute" | "next" | "complete", None) => Step::ShowForm,
-        ("execute" | "next" | "complete", Some("submit")) => Step::Submit,
-        ("execute" | "next" | "complete", Some(_)) => Step::NotSubmitted,
+        ("prev", _) | ("execute" | "complete", None) => Step::ShowForm,
+        ("execute" | "complete", Some("submit")) => Step::Submit,
+        ("execute" | "complete", Some(_)) => Step::NotSubmitted,
+        // `next` included: both commands have one step and offer `complete` only.
         _ => Step::BadAction,
     }
 }
@@ -60,7 +63,7 @@ mod tests {
         assert_eq!(step_of("complete", None), Step::ShowForm);
         assert_eq!(step_of("execute", Some("submit")), Step::Submit);
         assert_eq!(step_of("complete", Some("submit")), Step::Submit);
-        assert_eq!(step_of("next", Some("submit")), Step::Submit);
+        assert_eq!(step_of("next", Some("submit")), Step::BadAction, "not offered");
         assert_eq!(step_of("prev", Some("submit")), Step::ShowForm, "prev goes back, whatever it carries");
         assert_eq!(step_of("cancel", Some("submit")), Step::Cancel);
         assert_eq!(step_of("execute", Some("cancel")), Step::Cancel);

@@ -506,6 +506,74 @@ describe("ad-hoc commands: Manage clients and Sign out all other clients", () =>
     }
   });
 
+  // ------------------------------------------------------------ XEP-0050 as written (issue 14, item 8)
+
+  /** An iq error modify/bad-request, with <bad-action/> in the commands namespace when `badAction`. */
+  function assertBadRequest(res, what, { badAction = false } = {}) {
+    assert.equal(res.type, "error", `${what}: expected bad-request, got ${res.reply}`);
+    assert.equal(res.error?.type, "modify", `${what}: error type in ${res.reply}`);
+    assert.equal(res.error?.condition, "bad-request", `${what}: error condition in ${res.reply}`);
+    const app = res.reply.getChild("error").getChild("bad-action", NS_COMMANDS);
+    assert.equal(Boolean(app), badAction, `${what}: <bad-action xmlns='${NS_COMMANDS}'/> ${badAction ? "missing" : "not expected"}: ${res.reply}`);
+  }
+
+  e2eTest(fx, "a sign-out form of type='cancel' (confirm=1) cancels and signs nobody out, at the bare and the host JID", async (ctx) => {
+    const { t, server } = ctx;
+    const f = await accountWithClients(ctx, { legacy: true });
+    const before = ids((await listClients(f.me)).clients);
+    for (const [to, slug] of [[undefined, "signout-cancel-form-bare"], [HOST, "signout-cancel-form-host"]]) {
+      const { command } = assertSignOutForm(await run(t, f.me, { to, node: NODE_SIGN_OUT }, `${slug}-execute`));
+      const form = buildForm("cancel", [{ var: "FORM_TYPE", type: "hidden", values: [NODE_SIGN_OUT] }, { var: "confirm", values: ["1"] }]);
+      const res = await run(t, f.me, { to, node: NODE_SIGN_OUT, action: "complete", sessionid: command.sessionid, form }, `${slug}-submit`);
+      assertCommand(res, { node: NODE_SIGN_OUT, status: "canceled" }, `a cancel form at ${to ?? "the bare JID"}`);
+      await assertNothingChanged(server, f, before, `a cancel form at ${to ?? "the bare JID"}`);
+    }
+  });
+
+  e2eTest(fx, "forms that are not type='submit' (result, form, none) are bad-request and change nothing, in both commands", async (ctx) => {
+    const { t, server } = ctx;
+    const f = await accountWithClients(ctx, { legacy: true });
+    const before = ids((await listClients(f.me)).clients);
+    for (const type of ["result", "form", undefined]) {
+      const confirm = buildForm(type, [{ var: "FORM_TYPE", type: "hidden", values: [NODE_SIGN_OUT] }, { var: "confirm", values: ["1"] }]);
+      const { command } = assertSignOutForm(await run(t, f.me, { node: NODE_SIGN_OUT }, `signout-type-${type ?? "none"}-execute`));
+      const res = await executeCommand(f.me, { node: NODE_SIGN_OUT, action: "complete", sessionid: command.sessionid, form: confirm });
+      assertBadRequest(res, `Sign out with a form of type ${type}`);
+      await assertNothingChanged(server, f, before, `Sign out with a form of type ${type}`);
+
+      const pick = buildForm(type, [{ var: "FORM_TYPE", type: "hidden", values: [NODE_MANAGE] }, { var: "revoke", values: [grantId(f.idle), clientId(OAUTH_UA)] }]);
+      const first = await run(t, f.me, { node: NODE_MANAGE }, `manage-type-${type ?? "none"}-execute`);
+      const manage = await executeCommand(f.me, { node: NODE_MANAGE, action: "complete", sessionid: first.command.sessionid, form: pick });
+      assertBadRequest(manage, `Manage clients with a form of type ${type}`);
+      await assertNothingChanged(server, f, before, `Manage clients with a form of type ${type}`);
+    }
+  });
+
+  e2eTest(fx, "action='prev' goes back to the form (whatever it carries); 'next' (not offered) and unknown actions are bad-request with <bad-action/>; nothing changes", async (ctx) => {
+    const { t, server } = ctx;
+    const f = await accountWithClients(ctx, { legacy: true });
+    const before = ids((await listClients(f.me)).clients);
+    const confirm = submitForm({ FORM_TYPE: NODE_SIGN_OUT, confirm: true });
+    const pick = submitForm({ FORM_TYPE: NODE_MANAGE, revoke: [grantId(f.idle), clientId(OAUTH_UA)] });
+
+    const { command } = assertSignOutForm(await run(t, f.me, { node: NODE_SIGN_OUT }, "signout-prev-execute"));
+    const back = await run(t, f.me, { node: NODE_SIGN_OUT, action: "prev", sessionid: command.sessionid, form: confirm }, "signout-prev");
+    assertSignOutForm(back, "Sign out, prev");
+    await assertNothingChanged(server, f, before, "Sign out, prev with a confirming form");
+    const manageFirst = await run(t, f.me, { node: NODE_MANAGE }, "manage-prev-execute");
+    const manageBack = await run(t, f.me, { node: NODE_MANAGE, action: "prev", sessionid: manageFirst.command.sessionid, form: pick }, "manage-prev");
+    assertManageForm(manageBack, (await listClients(f.me)).clients, {}, "Manage clients, prev");
+    await assertNothingChanged(server, f, before, "Manage clients, prev with a picking form");
+
+    for (const action of ["next", "explode", "executeX"]) {
+      for (const [node, form] of [[NODE_SIGN_OUT, confirm], [NODE_MANAGE, pick]]) {
+        const res = await executeCommand(f.me, { node, action, form });
+        assertBadRequest(res, `${node} with action='${action}'`, { badAction: true });
+        await assertNothingChanged(server, f, before, `${node} with action='${action}'`);
+      }
+    }
+  });
+
   // ------------------------------------------------------------ whose clients
 
   e2eTest(fx, "another account gets an error at this account's bare JID, its own clients at the host JID, and cannot use this account's command session", async (ctx) => {

@@ -18,8 +18,9 @@ import { describe } from "node:test";
 
 import { useServer, e2eTest, eventually } from "../lib/harness.js";
 import { luaString } from "../lib/server.js";
-import { NS } from "../lib/client.js";
-import { NS_MC, NS_CAM, listClients, entry, ids, nowSeconds } from "../lib/manage.js";
+import { NS, xml } from "../lib/client.js";
+import { NS_MC, NS_CAM, listClients, revoke, entry, ids, nowSeconds, assertError } from "../lib/manage.js";
+import { executeCommand, NODE_MANAGE } from "../lib/adhoc.js";
 import {
   openRaw, sasl2Authenticate, htSha256NoneResponse, plainInitial, assertSasl2Failure, legacyBoundLogin, closeRaw, unboundLogin,
 } from "../lib/rawauth.js";
@@ -260,4 +261,32 @@ describe("records per account are capped (client_management_max_clients, default
       await closeRaw(legacyStay.conn);
     }
   }, { timeout: 300000 });
+});
+
+describe("a budget of list and ad-hoc requests per stream (client_management_requests_per_minute; issue 14, item 9)", () => {
+  const PER_MINUTE = 5;
+  const fx = useServer({ options: { client_management_requests_per_minute: PER_MINUTE } });
+
+  e2eTest(fx, "past the budget a stream's list and ad-hoc requests get wait/resource-constraint (both namespaces); another stream of the account still gets answers; revoking is not limited", async ({ account, login }) => {
+    const a = await account("budget");
+    const greedy = await login({ username: a.user, password: a.password, userAgent: { id: "greedy" } });
+    const other = await login({ username: a.user, password: a.password, userAgent: { id: "other" } });
+    for (let i = 0; i < PER_MINUTE; i++) {
+      await listClients(greedy, { ns: i % 2 ? NS_CAM : NS_MC });
+    }
+    for (const ns of [NS_MC, NS_CAM]) {
+      const reply = await greedy.iq(xml("list", { xmlns: ns }), { type: "get" });
+      const e = assertError(reply, { type: "wait", condition: "resource-constraint" });
+      assert.match(e.text ?? "", /Too many requests; try again in \d+ s/, `the error says when to try again: ${reply}`);
+    }
+    const command = await executeCommand(greedy, { node: NODE_MANAGE });
+    assert.equal(command.type, "error", `an ad-hoc command past the budget: ${command.reply}`);
+    assert.equal(command.error.type, "wait");
+    assert.equal(command.error.condition, "resource-constraint");
+    // Per stream: the other one is untouched, and revocation is not limited.
+    entry((await listClients(other)).clients, "client/greedy");
+    assert.equal((await executeCommand(other, { node: NODE_MANAGE })).type, "result", "the other stream runs the command");
+    const reply = await revoke(greedy, "client/no-such-client");
+    assertError(reply, { condition: "item-not-found" });
+  });
 });
