@@ -285,3 +285,103 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
     })?)?;
     Ok(())
 }
+
+#[cfg(all(test, feature = "embedded-lua", not(feature = "module")))]
+mod tests {
+    use mlua::Lua;
+
+    fn lua_with_web() -> Lua {
+        let lua = Lua::new();
+        lua.globals().set("core", super::super::open(&lua).unwrap()).unwrap();
+        lua.load(
+            r#"
+            engine = core.new_engine({ max_clients = 10, retention = 100, write_delay = 10 })
+            web = core.new_web({ path = "/manage", idle_ttl = 600, max_ttl = 7200, login_attempts = 2, login_window = 60 })
+            account = engine:new_account()
+            account:load("records", {
+                pw = { id = "pw", mechanisms = { PLAIN = 1950 }, last_seen = 1950, full_jid = "u@h/pw" },
+                app = { id = "app", mechanisms = { OAUTHBEARER = 1960 }, auth_token_id = "g-app", last_seen = 1960, full_jid = "u@h/app" },
+            }, nil, 2000)
+            account:load("grants", {
+                ["g-app"] = { id = "g-app", created = 1900, accessed = 1960, tokens = { x = { created = 1900 } } },
+                ["g-web"] = { id = "g-web", created = 1990, accessed = 1990, expires = 9000, tokens = { y = { created = 1990 } },
+                    data = { oauth2_client = { name = "Web: Manage clients", device = "Firefox" } } },
+            }, {}, 2000)
+            account:load("fast_tokens", nil, nil, 2000)
+            moment = { now = 2000, sessions = { { full_jid = "u@h/pw", client_id = "pw" }, { full_jid = "u@h/app", client_id = "app", grant_id = "g-app" } } }
+            ctx = { account = "u@h", csrf = "c<s>rf", grant_id = "g-web" }
+            "#,
+        )
+        .exec()
+        .unwrap();
+        lua
+    }
+
+    #[test]
+    fn sign_out_spares_the_requesters_grant_and_closes_every_stream() {
+        let lua = lua_with_web();
+        let (actions, revoked, password, closed): (String, i64, i64, i64) = lua
+            .load(
+                r#"
+                local plan = web:sign_out_plan(account, moment, "g-web")
+                local steps = {}
+                for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. tostring(a[2]) end
+                return table.concat(steps, " "), plan.revoked, plan.password_protected, plan.closed
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(actions, "revoke_fast_tokens:app revoke_grant:g-app close_session:1 close_session:2");
+        assert_eq!((revoked, password, closed), (1, 1, 2));
+    }
+
+    #[test]
+    fn pages_and_answers_come_back_as_prosody_responses() {
+        let lua = lua_with_web();
+        let (status, csp, has_this, has_form, redirect, cookie): (u16, String, bool, bool, String, String) = lua
+            .load(
+                r#"
+                local page = web:page(account, moment, ctx)
+                local r = web:redirect("revoked", web:session_cookie("secret-token:x"))
+                return page.status_code, page.headers.content_security_policy,
+                    page.body:find('class="client this" data-id="grant/g-web"', 1, true) ~= nil,
+                    page.body:find('action="/manage/revoke"', 1, true) ~= nil,
+                    r.headers.location, r.headers.set_cookie
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(csp.starts_with("default-src 'none'"));
+        assert!(has_this && has_form);
+        assert_eq!(redirect, "/manage?done=revoked");
+        assert!(cookie.starts_with("__Host-client_management=secret-token:x;"));
+
+        let (refused, status, ok): (String, u16, bool) = lua
+            .load(
+                r#"
+                local name, page = web:check_post({ origin = "https://evil.example" }, { "https://h/manage" }, "t", "t", 10)
+                local fine = web:check_post({ origin = "https://h" }, { "https://h/manage" }, "t", "t", 10)
+                return name, page.status_code, fine == nil
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!((refused.as_str(), status, ok), ("origin", 403, true));
+
+        let (allowed_before, allowed_after, api_status, api_body): (bool, bool, u16, String) = lua
+            .load(
+                r#"
+                local before = web:login_allowed("1.2.3.4", "u", 0)
+                web:login_failed("1.2.3.4", "u", 0); web:login_failed("1.2.3.4", "u", 0)
+                local r = web:api_revocation_error("password-reset-required")
+                return before, web:login_allowed("1.2.3.4", "u", 1), r.status_code, r.body
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(allowed_before && !allowed_after);
+        assert_eq!(api_status, 409);
+        assert_eq!(api_body, "{\"error\":\"password-reset-required\",\"text\":\"Password reset required\"}");
+    }
+}
