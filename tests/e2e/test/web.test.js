@@ -2,7 +2,8 @@
 // 127.0.0.1 (HTTPS with a certificate made at test time), driven by headless Chromium
 // (Debian's package, through playwright-core) and by a plain HTTP client.
 //
-// Screenshots of the page go to docs/ (web-clients.png, web-clients-phone.png) for the README.
+// Screenshots of the page (web-clients.png, web-clients-phone.png) go to build/e2e-captures/web/,
+// and to docs/ for the README with E2E_UPDATE_DOCS=1.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -16,7 +17,7 @@ import {
   WEB_PATH, webServerOptions, webPorts, request, api, form, sessionCookie, launchBrowser, newPage, browserLogin,
 } from "../lib/web.js";
 
-const DOCS = path.join(REPO_ROOT, "docs");
+const SHOTS = process.env.E2E_UPDATE_DOCS === "1" ? path.join(REPO_ROOT, "docs") : path.join(REPO_ROOT, "build", "e2e-captures", "web");
 const WEB_NAME = "Web: Manage clients";
 
 /** A password-less client with a FAST token (grant login, then FAST), connected by FAST. */
@@ -55,8 +56,10 @@ describe("web page over HTTPS, in a browser", () => {
   });
 
   e2eTest(fx, "log in, see every client of the account; this browser is marked; usable at 360 px", async (ctx) => {
-    const { server, account, login } = ctx;
-    const a = await account("web");
+    const { server, login } = ctx;
+    // A readable name for the screenshots (the only test of this server using it).
+    const a = { user: "alice", password: "correct horse battery staple" };
+    await server.register(a.user, a.password);
     const fast = await fastClient(ctx, a, { id: "web-conversations", software: "Conversations", device: "Pixel 8" });
     const laptop = await login({ username: a.user, password: a.password, userAgent: { id: "web-gajim", software: "Gajim", device: "Laptop" } });
     await server.createGrant(a.user, { client: { name: "Movim", uri: "https://movim.invalid/", id: "movim", version: "0.29" } });
@@ -102,8 +105,8 @@ describe("web page over HTTPS, in a browser", () => {
       assert.match(await page.locator(`li.client[data-id="client/web-gajim"]`).innerText(), /Password/);
       assert.equal(await page.locator(`li.client[data-id="client/web-gajim"] a.button`).innerText(), "Revoke…");
 
-      fs.mkdirSync(DOCS, { recursive: true });
-      await page.screenshot({ path: path.join(DOCS, "web-clients.png"), fullPage: true });
+      fs.mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, "web-clients.png"), fullPage: true });
 
       await page.setViewportSize({ width: 360, height: 780 });
       await page.reload();
@@ -111,7 +114,7 @@ describe("web page over HTTPS, in a browser", () => {
       assert.ok(overflow <= 360, `no horizontal scrolling at 360 px (content is ${overflow} px wide)`);
       const button = await page.locator(`li.client[data-id="client/web-conversations"] button`).boundingBox();
       assert.ok(button && button.x >= 0 && button.x + button.width <= 360, "the Revoke button is on screen");
-      await page.screenshot({ path: path.join(DOCS, "web-clients-phone.png"), fullPage: true });
+      await page.screenshot({ path: path.join(SHOTS, "web-clients-phone.png"), fullPage: true });
       assert.deepEqual(dialogs, []);
       await fast.session.close();
     } finally {
