@@ -435,7 +435,11 @@ describe("web page behind a trusted proxy (plain HTTP from 127.0.0.1, X-Forwarde
   const proxyPorts = await webPorts();
   const base = `http://localhost:${proxyPorts.http}`;
   const origin = `https://localhost:${proxyPorts.http}`;
-  const fx = useServer(webServerOptions(proxyPorts, { trustedProxies: ["127.0.0.1"] }));
+  // Short sessions: a token is replaced after a twelfth of the idle time (5 s here).
+  const fx = useServer(webServerOptions(proxyPorts, {
+    trustedProxies: ["127.0.0.1"],
+    options: { client_management_web_session_ttl: 60, client_management_web_session_max_ttl: 3600 },
+  }));
   const proxied = { "x-forwarded-proto": "https" };
 
   e2eTest(fx, "login, page, revoke and API work when the proxy says HTTPS; not without it", async ({ server, account, login }) => {
@@ -482,6 +486,37 @@ describe("web page behind a trusted proxy (plain HTTP from 127.0.0.1, X-Forwarde
     assert.ok(listed.json.clients.some((c) => c.id === "client/proxy-viewer"));
     assert.ok(await server.hasSession(viewer.jid));
     assert.equal(entry((await listClients(viewer)).clients, "client/proxy-viewer").id, "client/proxy-viewer");
+  });
+
+  e2eTest(fx, "a web session is a grant of max_ttl; its token lasts the idle time and is replaced while in use", async ({ server, account }) => {
+    const a = await account("proxy");
+    const res = await request(`${base}${WEB_PATH}/login`, {
+      method: "POST",
+      headers: { ...proxied, "content-type": "application/x-www-form-urlencoded", origin, "user-agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" },
+      body: form({ username: `${a.user}@${HOST}`, password: a.password }),
+    });
+    assert.equal(res.status, 303, "login with the full address");
+    const first = sessionCookie(res);
+    const grants = await server.userGrants(a.user);
+    const [grant] = Object.values(grants);
+    assert.equal(grant.expires - grant.created, 3600, "the grant lasts client_management_web_session_max_ttl");
+    const info = await server.lua(`
+      local grant = require "prosody.core.storagemanager".open("localhost", "auth_tokens", "keyval+"):get_key(${JSON.stringify(a.user)}, ${JSON.stringify(grant.id)});
+      local token = select(2, next(grant.tokens));
+      return { ttl = token.expires - token.created, purpose = token.purpose, name = grant.data.oauth2_client.name, device = grant.data.oauth2_client.device };`);
+    assert.deepEqual(info, { ttl: 60, purpose: "client_management_web", name: WEB_NAME, device: "Firefox" });
+
+    const soon = await request(`${base}${WEB_PATH}`, { headers: { ...proxied, cookie: first } });
+    assert.equal(soon.status, 200);
+    assert.equal(sessionCookie(soon), null, "not replaced yet");
+    await new Promise((r) => setTimeout(r, 5200));
+    const later = await request(`${base}${WEB_PATH}`, { headers: { ...proxied, cookie: first } });
+    assert.equal(later.status, 200);
+    const second = sessionCookie(later);
+    assert.ok(second && second !== first, "a fresh token after the renewal age");
+    const withNew = await request(`${base}${WEB_PATH}`, { headers: { ...proxied, cookie: second } });
+    assert.match(withNew.body, /This browser/);
+    assert.deepEqual(Object.keys(await server.userGrants(a.user)), [grant.id], "still the same session (grant)");
   });
 });
 
