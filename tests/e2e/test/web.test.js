@@ -303,8 +303,10 @@ describe("web page over HTTPS, in a browser", () => {
     }
   });
 
-  e2eTest(fx, "a client whose software is markup renders inert: no dialog, no request", async ({ account, login }) => {
+  e2eTest(fx, "a client whose software is markup renders inert: no dialog, no request", async ({ server, account, login }) => {
     const a = await account("web");
+    // An OAuth client registers its own name too.
+    const grant = await server.createGrant(a.user, { client: { name: "<img src=x onerror=alert(3)>", uri: "javascript:alert(4)", id: "x", version: "1" } });
     const hostile = [
       { id: "web-script", software: "<script>alert('xss')</script>", device: "<b>bold</b>\u202Egnp.exe" },
       { id: "web-img", software: "\"><img src=x onerror=alert(1)>", device: "'><svg onload=alert(2)>" },
@@ -322,6 +324,8 @@ describe("web page over HTTPS, in a browser", () => {
       assert.equal(await page.locator("main script, main img, main svg, main b").count(), 0, "no element from client text");
       assert.equal(await page.locator(`li.client[data-id="client/web-script"] h2`).innerText(), "<script>alert('xss')</script>");
       assert.equal(await page.locator(`li.client[data-id="client/web-img"] h2`).innerText(), "\"><img src=x onerror=alert(1)>");
+      assert.equal(await page.locator(`li.client[data-id="grant/${grant.grantId}"] h2`).innerText(), "<img src=x onerror=alert(3)> 1");
+      assert.equal(await page.locator("a[href^=javascript]").count(), 0, "no link from client data");
       const device = await page.locator(`li.client[data-id="client/web-script"] .device`).innerText();
       assert.equal(device, "on <b>bold</b>gnp.exe", "the sanitiser took the bidi override out");
     } finally {
