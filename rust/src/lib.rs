@@ -5,7 +5,7 @@
 //! record and when to store it, which records go ([`account`]), who has access ([`access`]),
 //! the ordered list ([`listing`]), rendered replies ([`render`]), revocation plans
 //! ([`revocation`]), what admins and users read ([`text`]), the one rule for text a client chose
-//! ([`sanitize`]). Only the `lua` module knows about
+//! ([`sanitize`]), the web page and JSON API ([`web`]). Only the `lua` module knows about
 //! Lua, and only when built with the `module` or `embedded-lua` feature.
 
 pub mod access;
@@ -21,6 +21,7 @@ pub mod revocation;
 pub mod sanitize;
 pub mod stats;
 pub mod text;
+pub mod web;
 
 #[cfg(any(feature = "module", feature = "embedded-lua"))]
 pub mod lua;

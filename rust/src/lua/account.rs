@@ -21,7 +21,7 @@ use crate::text::{client_listing, describe_entry, revocation_report, sign_out_qu
 pub type SharedGates = Rc<RefCell<NoticeGates>>;
 
 pub struct AccountHandle {
-    account: Account,
+    pub account: Account,
     username: String,
     gates: SharedGates,
 }

@@ -91,7 +91,8 @@ fn decode_oauth_client(client: &Table) -> std::result::Result<UserAgent, Invalid
         software_id: as_string(get(client, "id"))?,
         software_version: as_string(get(client, "version"))?,
         uri: as_string(get(client, "uri"))?,
-        device: None,
+        // Not an OAuth registration field: the web page's sessions name the browser here.
+        device: as_string(get(client, "device"))?,
     })
 }
 

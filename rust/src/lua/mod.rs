@@ -1,11 +1,12 @@
 //! The one place where Lua meets the core, split by concern: [`decode`] (Lua tables in),
 //! [`encode`] (Lua tables out), [`stanza`] (util.stanza objects out), [`account`] (the account
-//! userdata) and the module table below.
+//! userdata), [`web`] (the web page's userdata) and the module table below.
 
 mod account;
 mod decode;
 mod encode;
 mod stanza;
+mod web;
 
 use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
 
@@ -131,7 +132,8 @@ impl UserData for StatsHandle {
 }
 
 /// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`,
-/// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`.
+/// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`,
+/// `new_web(options)`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -162,6 +164,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         })?,
     )?;
     exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;
+    web::register(lua, &exports)?;
     Ok(exports)
 }
 

@@ -1,0 +1,387 @@
+//! The web page's userdata (`core.new_web(options)`): the core's web decisions and pages for
+//! the Lua module's HTTP handlers. Answers come back as `{ status_code, headers, body }`,
+//! the shape Prosody's HTTP server sends as it is.
+
+use mlua::{AnyUserData, Lua, Result, Table, UserData, UserDataMethods};
+
+use super::account::AccountHandle;
+use super::decode::decode_moment;
+use super::encode::plan_table;
+use crate::listing::list_entries;
+use crate::model::{AccountFacts, SessionFact};
+use crate::revocation::{plan_sign_out_others, Action, RevocationPlan};
+use crate::text::sign_out_question;
+use crate::web::html::{self, PageContext};
+use crate::web::limiter::{Limit, LoginLimiter};
+use crate::web::{self, json, ApiError, Notice, Refusal, Response, WebPolicy, MAX_BODY_BYTES};
+
+pub struct WebHandle {
+    policy: WebPolicy,
+    limiter: LoginLimiter,
+}
+
+fn runtime(message: String) -> mlua::Error {
+    mlua::Error::runtime(format!("client_management web: {message}"))
+}
+
+fn number(options: &Table, key: &str, default: f64) -> Result<f64> {
+    Ok(options.get::<Option<f64>>(key)?.filter(|n| n.is_finite() && *n >= 0.0).unwrap_or(default))
+}
+
+/// `{ path, idle_ttl, max_ttl, password_change_url, login_attempts, login_attempts_per_ip,
+/// login_window }`, each optional.
+pub fn new_web(options: &Table) -> Result<WebHandle> {
+    let defaults = WebPolicy::default();
+    let idle_ttl = number(options, "idle_ttl", defaults.idle_ttl)?.max(60.0);
+    let policy = WebPolicy {
+        base_path: options.get::<Option<String>>("path")?.filter(|p| p.starts_with('/')).unwrap_or(defaults.base_path),
+        idle_ttl,
+        max_ttl: number(options, "max_ttl", defaults.max_ttl)?.max(idle_ttl),
+        password_change_url: options.get::<Option<String>>("password_change_url")?.filter(|u| !u.is_empty()),
+    };
+    let window = number(options, "login_window", 900.0)?;
+    let per_account = Limit { attempts: number(options, "login_attempts", 5.0)?.max(1.0), window };
+    let per_ip = Limit { attempts: number(options, "login_attempts_per_ip", 20.0)?.max(1.0), window };
+    Ok(WebHandle { policy, limiter: LoginLimiter::new(per_ip, per_account) })
+}
+
+fn response_table(lua: &Lua, response: Response) -> Result<Table> {
+    let table = lua.create_table()?;
+    table.raw_set("status_code", response.status)?;
+    let headers = lua.create_table()?;
+    for (name, value) in response.headers {
+        headers.raw_set(name, value)?;
+    }
+    table.raw_set("headers", headers)?;
+    table.raw_set("body", response.body)?;
+    Ok(table)
+}
+
+/// The account's facts at `moment`, plus (with `requester_grant`) a stream-less requester
+/// holding that grant, so that sign-out spares it. Refuses facts never read.
+fn facts<'a>(account: &'a mut AccountHandle, moment: &Table, requester_grant: Option<String>) -> Result<(&'a AccountFacts, usize)> {
+    let mut moment = decode_moment(moment)?;
+    if !account.account.unread().is_empty() {
+        return Err(runtime("account facts used before they were read".to_owned()));
+    }
+    let requester = moment.sessions.len() + 1;
+    if requester_grant.is_some() {
+        moment.sessions.push(SessionFact { index: requester, full_jid: None, client_id: None, grant_id: requester_grant });
+    }
+    Ok((account.account.facts_at(moment), requester))
+}
+
+fn sign_out_plan(account: &mut AccountHandle, moment: &Table, grant: String) -> Result<(RevocationPlan, usize)> {
+    let (facts, requester) = facts(account, moment, Some(grant))?;
+    let plan = plan_sign_out_others(facts, requester);
+    let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
+    Ok((plan, closed))
+}
+
+/// `{ account = jid, csrf, grant_id, notice = code }` of a logged-in page.
+struct Context {
+    account: String,
+    csrf: String,
+    grant: Option<String>,
+    notice: Option<Notice>,
+}
+
+fn context(table: &Table) -> Result<Context> {
+    Ok(Context {
+        account: table.get::<Option<String>>("account")?.unwrap_or_default(),
+        csrf: table.get::<Option<String>>("csrf")?.unwrap_or_default(),
+        grant: table.get("grant_id")?,
+        notice: table.get::<Option<String>>("notice")?.as_deref().and_then(Notice::from_code),
+    })
+}
+
+impl Context {
+    fn page<'a>(&'a self, policy: &'a WebPolicy) -> PageContext<'a> {
+        PageContext { policy, account: &self.account, csrf: &self.csrf, this_grant: self.grant.as_deref(), notice: self.notice }
+    }
+}
+
+fn refusal_named(name: &str) -> Result<Refusal> {
+    Ok(match name {
+        "insecure" => Refusal::InsecureTransport,
+        "origin" => Refusal::ForeignOrigin,
+        "csrf" => Refusal::BadCsrfToken,
+        "too-large" => Refusal::TooLarge,
+        "unavailable" => Refusal::Unavailable,
+        other => return Err(runtime(format!("unknown refusal '{other}'"))),
+    })
+}
+
+fn refusal_name(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::InsecureTransport => "insecure",
+        Refusal::ForeignOrigin => "origin",
+        Refusal::BadCsrfToken => "csrf",
+        Refusal::TooLarge => "too-large",
+        Refusal::Unavailable => "unavailable",
+    }
+}
+
+fn api_error(code: &str) -> Result<ApiError> {
+    ApiError::from_code(code).ok_or_else(|| runtime(format!("unknown API error '{code}'")))
+}
+
+impl UserData for WebHandle {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // Sessions -------------------------------------------------------------------------
+
+        // `web:session_lifetimes()` → grant ttl (the most a session lasts), token ttl (idle).
+        methods.add_method("session_lifetimes", |_, this, ()| Ok((this.policy.max_ttl, this.policy.idle_ttl)));
+        // `web:new_session(user_agent)` → `{ name, browser, csrf, purpose }` for the grant.
+        methods.add_method("new_session", |lua, _, user_agent: Option<mlua::LuaString>| {
+            let user_agent = user_agent.map(|ua| ua.to_string_lossy());
+            let session = web::new_session(user_agent.as_deref()).map_err(|e| runtime(format!("no randomness: {e}")))?;
+            let table = lua.create_table()?;
+            table.raw_set("name", session.name)?;
+            table.raw_set("browser", session.browser)?;
+            table.raw_set("csrf", session.csrf)?;
+            table.raw_set("purpose", web::TOKEN_PURPOSE)?;
+            Ok(table)
+        });
+        methods.add_method("renewal_due", |_, this, (created, now): (f64, f64)| Ok(this.policy.renewal_due(created, now)));
+        methods.add_method("token_from_cookies", |_, _, header: Option<String>| {
+            Ok(header.as_deref().and_then(web::token_from_cookies).map(str::to_owned))
+        });
+        methods.add_method("bearer_token", |_, _, header: Option<String>| {
+            Ok(header.as_deref().and_then(web::bearer_token).map(str::to_owned))
+        });
+        methods.add_method("session_cookie", |_, _, token: String| Ok(web::session_cookie(&token)));
+        methods.add_method("cleared_cookie", |_, _, ()| Ok(web::cleared_cookie()));
+
+        // Logins ---------------------------------------------------------------------------
+
+        methods.add_method("login_allowed", |_, this, (ip, account, now): (String, String, f64)| {
+            Ok(this.limiter.allows(&ip, &account, now))
+        });
+        methods.add_method_mut("login_failed", |_, this, (ip, account, now): (String, String, f64)| {
+            this.limiter.failed(&ip, &account, now);
+            Ok(())
+        });
+        methods.add_method_mut("login_succeeded", |_, this, account: String| {
+            this.limiter.succeeded(&account);
+            Ok(())
+        });
+        // `web:login_page(failed, notice_code, status)` → response.
+        methods.add_method("login_page", |lua, this, (failed, notice, status): (bool, Option<String>, Option<u16>)| {
+            let notice = notice.as_deref().and_then(Notice::from_code);
+            let body = html::login_page(&this.policy, failed, notice);
+            response_table(lua, web::html_response(status.unwrap_or(200), body))
+        });
+
+        // Requests ---------------------------------------------------------------------------
+
+        // `web:check_post(request_headers, own_origins, csrf_expected, csrf_given, body_length)`
+        // → nil, or the refusal's name and page.
+        methods.add_method(
+            "check_post",
+            |lua, this, (headers, own, expected, given, length): (Table, Vec<String>, Option<String>, Option<String>, usize)| {
+                let origin: Option<String> = headers.get("origin").ok().flatten();
+                let site: Option<String> = headers.get("sec_fetch_site").ok().flatten();
+                let refusal = if length > MAX_BODY_BYTES {
+                    Err(Refusal::TooLarge)
+                } else {
+                    web::check_form_post(origin.as_deref(), site.as_deref(), &own, expected.as_deref(), given.as_deref())
+                };
+                match refusal {
+                    Ok(()) => Ok((None, None)),
+                    Err(refusal) => {
+                        let (status, body) = html::refusal_page(&this.policy, refusal);
+                        Ok((Some(refusal_name(refusal)), Some(response_table(lua, web::html_response(status, body))?)))
+                    }
+                }
+            },
+        );
+        methods.add_method("refusal", |lua, this, name: String| {
+            let (status, body) = html::refusal_page(&this.policy, refusal_named(&name)?);
+            response_table(lua, web::html_response(status, body))
+        });
+        methods.add_method("max_body", |_, _, ()| Ok(MAX_BODY_BYTES));
+        // `web:redirect(notice_code, set_cookie)` → 303 to the page.
+        methods.add_method("redirect", |lua, this, (notice, cookie): (Option<String>, Option<String>)| {
+            let mut location = this.policy.base_path.clone();
+            if let Some(notice) = notice.as_deref().and_then(Notice::from_code) {
+                location = format!("{location}?done={}", notice.code());
+            }
+            let mut response = web::redirect(location);
+            if let Some(cookie) = cookie {
+                response = response.with_header("set_cookie", cookie);
+            }
+            response_table(lua, response)
+        });
+        methods.add_method("notice_after_revoke", |_, _, error: Option<String>| Ok(Notice::after_revoke(error.as_deref()).code()));
+
+        // Pages ------------------------------------------------------------------------------
+
+        // `web:page(account, moment, context)` → the list.
+        methods.add_method("page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
+            let ctx = context(&ctx)?;
+            let mut account = account.borrow_mut::<AccountHandle>()?;
+            let (facts, _) = facts(&mut account, &moment, None)?;
+            let body = html::clients_page(&list_entries(facts), &ctx.page(&this.policy));
+            response_table(lua, web::html_response(200, body))
+        });
+        // `web:revoke_page(account, moment, context, listed_id)` → the confirm step.
+        methods.add_method("revoke_page", |lua, this, (account, moment, ctx, id): (AnyUserData, Table, Table, String)| {
+            let ctx = context(&ctx)?;
+            let mut account = account.borrow_mut::<AccountHandle>()?;
+            let (facts, _) = facts(&mut account, &moment, None)?;
+            let entries = list_entries(facts);
+            let entry = entries.iter().find(|e| e.listed_id() == id);
+            let body = html::revoke_password_client_page(entry, &ctx.page(&this.policy));
+            response_table(lua, web::html_response(if entry.is_some() { 200 } else { 404 }, body))
+        });
+        // `web:sign_out_page(account, moment, context)` → the confirm step.
+        methods.add_method("sign_out_page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
+            let ctx = context(&ctx)?;
+            let mut account = account.borrow_mut::<AccountHandle>()?;
+            let (plan, closed) = sign_out_plan(&mut account, &moment, ctx.grant.clone().unwrap_or_default())?;
+            let question = sign_out_question(&plan, closed);
+            let body = html::sign_out_page(&question, plan.password_protected.len(), &ctx.page(&this.policy));
+            response_table(lua, web::html_response(200, body))
+        });
+        // `web:sign_out_plan(account, moment, grant_id)` → plan (encode::plan_table) with
+        // `closed`, sparing the requester's grant.
+        methods.add_method("sign_out_plan", |lua, _, (account, moment, grant): (AnyUserData, Table, String)| {
+            let mut account = account.borrow_mut::<AccountHandle>()?;
+            let (plan, closed) = sign_out_plan(&mut account, &moment, grant)?;
+            let table = plan_table(lua, &plan, None)?;
+            table.raw_set("closed", closed)?;
+            Ok(table)
+        });
+
+        // The JSON API -------------------------------------------------------------------------
+
+        methods.add_method("api_clients", |lua, _, (account, moment, grant): (AnyUserData, Table, Option<String>)| {
+            let mut account = account.borrow_mut::<AccountHandle>()?;
+            let (facts, _) = facts(&mut account, &moment, None)?;
+            let body = json::clients_body(&list_entries(facts), grant.as_deref());
+            response_table(lua, web::json_response(200, body))
+        });
+        methods.add_method("api_error", |lua, _, code: String| response_table(lua, api_error(&code)?.response()));
+        // The API error for a revocation's error name.
+        methods.add_method("api_revocation_error", |lua, _, error: String| {
+            response_table(lua, ApiError::from_revocation(&error).response())
+        });
+        methods.add_method("api_revoked", |lua, _, id: String| response_table(lua, web::json_response(200, json::revoked_body(&id))));
+        methods.add_method("api_signed_out", |lua, _, (revoked, password, closed): (usize, usize, usize)| {
+            response_table(lua, web::json_response(200, json::signed_out_body(revoked, password, closed)))
+        });
+    }
+}
+
+/// `core.new_web(options)`.
+pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
+    exports.set("new_web", lua.create_function(|_, options: Option<Table>| {
+        let options = match options {
+            Some(options) => options,
+            None => return Err(runtime("new_web needs an options table".to_owned())),
+        };
+        new_web(&options)
+    })?)?;
+    Ok(())
+}
+
+#[cfg(all(test, feature = "embedded-lua", not(feature = "module")))]
+mod tests {
+    use mlua::Lua;
+
+    fn lua_with_web() -> Lua {
+        let lua = Lua::new();
+        lua.globals().set("core", super::super::open(&lua).unwrap()).unwrap();
+        lua.load(
+            r#"
+            engine = core.new_engine({ max_clients = 10, retention = 100, write_delay = 10 })
+            web = core.new_web({ path = "/manage", idle_ttl = 600, max_ttl = 7200, login_attempts = 2, login_window = 60 })
+            account = engine:new_account()
+            account:load("records", {
+                pw = { id = "pw", mechanisms = { PLAIN = 1950 }, last_seen = 1950, full_jid = "u@h/pw" },
+                app = { id = "app", mechanisms = { OAUTHBEARER = 1960 }, auth_token_id = "g-app", last_seen = 1960, full_jid = "u@h/app" },
+            }, nil, 2000)
+            account:load("grants", {
+                ["g-app"] = { id = "g-app", created = 1900, accessed = 1960, tokens = { x = { created = 1900 } } },
+                ["g-web"] = { id = "g-web", created = 1990, accessed = 1990, expires = 9000, tokens = { y = { created = 1990 } },
+                    data = { oauth2_client = { name = "Web: Manage clients", device = "Firefox" } } },
+            }, {}, 2000)
+            account:load("fast_tokens", nil, nil, 2000)
+            moment = { now = 2000, sessions = { { full_jid = "u@h/pw", client_id = "pw" }, { full_jid = "u@h/app", client_id = "app", grant_id = "g-app" } } }
+            ctx = { account = "u@h", csrf = "c<s>rf", grant_id = "g-web" }
+            "#,
+        )
+        .exec()
+        .unwrap();
+        lua
+    }
+
+    #[test]
+    fn sign_out_spares_the_requesters_grant_and_closes_every_stream() {
+        let lua = lua_with_web();
+        let (actions, revoked, password, closed): (String, i64, i64, i64) = lua
+            .load(
+                r#"
+                local plan = web:sign_out_plan(account, moment, "g-web")
+                local steps = {}
+                for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. tostring(a[2]) end
+                return table.concat(steps, " "), plan.revoked, plan.password_protected, plan.closed
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(actions, "revoke_fast_tokens:app revoke_grant:g-app close_session:1 close_session:2");
+        assert_eq!((revoked, password, closed), (1, 1, 2));
+    }
+
+    #[test]
+    fn pages_and_answers_come_back_as_prosody_responses() {
+        let lua = lua_with_web();
+        let (status, csp, has_this, has_form, redirect, cookie): (u16, String, bool, bool, String, String) = lua
+            .load(
+                r#"
+                local page = web:page(account, moment, ctx)
+                local r = web:redirect("revoked", web:session_cookie("secret-token:x"))
+                return page.status_code, page.headers.content_security_policy,
+                    page.body:find('class="client this" data-id="grant/g-web"', 1, true) ~= nil,
+                    page.body:find('action="/manage/revoke"', 1, true) ~= nil,
+                    r.headers.location, r.headers.set_cookie
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(csp.starts_with("default-src 'none'"));
+        assert!(has_this && has_form);
+        assert_eq!(redirect, "/manage?done=revoked");
+        assert!(cookie.starts_with("__Host-client_management=secret-token:x;"));
+
+        let (refused, status, ok): (String, u16, bool) = lua
+            .load(
+                r#"
+                local name, page = web:check_post({ origin = "https://evil.example" }, { "https://h/manage" }, "t", "t", 10)
+                local fine = web:check_post({ origin = "https://h" }, { "https://h/manage" }, "t", "t", 10)
+                return name, page.status_code, fine == nil
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!((refused.as_str(), status, ok), ("origin", 403, true));
+
+        let (allowed_before, allowed_after, api_status, api_body): (bool, bool, u16, String) = lua
+            .load(
+                r#"
+                local before = web:login_allowed("1.2.3.4", "u", 0)
+                web:login_failed("1.2.3.4", "u", 0); web:login_failed("1.2.3.4", "u", 0)
+                local r = web:api_revocation_error("password-reset-required")
+                return before, web:login_allowed("1.2.3.4", "u", 1), r.status_code, r.body
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(allowed_before && !allowed_after);
+        assert_eq!(api_status, 409);
+        assert_eq!(api_body, "{\"error\":\"password-reset-required\",\"text\":\"Password reset required\"}");
+    }
+}
