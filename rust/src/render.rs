@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::listing::Entry;
 use crate::model::Timestamp;
+use crate::sanitize::for_people;
 
 pub const NS_PROSODY: &str = "xmpp:prosody.im/protocol/manage-clients";
 pub const NS_CAM: &str = "urn:xmpp:cam:0";
@@ -185,33 +186,36 @@ fn render_client(entry: &Entry, protocol: Protocol) -> Element {
     }
     client.child(auth);
 
+    // What the client chose goes through the one sanitiser again as it is shown: records and
+    // grants are cleaned when read, this covers anything that reached the list another way.
     let agent = entry.user_agent;
+    let human = |text: &String| for_people(text).into_owned();
     let mut user_agent = Element::new("user-agent");
     match protocol {
         Protocol::Prosody => {
             if let Some(software) = &agent.software {
                 let mut element = Element::new("software");
                 if let Some(id) = &agent.software_id {
-                    element = element.attr("id", id.clone());
+                    element = element.attr("id", human(id));
                 }
                 if let Some(version) = &agent.software_version {
-                    element = element.attr("version", version.clone());
+                    element = element.attr("version", human(version));
                 }
-                element.text(software.clone());
+                element.text(human(software));
                 user_agent.child(element);
             }
         }
         Protocol::Cam => {
             client.child(Element::new("permission").attr("status", entry.permission.as_str()));
             // XEP-0494 requires <software/>, and allows no attributes on it.
-            user_agent.text_child("software", agent.software.clone().unwrap_or_default());
+            user_agent.text_child("software", agent.software.as_ref().map(human).unwrap_or_default());
         }
     }
     if let Some(uri) = &agent.uri {
-        user_agent.text_child("uri", uri.clone());
+        user_agent.text_child("uri", human(uri));
     }
     if let Some(device) = &agent.device {
-        user_agent.text_child("device", device.clone());
+        user_agent.text_child("device", human(device));
     }
     client.child(user_agent);
     client

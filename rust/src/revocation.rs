@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use crate::access::{session_is_of, AccessContext};
 use crate::listing::{list_entries, Entry, EntryKind, Source};
 use crate::model::{AccountFacts, ClientRecord, SessionFact};
+use crate::sanitize::{canonical_id, for_people};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector<'a> {
@@ -138,6 +139,8 @@ impl PlanBuilder<'_> {
 
 fn software_matches(entry: &Entry, wanted: &str) -> bool {
     let Some(software) = entry.user_agent.software.as_deref() else { return false };
+    // Names are stored sanitised; the selector is read the same way.
+    let wanted = &*for_people(wanted);
     if software == wanted {
         return true;
     }
@@ -224,12 +227,28 @@ fn decide(selected: &[&Entry], ctx: &AccessContext, mut plan: PlanBuilder) -> Re
 pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool) -> RevocationPlan {
     let ctx = AccessContext::new(facts);
     let parsed = parse_selector(selector);
-    // A grant a listed client logged in with is still revocable by its own id.
+    // A grant a listed client logged in with is still revocable by its own id. Ids are
+    // matched in their canonical forms: every valid grant whose id reads as the selector's.
     if let Some(Selector::Grant(id)) = parsed {
-        let Some(index) = ctx.grant_index(id) else { return decide(&[], &ctx, PlanBuilder::default()) };
+        let wanted = canonical_id(id);
+        let matching: Vec<&str> = match ctx.grant_index(id) {
+            Some(index) => vec![facts.grants[index].id.as_str()],
+            None => facts
+                .grants
+                .iter()
+                .enumerate()
+                .filter(|(index, grant)| canonical_id(&grant.id) == wanted && ctx.grant_index(&grant.id) == Some(*index))
+                .map(|(_, grant)| grant.id.as_str())
+                .collect(),
+        };
         let mut plan = PlanBuilder::default();
-        plan_grant(&facts.grants[index].id, &ctx, &mut plan);
-        let revoked = vec![format!("grant/{id}")];
+        if matching.is_empty() {
+            return decide(&[], &ctx, plan);
+        }
+        for grant in matching {
+            plan_grant(grant, &ctx, &mut plan);
+        }
+        let revoked = vec![format!("grant/{wanted}")];
         return RevocationPlan {
             outcome: Outcome::Revoked,
             actions: plan.finish(),
@@ -249,7 +268,7 @@ pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool
     }
     let entries = list_entries(facts);
     let selected: Vec<&Entry> = match parsed {
-        Some(Selector::Client(id)) => entries.iter().filter(|e| e.kind == EntryKind::Client && e.id == id).collect(),
+        Some(Selector::Client(id)) => entries.iter().filter(|e| e.answers_to(EntryKind::Client, id)).collect(),
         Some(Selector::Software(wanted)) => entries.iter().filter(|e| software_matches(e, wanted)).collect(),
         Some(Selector::Grant(_)) | None => Vec::new(),
     };
@@ -261,19 +280,26 @@ pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool
 pub fn plan_selection(facts: &AccountFacts, listed_ids: &[String]) -> RevocationPlan {
     let ctx = AccessContext::new(facts);
     let entries = list_entries(facts);
-    // A submitted form may name thousands of ids: look each up once.
-    let by_id: HashMap<String, usize> = entries.iter().enumerate().map(|(i, e)| (e.listed_id(), i)).collect();
+    // A submitted form may name thousands of ids: look each up once. Listed ids are canonical
+    // (several stored ids may share one); a submitted one is read the same way.
+    let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_id.entry(e.listed_id()).or_default().push(i);
+    }
     let mut picked = vec![false; entries.len()];
     let mut selected: Vec<&Entry> = Vec::new();
     let mut not_found = Vec::new();
     let mut unknown = HashSet::new();
     for wanted in listed_ids {
-        match by_id.get(wanted) {
-            Some(&i) if !picked[i] => {
-                picked[i] = true;
-                selected.push(&entries[i]);
+        match by_id.get(&*canonical_id(wanted)) {
+            Some(found) => {
+                for &i in found {
+                    if !picked[i] {
+                        picked[i] = true;
+                        selected.push(&entries[i]);
+                    }
+                }
             }
-            Some(_) => {}
             None if unknown.insert(wanted.as_str()) => not_found.push(wanted.clone()),
             None => {}
         }

@@ -14,7 +14,7 @@ use crate::listing::list_entries;
 use crate::model::{client_id_problem, timestamp_from_f64};
 use crate::revocation::parse_selector;
 use crate::stats::SoftwareStats;
-use crate::text::{format_day, new_client_notice};
+use crate::text::{format_day, new_client_notice, stats_cell};
 
 use account::{account_facts, AccountHandle};
 use decode::{decode_moment, decode_policy, grant_user_agent};
@@ -52,7 +52,7 @@ impl UserData for Engine {
                 return Ok((None, None));
             }
             let moment = decode_moment(&moment)?;
-            let agent = grant_user_agent(&grant).unwrap_or_default().bounded();
+            let agent = grant_user_agent(&grant).cleaned();
             let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
             let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
             let recipients = moment.sessions.iter().filter(|s| s.is_bound()).map(|s| s.index);
@@ -81,8 +81,8 @@ impl UserData for StatsHandle {
             let list = lua.create_table_with_capacity(rows.len(), 0)?;
             for (index, row) in rows.iter().enumerate() {
                 let item = lua.create_table()?;
-                item.raw_set("software", row.software.as_deref())?;
-                item.raw_set("version", row.version.as_deref())?;
+                item.raw_set("software", row.software.as_deref().map(stats_cell))?;
+                item.raw_set("version", row.version.as_deref().map(stats_cell))?;
                 item.raw_set("accounts", row.accounts)?;
                 item.raw_set("clients", row.clients)?;
                 item.raw_set("last_seen", row.last_seen.and_then(format_day))?;
