@@ -161,8 +161,8 @@ pub fn new_client_notice(software: Option<String>, device: Option<&str>, at: Tim
     let what = match (software, device) {
         (Some(software), Some(device)) => format!("It calls itself {} on {}.", quoted(&software), quoted(device)),
         (Some(software), None) => format!("It calls itself {}.", quoted(&software)),
-        (None, Some(device)) => format!("It does not name its software; its device calls itself {}.", quoted(device)),
-        (None, None) => "It does not name its software.".to_owned(),
+        (None, Some(device)) => format!("It does not name its software (Unknown software); its device calls itself {}.", quoted(device)),
+        (None, None) => "It does not name its software (Unknown software).".to_owned(),
     };
     format!(
         "A new client got access to your account{when}. {what} If this was not you, revoke it with the \
@@ -321,7 +321,7 @@ mod tests {
              ad-hoc commands), and change your password."
         );
         let unnamed = new_client_notice(None, None, 1_795_742_465);
-        assert!(unnamed.contains("UTC. It does not name its software. If this"), "{unnamed}");
+        assert!(unnamed.contains("UTC. It does not name its software (Unknown software). If this"), "{unnamed}");
     }
 
     #[test]
