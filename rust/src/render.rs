@@ -249,6 +249,29 @@ mod tests {
     }
 
     #[test]
+    fn human_fields_are_sanitised_and_ids_shown_in_canonical_form() {
+        let mut facts = facts();
+        facts.records[0].id = "lap\ttop\u{202E}".into();
+        facts.sessions[0].client_id = Some("lap\ttop\u{202E}".into());
+        facts.records[0].user_agent = UserAgent {
+            software: Some("Chat\n\nSECURITY NOTICE\u{1b}[2J".into()),
+            software_id: Some("id\u{200B}".into()),
+            software_version: Some("1\r\n2".into()),
+            uri: Some("https://x.invalid/\u{2028}".into()),
+            device: Some("Pho\u{2066}ne\u{85}".into()),
+        };
+        for protocol in [Protocol::Prosody, Protocol::Cam] {
+            let xml = render_clients(&list_entries(&facts), protocol).to_xml();
+            assert!(xml.contains("id='client/lap top'"), "{xml}");
+            assert!(xml.contains(">Chat  SECURITY NOTICE[2J</software>"), "{xml}");
+            assert!(xml.contains("<uri>https://x.invalid/ </uri><device>Phone </device>"), "{xml}");
+            if protocol == Protocol::Prosody {
+                assert!(xml.contains("<software id='id' version='1 2'>"), "{xml}");
+            }
+        }
+    }
+
+    #[test]
     fn datetimes_are_utc_seconds_with_z() {
         assert_eq!(format_datetime(0).as_deref(), Some("1970-01-01T00:00:00Z"));
         assert_eq!(format_datetime(1_795_742_465).as_deref(), Some("2026-11-27T01:21:05Z"));

@@ -535,6 +535,35 @@ mod tests {
     }
 
     #[test]
+    fn stored_ids_are_matched_by_their_canonical_form_and_revoked_under_their_stored_id() {
+        let mut facts = account();
+        // Older data: ids a parser reads back with spaces, and bidi/zero-width characters dropped.
+        for (i, id) in ["tab\there", "tab here", "crlf\r\nx", "bidi\u{202E}x\u{200B}"].into_iter().enumerate() {
+            let grant_id = format!("gt{i}");
+            facts.grants.push(Grant { id: grant_id.clone(), created: Some(1.0), ..Default::default() });
+            facts.records.push(ClientRecord { id: id.into(), auth_token_id: Some(grant_id), mechanisms: vec![("OAUTHBEARER".into(), 10)], ..Default::default() });
+        }
+        let listed: Vec<String> = list_entries(&facts).iter().map(Entry::listed_id).collect();
+        for shown in ["client/tab here", "client/crlf x", "client/bidix"] {
+            assert!(listed.contains(&shown.to_owned()), "{shown} in {listed:?}");
+        }
+        // Both records whose id reads "tab here" go, each under its own stored id.
+        let plan = plan_revocation(&facts, "client/tab here", true);
+        assert_eq!(plan.outcome, Outcome::Revoked);
+        assert_eq!(plan.actions, [fast("tab\there"), fast("tab here"), grant("gt0"), grant("gt1")]);
+        // A selector holding the raw characters is read the same way.
+        assert_eq!(plan_revocation(&facts, "client/crlf\r\nx", true).actions, [fast("crlf\r\nx"), grant("gt2")]);
+        assert_eq!(plan_revocation(&facts, "client/bidix", true).actions, [fast("bidi\u{202E}x\u{200B}"), grant("gt3")]);
+        let picked = plan_selection(&facts, &["client/tab\there".to_owned(), "client/crlf x".to_owned()]);
+        assert_eq!(picked.actions, [fast("tab\there"), fast("tab here"), fast("crlf\r\nx"), grant("gt0"), grant("gt1"), grant("gt2")]);
+        assert!(picked.not_found.is_empty());
+        // Grants too, by the id as read.
+        facts.grants.push(Grant { id: "odd\tgrant".into(), created: Some(1.0), ..Default::default() });
+        assert_eq!(plan_revocation(&facts, "grant/odd grant", true).actions, [grant("odd\tgrant")]);
+        assert_eq!(plan_revocation(&facts, "grant/odd", true).outcome, Outcome::NotFound);
+    }
+
+    #[test]
     fn signing_out_the_others_spares_the_requester_only() {
         // The requester is the password client (session 2).
         let plan = plan_sign_out_others(&account(), 2);

@@ -22,7 +22,9 @@ import { useServer, e2eTest, assertRefused } from "../lib/harness.js";
 import { HOST, luaString } from "../lib/server.js";
 import { NS } from "../lib/client.js";
 import { NS_MC, NS_CAM, listClients, revoke, assertResult, assertError, ids } from "../lib/manage.js";
-import { openRaw, closeRaw, assertSasl2Failure, plainInitial } from "../lib/rawauth.js";
+import { createHash } from "node:crypto";
+
+import { openRaw, closeRaw, assertSasl2Failure, plainInitial, sasl2Authenticate, htSha256NoneResponse } from "../lib/rawauth.js";
 import { executeCommand, assertCommand, answerForm, oneNote, pingServer, messagesFrom, NODE_MANAGE, NODE_SIGN_OUT } from "../lib/adhoc.js";
 
 // ------------------------------------------------------------------ helpers
@@ -175,6 +177,43 @@ describe("hostile data: every credential is listed and revocable", () => {
     assertResult(await revoke(me, "client/old-app", { ns: NS_CAM }), "revoke the record's client");
     assert.equal(await grantExists(server, a.user, g.grantId), false, "its grant is gone");
     await assertRefused(ctx.tryLogin, { username: a.user, oauthToken: g.token, userAgent: { id: "old-app" } }, "its token");
+  });
+});
+
+// ------------------------------------------------------------------ 1, FAST
+
+/** A FAST (HT-SHA-256-NONE) login of `id` with `secret`, not bound; → the SASL2 answer. */
+async function fastAnswer(server, user, id, secret) {
+  const { conn } = await openRaw(server, { from: `${user}@${HOST}` });
+  try {
+    return await sasl2Authenticate(conn, { mechanism: "HT-SHA-256-NONE", initialResponse: htSha256NoneResponse(user, secret), fast: true, userAgent: { id } });
+  } finally {
+    await closeRaw(conn);
+  }
+}
+
+describe("hostile data: a FAST token beside a record of another version", () => {
+  const fx = useServer();
+
+  e2eTest(fx, "a FAST token mod_sasl2_fast accepts, with extra fields, whose record has fields of the wrong type: listed, revoked from the shell, refused", async ({ server, account, login }) => {
+    const a = await account("hostile");
+    const id = "hostile-fast-odd";
+    const secret = `secret-token:fast-e2e-${Date.now()}`;
+    const now = Date.now() / 1000;
+    const key = `${createHash("sha256").update(id).digest("hex")}-cur`;
+    await server.seedStore("fast_tokens", a.user, `return { [${luaString(key)}] = { mechanism = "HT-SHA-256-NONE", secret = ${luaString(secret)},
+      issued_at = ${now + 5}, expires_at = ${now + 3600}, note = { "from", "elsewhere" }, [1] = true } };`);
+    await seedRecords(server, a.user, `{ [${luaString(id)}] = { id = ${luaString(id)}, first_seen = {}, last_seen = "today", fast_auth = "yes",
+      mechanisms = 5, user_agent = 7, legacy = false } }`);
+    const me = await login({ username: a.user, password: a.password, userAgent: { id: "hostile-owner" } });
+    const listed = ids((await listClients(me, { ns: NS_CAM })).clients);
+    assert.ok(listed.includes(`client/${id}`), `listed with its FAST token: ${listed}`);
+    const res = await server.shell(["user", "revoke_client", a.jid, `client/${id}`]);
+    assert.equal(res.code, 0, shown(res));
+    assert.match(res.stdout, /Client access revoked/, shown(res));
+    const answer = await fastAnswer(server, a.user, id, secret);
+    assert.ok(answer?.is("failure", NS.sasl2), `the FAST token is refused after revocation: ${answer}`);
+    assert.ok(!ids((await listClients(me)).clients).includes(`client/${id}`), "no longer listed");
   });
 });
 
