@@ -372,6 +372,7 @@ describe("hostile data: every request answered, whatever is stored", () => {
 
   e2eTest(fx, "with every hostile shape stored at once, list, ad-hoc, notices, user clients, clients stats and prune all answer", async (ctx) => {
     const { server, account, login } = ctx;
+    const mark = server.logOffset();
     const a = await account("hostile");
     // Records of other versions: wrong types, control and bidi text, TAB ids, a legacy resource with controls.
     const T = Math.floor(Date.now() / 1000) + 5; // after the account's password was set
@@ -412,6 +413,13 @@ describe("hostile data: every request answered, whatever is stored", () => {
     const notices = messagesFrom(me, HOST, since);
     assert.ok(notices.length >= 1, "grant notices arrived");
     for (const n of notices) assertClean(n.getChildText("body"), "grant notice");
+    // Announced, not merely survived: the names with controls are in the notices, quoted and
+    // cleaned, and the hook's last-resort guard never had to catch anything.
+    const said = notices.map((n) => n.getChildText("body")).join("\n");
+    for (const name of ["Esc[31mApp", "BelApp", "NulApp", "BsApp"]) {
+      assert.ok(said.includes(`\u201c${name}\u201d`), `a notice quotes \u201c${name}\u201d:\n${said}`);
+    }
+    assert.deepEqual(server.logSince(mark).filter((l) => l.includes("Unable to announce grant")), [], "the token-grant-created hook never failed");
     assert.ok(!/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(me.rawIn), "nothing XML cannot carry on the wire");
 
     for (const ns of [NS_MC, NS_CAM]) {
