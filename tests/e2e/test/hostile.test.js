@@ -107,9 +107,10 @@ const ODD_OAUTH = [
 ];
 
 /** Can this backend store the bytes? PostgreSQL refuses invalid UTF-8 in text, so no such grant exists there. */
-function creatable(server, shape, created) {
+function creatable(server, shape, created, t) {
   if (created.grantId) return true;
   assert.ok(shape.invalidUtf8 && server.storage === "postgres", `${shape.what}: mod_tokenauth could not create the grant: ${JSON.stringify(created)}`);
+  t?.diagnostic(`${shape.what}: PostgreSQL refuses the bytes, mod_tokenauth created no grant (${created.err})`);
   return false;
 }
 
@@ -124,7 +125,7 @@ describe("hostile data: every credential is listed and revocable", () => {
       const { server, account, login } = ctx;
       const a = await account("hostile");
       const g = await tokenauthGrant(server, a.user, shape.lua);
-      if (!creatable(server, shape, g)) return;
+      if (!creatable(server, shape, g, ctx.t)) return;
       const me = await login({ username: a.user, password: a.password, userAgent: { id: "hostile-owner" } });
       for (const listNs of [NS_MC, NS_CAM]) {
         const { clients } = await listClients(me, { ns: listNs });
@@ -406,7 +407,7 @@ describe("hostile data: every request answered, whatever is stored", () => {
     for (const shape of shapes) {
       const g = await tokenauthGrant(server, a.user, shape.lua);
       assert.equal(g.raised, undefined, `${shape.what}: create_grant raised: ${g.raised}`);
-      if (creatable(server, shape, g)) grants.push(g);
+      if (creatable(server, shape, g, ctx.t)) grants.push(g);
     }
     // Notices: they came, well-formed (the stream is still up), clean.
     await pingServer(me, HOST);
