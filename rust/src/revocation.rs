@@ -139,8 +139,6 @@ impl PlanBuilder<'_> {
 
 fn software_matches(entry: &Entry, wanted: &str) -> bool {
     let Some(software) = entry.user_agent.software.as_deref() else { return false };
-    // Names are stored sanitised; the selector is read the same way.
-    let wanted = &*for_people(wanted);
     if software == wanted {
         return true;
     }
@@ -269,7 +267,11 @@ pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool
     let entries = list_entries(facts);
     let selected: Vec<&Entry> = match parsed {
         Some(Selector::Client(id)) => entries.iter().filter(|e| e.answers_to(EntryKind::Client, id)).collect(),
-        Some(Selector::Software(wanted)) => entries.iter().filter(|e| software_matches(e, wanted)).collect(),
+        Some(Selector::Software(wanted)) => {
+            // Names are stored sanitised; the selector is read the same way, once.
+            let wanted = for_people(wanted);
+            entries.iter().filter(|e| software_matches(e, &wanted)).collect()
+        }
         Some(Selector::Grant(_)) | None => Vec::new(),
     };
     decide(&selected, &ctx, PlanBuilder::default())
