@@ -561,12 +561,19 @@ for _, event_name in ipairs({ "token-grant-created", "token-grant-revoked", "tok
 	module:hook(event_name, function (event)
 		local account = cached_account(event.username);
 		if account then account:note(event_name); end
-		-- The streams are only gathered when there is someone to tell.
+		-- The streams are only gathered when there is someone to tell. Nothing a grant holds
+		-- makes this fail (the core repairs and sanitises it); should anything else, it must
+		-- not raise into mod_tokenauth's create_grant: log it and go on.
 		if event_name == "token-grant-created" and notify_new_clients and type(event.grant) == "table" then
-			local moment, streams = moment_of(event.username);
-			local recipients, text, check_in = engine:grant_notice(event.username, event.grant, moment);
-			if text then notify(streams, recipients, text); end
-			flush_notices_later(event.username, check_in);
+			local ok, err = pcall(function ()
+				local moment, streams = moment_of(event.username);
+				local recipients, text, check_in = engine:grant_notice(event.username, event.grant, moment);
+				if text then notify(streams, recipients, text); end
+				flush_notices_later(event.username, check_in);
+			end);
+			if not ok then
+				module:log("error", "Unable to announce grant %s of %s: %s", tostring(event.id), tostring(event.username), err);
+			end
 		end
 	end);
 end

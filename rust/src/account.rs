@@ -313,8 +313,9 @@ impl Account {
         parts
     }
 
-    /// The `clients` store as read. A record loaded for the first time is cut to the limits
-    /// and stripped of what the admin does not want stored (then written back later).
+    /// The `clients` store as read. A record loaded for the first time is cleaned (the one
+    /// sanitiser, the length limits) and stripped of what the admin does not want stored (then
+    /// written back later).
     pub fn load_records(&mut self, records: Vec<ClientRecord>) {
         if self.records_loaded {
             return; // ours is newer: every change since the read went through here
@@ -322,9 +323,9 @@ impl Account {
         self.facts.records.clear();
         self.index.clear();
         for mut record in records {
-            let changed = record.user_agent.exceeds_limits() || needs_minimising(&record, &self.policy);
+            let changed = record.user_agent.needs_cleaning() || needs_minimising(&record, &self.policy);
             if changed {
-                record.user_agent = std::mem::take(&mut record.user_agent).bounded();
+                record.user_agent = std::mem::take(&mut record.user_agent).cleaned();
                 self.minimise(&mut record);
             }
             let id = record.id.clone();
@@ -345,7 +346,7 @@ impl Account {
     pub fn load_grants(&mut self, grants: Vec<Grant>, now: f64) {
         self.facts.grants = grants
             .into_iter()
-            .map(|grant| Grant { user_agent: grant.user_agent.bounded(), ..grant })
+            .map(|grant| Grant { user_agent: grant.user_agent.cleaned(), ..grant })
             .collect();
         self.grants_loaded_at = Some(now);
         self.grants_stale = false;
@@ -715,7 +716,7 @@ fn merge_login(record: &mut ClientRecord, login: &Login, policy: &Policy) {
             agent.software_version = agent.software_version.or(previous.software_version);
             agent.uri = agent.uri.or(previous.uri);
         }
-        record.user_agent = agent.bounded();
+        record.user_agent = agent.cleaned();
     }
 }
 

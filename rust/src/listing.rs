@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 
 use crate::access::{live_tokens, AccessContext, AccessPaths};
 use crate::model::{timestamp_from_f64, AccountFacts, Grant, Timestamp, UserAgent};
+use crate::sanitize::{canonical_id, for_people};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -72,16 +73,25 @@ impl Entry<'_> {
         }
     }
 
+    /// `kind/` + the id in its canonical form ([`canonical_id`]): the same in every channel,
+    /// and what an XML parser reads back from an attribute. For every id a login can use
+    /// today that is the id itself.
     pub fn listed_id(&self) -> String {
-        format!("{}{}", self.prefix(), self.id)
+        format!("{}{}", self.prefix(), canonical_id(self.id))
     }
 
-    /// "Name Version", "Name", or `None`: how admins see the software.
+    /// Does this entry answer to `kind/id` as someone read it from a listing? Ids are compared
+    /// in their canonical forms, so several stored ids may answer to one selector.
+    pub fn answers_to(&self, kind: EntryKind, id: &str) -> bool {
+        self.kind == kind && canonical_id(self.id) == canonical_id(id)
+    }
+
+    /// "Name Version", "Name", or `None`: how admins see the software (sanitised).
     pub fn software_label(&self) -> Option<String> {
-        let software = self.user_agent.software.as_deref()?;
+        let software = for_people(self.user_agent.software.as_deref()?);
         Some(match self.user_agent.software_version.as_deref() {
-            Some(version) => format!("{software} {version}"),
-            None => software.to_owned(),
+            Some(version) => format!("{software} {}", for_people(version)),
+            None => software.into_owned(),
         })
     }
 

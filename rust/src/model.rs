@@ -57,14 +57,24 @@ impl UserAgent {
 
     /// Some field is longer than [`MAX_TEXT_CHARS`] allows.
     pub fn exceeds_limits(&self) -> bool {
-        [&self.software, &self.software_id, &self.software_version, &self.uri, &self.device]
+        self.fields()
             .iter()
             .any(|field| field.as_ref().is_some_and(|text| text.len() > MAX_TEXT_CHARS && text.chars().nth(MAX_TEXT_CHARS).is_some()))
     }
 
-    /// Every field cut to [`MAX_TEXT_CHARS`]: clients and OAuth registrations choose these.
-    pub fn bounded(self) -> UserAgent {
-        let cut = |field: Option<String>| field.map(bounded_text);
+    /// Some field holds a character the sanitiser removes or replaces, or is too long.
+    pub fn needs_cleaning(&self) -> bool {
+        self.exceeds_limits() || self.fields().iter().any(|field| field.as_deref().is_some_and(|text| !crate::sanitize::is_clean(text)))
+    }
+
+    fn fields(&self) -> [&Option<String>; 5] {
+        [&self.software, &self.software_id, &self.software_version, &self.uri, &self.device]
+    }
+
+    /// Every field through the one sanitiser ([`crate::sanitize::for_people`]), then cut to
+    /// [`MAX_TEXT_CHARS`]: clients and OAuth registrations choose these, people read them.
+    pub fn cleaned(self) -> UserAgent {
+        let cut = |field: Option<String>| field.map(|text| bounded_text(crate::sanitize::owned_for_people(text)));
         UserAgent {
             software: cut(self.software),
             software_id: cut(self.software_id),

@@ -128,7 +128,8 @@ mod tests {
         // The summary is late (a busy server): what comes meanwhile joins it, nothing is lost.
         assert_eq!(gates.offer("u", client(499), true, t + 601.0, 600.0), Offer { notice: None, check_in: Some(0.0) });
         let Flush::Summary { text, since, check_in } = gates.flush("u", t + 600.0, 600.0) else { panic!("no summary") };
-        assert!(text.contains("499 more") && text.contains("since 2026-11-27 01:21 UTC") && text.contains("App 499"), "{text}");
+        assert!(text.starts_with("499 more new client(s) got access to your account since 2026-11-27 01:21 UTC. "), "{text}");
+        assert!(text.contains("The latest calls itself “App 499” on “Phone”."), "the client's words quoted: {text}");
         assert_eq!(since, 1_795_742_466, "since the first held back");
         assert_eq!(check_in, 600.0);
         // Another account is not held back by this one.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::listing::Entry;
 use crate::model::Timestamp;
+use crate::sanitize::for_people;
 
 pub const NS_PROSODY: &str = "xmpp:prosody.im/protocol/manage-clients";
 pub const NS_CAM: &str = "urn:xmpp:cam:0";
@@ -185,33 +186,36 @@ fn render_client(entry: &Entry, protocol: Protocol) -> Element {
     }
     client.child(auth);
 
+    // What the client chose goes through the one sanitiser again as it is shown: records and
+    // grants are cleaned when read, this covers anything that reached the list another way.
     let agent = entry.user_agent;
+    let human = |text: &String| for_people(text).into_owned();
     let mut user_agent = Element::new("user-agent");
     match protocol {
         Protocol::Prosody => {
             if let Some(software) = &agent.software {
                 let mut element = Element::new("software");
                 if let Some(id) = &agent.software_id {
-                    element = element.attr("id", id.clone());
+                    element = element.attr("id", human(id));
                 }
                 if let Some(version) = &agent.software_version {
-                    element = element.attr("version", version.clone());
+                    element = element.attr("version", human(version));
                 }
-                element.text(software.clone());
+                element.text(human(software));
                 user_agent.child(element);
             }
         }
         Protocol::Cam => {
             client.child(Element::new("permission").attr("status", entry.permission.as_str()));
             // XEP-0494 requires <software/>, and allows no attributes on it.
-            user_agent.text_child("software", agent.software.clone().unwrap_or_default());
+            user_agent.text_child("software", agent.software.as_ref().map(human).unwrap_or_default());
         }
     }
     if let Some(uri) = &agent.uri {
-        user_agent.text_child("uri", uri.clone());
+        user_agent.text_child("uri", human(uri));
     }
     if let Some(device) = &agent.device {
-        user_agent.text_child("device", device.clone());
+        user_agent.text_child("device", human(device));
     }
     client.child(user_agent);
     client
@@ -242,6 +246,29 @@ mod tests {
         facts.records[0].user_agent.software_version = Some("1\u{2}".into());
         let xml = render_clients(&list_entries(&facts), Protocol::Prosody).to_xml();
         assert!(xml.contains("<device>Device</device>") && xml.contains("version='1'"), "{xml}");
+    }
+
+    #[test]
+    fn human_fields_are_sanitised_and_ids_shown_in_canonical_form() {
+        let mut facts = facts();
+        facts.records[0].id = "lap\ttop\u{202E}".into();
+        facts.sessions[0].client_id = Some("lap\ttop\u{202E}".into());
+        facts.records[0].user_agent = UserAgent {
+            software: Some("Chat\n\nSECURITY NOTICE\u{1b}[2J".into()),
+            software_id: Some("id\u{200B}".into()),
+            software_version: Some("1\r\n2".into()),
+            uri: Some("https://x.invalid/\u{2028}".into()),
+            device: Some("Pho\u{2066}ne\u{85}".into()),
+        };
+        for protocol in [Protocol::Prosody, Protocol::Cam] {
+            let xml = render_clients(&list_entries(&facts), protocol).to_xml();
+            assert!(xml.contains("id='client/lap top'"), "{xml}");
+            assert!(xml.contains(">Chat  SECURITY NOTICE[2J</software>"), "{xml}");
+            assert!(xml.contains("<uri>https://x.invalid/ </uri><device>Phone </device>"), "{xml}");
+            if protocol == Protocol::Prosody {
+                assert!(xml.contains("<software id='id' version='1 2'>"), "{xml}");
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use crate::access::{session_is_of, AccessContext};
 use crate::listing::{list_entries, Entry, EntryKind, Source};
 use crate::model::{AccountFacts, ClientRecord, SessionFact};
+use crate::sanitize::{canonical_id, for_people};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selector<'a> {
@@ -224,12 +225,28 @@ fn decide(selected: &[&Entry], ctx: &AccessContext, mut plan: PlanBuilder) -> Re
 pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool) -> RevocationPlan {
     let ctx = AccessContext::new(facts);
     let parsed = parse_selector(selector);
-    // A grant a listed client logged in with is still revocable by its own id.
+    // A grant a listed client logged in with is still revocable by its own id. Ids are
+    // matched in their canonical forms: every valid grant whose id reads as the selector's.
     if let Some(Selector::Grant(id)) = parsed {
-        let Some(index) = ctx.grant_index(id) else { return decide(&[], &ctx, PlanBuilder::default()) };
+        let wanted = canonical_id(id);
+        let matching: Vec<&str> = match ctx.grant_index(id) {
+            Some(index) => vec![facts.grants[index].id.as_str()],
+            None => facts
+                .grants
+                .iter()
+                .enumerate()
+                .filter(|(index, grant)| canonical_id(&grant.id) == wanted && ctx.grant_index(&grant.id) == Some(*index))
+                .map(|(_, grant)| grant.id.as_str())
+                .collect(),
+        };
         let mut plan = PlanBuilder::default();
-        plan_grant(&facts.grants[index].id, &ctx, &mut plan);
-        let revoked = vec![format!("grant/{id}")];
+        if matching.is_empty() {
+            return decide(&[], &ctx, plan);
+        }
+        for grant in matching {
+            plan_grant(grant, &ctx, &mut plan);
+        }
+        let revoked = vec![format!("grant/{wanted}")];
         return RevocationPlan {
             outcome: Outcome::Revoked,
             actions: plan.finish(),
@@ -249,8 +266,12 @@ pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool
     }
     let entries = list_entries(facts);
     let selected: Vec<&Entry> = match parsed {
-        Some(Selector::Client(id)) => entries.iter().filter(|e| e.kind == EntryKind::Client && e.id == id).collect(),
-        Some(Selector::Software(wanted)) => entries.iter().filter(|e| software_matches(e, wanted)).collect(),
+        Some(Selector::Client(id)) => entries.iter().filter(|e| e.answers_to(EntryKind::Client, id)).collect(),
+        Some(Selector::Software(wanted)) => {
+            // Names are stored sanitised; the selector is read the same way, once.
+            let wanted = for_people(wanted);
+            entries.iter().filter(|e| software_matches(e, &wanted)).collect()
+        }
         Some(Selector::Grant(_)) | None => Vec::new(),
     };
     decide(&selected, &ctx, PlanBuilder::default())
@@ -261,19 +282,26 @@ pub fn plan_revocation(facts: &AccountFacts, selector: &str, records_known: bool
 pub fn plan_selection(facts: &AccountFacts, listed_ids: &[String]) -> RevocationPlan {
     let ctx = AccessContext::new(facts);
     let entries = list_entries(facts);
-    // A submitted form may name thousands of ids: look each up once.
-    let by_id: HashMap<String, usize> = entries.iter().enumerate().map(|(i, e)| (e.listed_id(), i)).collect();
+    // A submitted form may name thousands of ids: look each up once. Listed ids are canonical
+    // (several stored ids may share one); a submitted one is read the same way.
+    let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_id.entry(e.listed_id()).or_default().push(i);
+    }
     let mut picked = vec![false; entries.len()];
     let mut selected: Vec<&Entry> = Vec::new();
     let mut not_found = Vec::new();
     let mut unknown = HashSet::new();
     for wanted in listed_ids {
-        match by_id.get(wanted) {
-            Some(&i) if !picked[i] => {
-                picked[i] = true;
-                selected.push(&entries[i]);
+        match by_id.get(&*canonical_id(wanted)) {
+            Some(found) => {
+                for &i in found {
+                    if !picked[i] {
+                        picked[i] = true;
+                        selected.push(&entries[i]);
+                    }
+                }
             }
-            Some(_) => {}
             None if unknown.insert(wanted.as_str()) => not_found.push(wanted.clone()),
             None => {}
         }
@@ -506,6 +534,35 @@ mod tests {
         let many: Vec<String> = (0..50_000).map(|i| format!("client/junk-{}", i % 25_000)).chain(["client/app".to_owned()]).collect();
         let plan = plan_selection(&account(), &many);
         assert_eq!((plan.revoked.len(), plan.not_found.len()), (1, 25_000));
+    }
+
+    #[test]
+    fn stored_ids_are_matched_by_their_canonical_form_and_revoked_under_their_stored_id() {
+        let mut facts = account();
+        // Older data: ids a parser reads back with spaces, and bidi/zero-width characters dropped.
+        for (i, id) in ["tab\there", "tab here", "crlf\r\nx", "bidi\u{202E}x\u{200B}"].into_iter().enumerate() {
+            let grant_id = format!("gt{i}");
+            facts.grants.push(Grant { id: grant_id.clone(), created: Some(1.0), ..Default::default() });
+            facts.records.push(ClientRecord { id: id.into(), auth_token_id: Some(grant_id), mechanisms: vec![("OAUTHBEARER".into(), 10)], ..Default::default() });
+        }
+        let listed: Vec<String> = list_entries(&facts).iter().map(Entry::listed_id).collect();
+        for shown in ["client/tab here", "client/crlf x", "client/bidix"] {
+            assert!(listed.contains(&shown.to_owned()), "{shown} in {listed:?}");
+        }
+        // Both records whose id reads "tab here" go, each under its own stored id.
+        let plan = plan_revocation(&facts, "client/tab here", true);
+        assert_eq!(plan.outcome, Outcome::Revoked);
+        assert_eq!(plan.actions, [fast("tab\there"), fast("tab here"), grant("gt0"), grant("gt1")]);
+        // A selector holding the raw characters is read the same way.
+        assert_eq!(plan_revocation(&facts, "client/crlf\r\nx", true).actions, [fast("crlf\r\nx"), grant("gt2")]);
+        assert_eq!(plan_revocation(&facts, "client/bidix", true).actions, [fast("bidi\u{202E}x\u{200B}"), grant("gt3")]);
+        let picked = plan_selection(&facts, &["client/tab\there".to_owned(), "client/crlf x".to_owned()]);
+        assert_eq!(picked.actions, [fast("tab\there"), fast("tab here"), fast("crlf\r\nx"), grant("gt0"), grant("gt1"), grant("gt2")]);
+        assert!(picked.not_found.is_empty());
+        // Grants too, by the id as read.
+        facts.grants.push(Grant { id: "odd\tgrant".into(), created: Some(1.0), ..Default::default() });
+        assert_eq!(plan_revocation(&facts, "grant/odd grant", true).actions, [grant("odd\tgrant")]);
+        assert_eq!(plan_revocation(&facts, "grant/odd", true).outcome, Outcome::NotFound);
     }
 
     #[test]

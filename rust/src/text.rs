@@ -4,6 +4,7 @@
 use crate::listing::Entry;
 use crate::model::{bounded_text, Timestamp};
 use crate::revocation::RevocationPlan;
+use crate::sanitize::for_people;
 
 /// `YYYY-MM-DD` (UTC); `None` for times no calendar can show.
 pub fn format_day(timestamp: Timestamp) -> Option<String> {
@@ -35,13 +36,16 @@ const TIME_COLUMNS: std::ops::Range<usize> = 2..5;
 const SEPARATOR: &str = " | ";
 
 /// `user clients`: a table when every cell fits `width` whole (columns as wide as their
-/// widest cell, titles padded by one, as util.human.io pads), otherwise one block per client,
-/// so that ids are never cut (admins copy them into revoke_client).
+/// widest cell, titles padded by one, as util.human.io pads) and no cell holds a `|` (which
+/// could pass for a column separator), otherwise one block per client, so that ids are never
+/// cut (admins copy them into revoke_client) and no value can pass for another column or row.
+/// Every cell is sanitised, so none spans lines.
 pub fn client_listing(entries: &[Entry], width: usize) -> Vec<String> {
     let dash = |text: Option<String>| text.filter(|t| !t.is_empty()).unwrap_or_else(|| "-".to_owned());
     let rows: Vec<[Option<String>; 6]> = entries
         .iter()
         .map(|e| [Some(e.listed_id()), e.software_label(), None, None, None, Some(e.access_summary())])
+        .map(|row| row.map(|cell| cell.map(|text| for_people(&text).into_owned())))
         .collect();
     let times: Vec<[Option<Timestamp>; 3]> = entries.iter().map(|e| [e.first_seen, e.last_seen, e.expires]).collect();
     let cell = |row: usize, column: usize, day: bool| -> String {
@@ -61,7 +65,8 @@ pub fn client_listing(entries: &[Entry], width: usize) -> Vec<String> {
         }
     }
     let total = widths.iter().sum::<usize>() + SEPARATOR.len() * (widths.len() - 1);
-    if total <= width {
+    let forgeable = table.iter().flatten().any(|text| text.contains('|'));
+    if total <= width && !forgeable {
         let line = |cells: &[&str]| {
             cells
                 .iter()
@@ -87,16 +92,30 @@ pub fn client_listing(entries: &[Entry], width: usize) -> Vec<String> {
     lines
 }
 
+/// A cell of `clients stats` (a util.human.io table): sanitised, and a `|` shown as `¦` so that
+/// no value passes for a column separator (the table is grouped by name, so it keeps one row
+/// per name and version; `clients revoke software/…` takes the name with its `|`).
+pub fn stats_cell(text: &str) -> String {
+    for_people(text).replace('|', "\u{A6}")
+}
+
 // ---------------------------------------------------------------------------------- users
 
-/// "Name Version on Device", as far as the client told.
+/// "Name Version on Device", as far as the client told (sanitised).
 fn software_and_device(software: Option<String>, device: Option<&str>) -> String {
-    let mut text = software.unwrap_or_else(|| "Unknown software".to_owned());
-    if let Some(device) = device.filter(|d| !d.is_empty()) {
+    let mut text = software.map_or_else(|| "Unknown software".to_owned(), |s| for_people(&s).into_owned());
+    if let Some(device) = device.map(for_people).filter(|d| !d.is_empty()) {
         text.push_str(" on ");
-        text.push_str(device);
+        text.push_str(&device);
     }
     text
+}
+
+/// A client's own words, quoted so that a reader tells them from the server's: sanitised (one
+/// line, nothing invisible), with the quotation marks used here turned into plain ones.
+fn quoted(text: &str) -> String {
+    let clean = for_people(text);
+    format!("\u{201C}{}\u{201D}", clean.replace(['\u{201C}', '\u{201D}'], "\""))
 }
 
 /// One line about a listed client, for forms and reports: what it is, how it gets in, when
@@ -132,14 +151,28 @@ pub fn describe_entry(entry: &Entry) -> String {
     text
 }
 
-/// The message the account's other streams get when a client first gains access.
+/// The message the account's other streams get when a client first gains access. It comes
+/// from the server, so what the client says about itself is quoted as its own words, inside
+/// one sentence of ours: it can never start a line or a paragraph.
 pub fn new_client_notice(software: Option<String>, device: Option<&str>, at: Timestamp) -> String {
     let when = format_minute(at).map(|t| format!(" at {t} UTC")).unwrap_or_default();
     format!(
-        "A new client got access to your account{when}: {}. If this was not you, revoke it with the \
+        "A new client got access to your account{when}. {} If this was not you, revoke it with the \
          \"Manage clients\" command (your server's ad-hoc commands), and change your password.",
-        software_and_device(software, device)
+        self_description("It", software.as_deref(), device)
     )
+}
+
+/// What a client calls itself, in its own words (quoted), as one sentence about `who`.
+fn self_description(who: &str, software: Option<&str>, device: Option<&str>) -> String {
+    let software = software.filter(|s| !for_people(s).trim().is_empty());
+    let device = device.filter(|d| !for_people(d).trim().is_empty());
+    match (software, device) {
+        (Some(software), Some(device)) => format!("{who} calls itself {} on {}.", quoted(software), quoted(device)),
+        (Some(software), None) => format!("{who} calls itself {}.", quoted(software)),
+        (None, Some(device)) => format!("{who} does not name its software (Unknown software); its device calls itself {}.", quoted(device)),
+        (None, None) => format!("{who} does not name its software (Unknown software)."),
+    }
 }
 
 /// The summary an account's other streams get for the clients that got access while notices
@@ -147,9 +180,9 @@ pub fn new_client_notice(software: Option<String>, device: Option<&str>, at: Tim
 pub fn new_clients_summary(count: usize, since: Timestamp, software: Option<&str>, device: Option<&str>) -> String {
     let since = format_minute(since).map(|t| format!(" since {t} UTC")).unwrap_or_default();
     format!(
-        "{count} more new client(s) got access to your account{since}; the latest: {}. If this was not you, \
-         revoke them with the \"Manage clients\" command (your server's ad-hoc commands), and change your password.",
-        software_and_device(software.map(str::to_owned), device)
+        "{count} more new client(s) got access to your account{since}. {} If this was not you, revoke \
+         them with the \"Manage clients\" command (your server's ad-hoc commands), and change your password.",
+        self_description("The latest", software, device)
     )
 }
 
@@ -179,7 +212,7 @@ pub fn revocation_report(plan: &RevocationPlan, label: impl Fn(&str) -> String, 
     if !plan.not_found.is_empty() {
         // What a form names may be anything, and much of it: echo a bounded part.
         const SHOWN: usize = 10;
-        let shown: Vec<String> = plan.not_found.iter().take(SHOWN).map(|id| bounded_text(id.clone())).collect();
+        let shown: Vec<String> = plan.not_found.iter().take(SHOWN).map(|id| bounded_text(for_people(id).into_owned())).collect();
         let more = plan.not_found.len().saturating_sub(SHOWN);
         let tail = if more > 0 { format!(" and {more} more") } else { String::new() };
         lines.push(format!("Not found: {}{tail}", shown.join("; ")));
@@ -297,6 +330,34 @@ mod tests {
     #[test]
     fn notices_name_the_client_and_the_way_to_revoke_it() {
         let text = new_client_notice(Some("Gajim".into()), Some("Laptop"), 1_795_742_465);
-        assert!(text.contains("Gajim on Laptop") && text.contains("2026-11-27 01:21 UTC") && text.contains("\"Manage clients\""), "{text}");
+        assert_eq!(
+            text,
+            "A new client got access to your account at 2026-11-27 01:21 UTC. It calls itself \u{201C}Gajim\u{201D} on \
+             \u{201C}Laptop\u{201D}. If this was not you, revoke it with the \"Manage clients\" command (your server's \
+             ad-hoc commands), and change your password."
+        );
+        let unnamed = new_client_notice(None, None, 1_795_742_465);
+        assert!(unnamed.contains("UTC. It does not name its software (Unknown software). If this"), "{unnamed}");
+    }
+
+    #[test]
+    fn a_clients_words_in_a_notice_stay_quoted_on_one_line() {
+        let software = "Gajim\u{201D}.\n\nSECURITY NOTICE from localhost:\r\u{2028}your account\u{202E} will be deleted\u{1b}[2J\u{7}";
+        let text = new_client_notice(Some(software.into()), Some("\u{85}Phone\u{2029}\u{200B}\u{FEFF}\u{9b}"), 0);
+        assert!(!text.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}', '\u{202E}', '\u{1b}', '\u{7}', '\u{200B}', '\u{FEFF}', '\u{9b}']), "{text:?}");
+        assert!(text.contains("It calls itself \u{201C}Gajim\".  SECURITY NOTICE from localhost:  your account will be deleted[2J\u{201D} on \u{201C} Phone \u{201D}."), "{text}");
+        assert_eq!(text.matches(['\u{201C}', '\u{201D}']).count(), 4, "only our quotation marks: {text}");
+    }
+
+    #[test]
+    fn a_value_holding_the_separator_turns_the_table_into_blocks() {
+        let mut facts = facts();
+        facts.records[0].user_agent.device = None;
+        facts.records[0].user_agent.software = Some("Conversations | 2026-01-01 | - | password,online\nclient/x".into());
+        let entries = list_entries(&facts);
+        let lines = client_listing(&entries, 1000);
+        assert!(lines.iter().all(|line| !line.contains('\n')));
+        assert_eq!(lines[0], "grant/g", "blocks, not a table: {lines:#?}");
+        assert!(lines.contains(&"  Software:       Conversations | 2026-01-01 | - | password,online client/x 1.9".to_owned()), "{lines:#?}");
     }
 }

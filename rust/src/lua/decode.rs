@@ -1,7 +1,10 @@
 //! Lua values in, core types out. Written by hand: it runs over every stored record of an
-//! account when it is read, and the stores are untrusted. A stored item with a field of the
-//! wrong type is skipped whole and counted, never failing the rest; a request table the Lua
-//! module built wrongly is a Lua error.
+//! account when it is read, and the stores are untrusted (SPEC §11). A credential the owning
+//! module would accept is never dropped for what its metadata holds: text that is not UTF-8 is
+//! repaired (U+FFFD), numbers become text, a field of another wrong type is left out. Only an
+//! item that its owning module itself never accepts (mod_tokenauth, mod_sasl2_fast: they
+//! fail or refuse on it) or that names nothing (no string key) is skipped and counted. A
+//! request table the Lua module built wrongly is a Lua error.
 
 use std::collections::HashMap;
 
@@ -25,6 +28,27 @@ pub fn as_string(value: Value) -> Field<String> {
 
 fn lua_str(s: &LuaString) -> std::result::Result<String, Invalid> {
     s.to_str().map(|s| s.to_owned()).map_err(|_| Invalid)
+}
+
+/// Text a client, a registration or another module chose: repaired, never refused. Invalid
+/// UTF-8 becomes U+FFFD, a number becomes its decimal text; any other type is left out.
+pub fn lossy_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Number(n) if n.is_finite() => Some(if n.fract() == 0.0 && n.abs() < 1e15 { format!("{n:.1}") } else { n.to_string() }),
+        _ => None,
+    }
+}
+
+/// A time of our own records: a wrong type is left out, the record kept.
+fn lenient_time(value: Value) -> Option<Timestamp> {
+    as_time(value).ok().flatten()
+}
+
+/// Lua's truth: anything but nil and false.
+fn truthy(value: &Value) -> bool {
+    !matches!(value, Value::Nil | Value::Boolean(false))
 }
 
 fn as_time(value: Value) -> Field<Timestamp> {
@@ -74,100 +98,123 @@ fn get(table: &Table, key: &str) -> Value {
     table.raw_get(key).unwrap_or(Value::Nil)
 }
 
-fn decode_user_agent(table: &Table) -> std::result::Result<UserAgent, Invalid> {
-    Ok(UserAgent {
-        software: as_string(get(table, "software"))?,
-        software_id: as_string(get(table, "software_id"))?,
-        software_version: as_string(get(table, "software_version"))?,
-        uri: as_string(get(table, "uri"))?,
-        device: as_string(get(table, "device"))?,
-    })
+/// A record's `user_agent`: each field repaired or left out (see [`lossy_text`]).
+fn decode_user_agent(value: Value) -> UserAgent {
+    let Value::Table(table) = value else { return UserAgent::default() };
+    let text = |key: &str| lossy_text(&get(&table, key));
+    UserAgent {
+        software: text("software"),
+        software_id: text("software_id"),
+        software_version: text("software_version"),
+        uri: text("uri"),
+        device: text("device"),
+    }
 }
 
-/// `data.oauth2_client` as mod_http_oauth2 stores it: name, id, version, uri.
-fn decode_oauth_client(client: &Table) -> std::result::Result<UserAgent, Invalid> {
-    Ok(UserAgent {
-        software: as_string(get(client, "name"))?,
-        software_id: as_string(get(client, "id"))?,
-        software_version: as_string(get(client, "version"))?,
-        uri: as_string(get(client, "uri"))?,
+/// `data.oauth2_client` as mod_http_oauth2 stores it: name, id, version, uri. mod_tokenauth
+/// stores whatever it is given: anything but a table says nothing, fields are repaired.
+fn decode_oauth_client(value: Value) -> UserAgent {
+    let Value::Table(client) = value else { return UserAgent::default() };
+    let text = |key: &str| lossy_text(&get(&client, key));
+    UserAgent {
+        software: text("name"),
+        software_id: text("id"),
+        software_version: text("version"),
+        uri: text("uri"),
         // Not an OAuth registration field: the web page's sessions name the browser here.
-        device: as_string(get(client, "device"))?,
-    })
+        device: text("device"),
+    }
 }
 
-/// One `clients` record; `key` is the store key, the id when the record carries none.
+/// One `clients` record; `key` is the store key, the id when the record carries none. Records
+/// come from this module, the community one, older versions and admins: a field of the wrong
+/// type is left out (a mechanism entry of the wrong shape too), the rest of the record kept.
+/// Only a record that is not a table, or whose key is not a string, names no client.
 pub fn decode_record(key: Value, value: Value) -> std::result::Result<ClientRecord, Invalid> {
-    let key = as_string(key)?.ok_or(Invalid)?;
+    let Value::String(key) = key else { return Err(Invalid) };
+    let key = String::from_utf8_lossy(&key.as_bytes()).into_owned();
     let table = as_table(value)?.ok_or(Invalid)?;
-    let id = as_string(get(&table, "id"))?.unwrap_or(key);
+    let id = match get(&table, "id") {
+        Value::String(id) => String::from_utf8_lossy(&id.as_bytes()).into_owned(),
+        _ => key,
+    };
     let mut mechanisms = Vec::new();
-    if let Some(map) = as_table(get(&table, "mechanisms"))? {
-        for pair in map.pairs::<Value, Value>() {
-            let (name, used) = pair.map_err(|_| Invalid)?;
-            let name = as_string(name)?.ok_or(Invalid)?;
-            let used = as_time(used)?.ok_or(Invalid)?;
-            mechanisms.push((name, used));
+    if let Value::Table(map) = get(&table, "mechanisms") {
+        for (name, used) in map.pairs::<Value, Value>().flatten() {
+            if let (Value::String(name), Some(used)) = (name, lenient_time(used)) {
+                mechanisms.push((String::from_utf8_lossy(&name.as_bytes()).into_owned(), used));
+            }
         }
     }
-    let user_agent = match as_table(get(&table, "user_agent"))? {
-        Some(ua) => decode_user_agent(&ua)?,
-        None => UserAgent::default(),
+    let text = |key: &str| match get(&table, key) {
+        Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        _ => None,
     };
     Ok(ClientRecord {
         id,
-        first_seen: as_time(get(&table, "first_seen"))?,
-        last_seen: as_time(get(&table, "last_seen"))?,
-        full_jid: as_string(get(&table, "full_jid"))?,
+        first_seen: lenient_time(get(&table, "first_seen")),
+        last_seen: lenient_time(get(&table, "last_seen")),
+        full_jid: text("full_jid"),
         mechanisms,
-        fast_auth: as_time(get(&table, "fast_auth"))?,
-        auth_token_id: as_string(get(&table, "auth_token_id"))?,
-        user_agent,
-        legacy: as_bool(get(&table, "legacy"))?.unwrap_or(false),
+        fast_auth: lenient_time(get(&table, "fast_auth")),
+        auth_token_id: text("auth_token_id"),
+        user_agent: decode_user_agent(get(&table, "user_agent")),
+        legacy: truthy(&get(&table, "legacy")),
     })
 }
 
 /// One `auth_tokens` grant, known by its store key as mod_tokenauth knows it; `roles` maps role
-/// names to priorities.
+/// names to priorities. Skipped only where mod_tokenauth itself never accepts the grant: no
+/// string key, not a table, `created` or `expires` or a token's `expires` not a number (its
+/// comparisons raise), `tokens` neither a table nor absent. Everything else is kept: its OAuth
+/// data, whatever it holds, only describes it (see [`grant_user_agent`]).
 pub fn decode_grant(key: Value, value: Value, roles: Option<&Table>) -> std::result::Result<Grant, Invalid> {
     let key = as_string(key)?.ok_or(Invalid)?;
     let table = as_table(value)?.ok_or(Invalid)?;
     let mut tokens = Vec::new();
-    let tokens_table = as_table(get(&table, "tokens"))?;
-    let tokens_missing = tokens_table.is_none();
-    if let Some(map) = tokens_table {
+    let tokens_value = get(&table, "tokens");
+    let tokens_missing = !truthy(&tokens_value);
+    if let Value::Table(map) = tokens_value {
         for pair in map.pairs::<Value, Value>() {
             let (_, token) = pair.map_err(|_| Invalid)?;
-            let token = as_table(token)?.ok_or(Invalid)?;
-            let role = as_string(get(&token, "role"))?;
-            let role_priority = match (role, roles) {
-                (Some(role), Some(roles)) => as_integer(roles.raw_get(role).unwrap_or(Value::Nil))?,
+            let token = match token {
+                Value::Table(token) => token,
+                // mod_tokenauth's checks index it and find nothing: a token without expiry.
+                Value::String(_) => {
+                    tokens.push(GrantToken::default());
+                    continue;
+                }
+                _ => return Err(Invalid),
+            };
+            // A role that is not a string selects no role: as if it had none of its own.
+            let role_priority = match (get(&token, "role"), roles) {
+                (Value::String(role), Some(roles)) => as_integer(roles.raw_get(role).unwrap_or(Value::Nil)).ok().flatten(),
                 _ => None,
             };
             tokens.push(GrantToken { expires: as_number(get(&token, "expires"))?, role_priority });
         }
+    } else if !tokens_missing {
+        return Err(Invalid);
     }
-    let user_agent = grant_user_agent(&table)?;
     Ok(Grant {
         id: key,
         created: as_number(get(&table, "created"))?,
-        accessed: as_number(get(&table, "accessed"))?,
+        // Only read (with arithmetic) when the grant has no live tokens: a wrong type is left out.
+        accessed: as_number(get(&table, "accessed")).ok().flatten(),
         expires: as_number(get(&table, "expires"))?,
         tokens,
         tokens_missing,
-        id_missing: as_string(get(&table, "id"))?.is_none(),
-        user_agent,
+        id_missing: !truthy(&get(&table, "id")),
+        user_agent: grant_user_agent(&table),
     })
 }
 
-/// The OAuth client a grant (or a login's token info) carries, if any.
-pub fn grant_user_agent(grant: &Table) -> std::result::Result<UserAgent, Invalid> {
-    if let Some(data) = as_table(get(grant, "data"))? {
-        if let Some(client) = as_table(get(&data, "oauth2_client"))? {
-            return decode_oauth_client(&client);
-        }
+/// The OAuth client a grant (or a login's token info) carries, as far as it says anything.
+pub fn grant_user_agent(grant: &Table) -> UserAgent {
+    match get(grant, "data") {
+        Value::Table(data) => decode_oauth_client(get(&data, "oauth2_client")),
+        _ => UserAgent::default(),
     }
-    Ok(UserAgent::default())
 }
 
 fn decode_fast_token(value: Value) -> std::result::Result<FastToken, Invalid> {
@@ -235,9 +282,9 @@ pub fn decode_moment(table: &Table) -> Result<Moment> {
 /// facts of a login the Lua module noted on the session. The client's own words (software,
 /// device, OAuth registration) are untrusted: a wrong type there is dropped, not an error.
 pub fn decode_login(table: &Table) -> Result<Login> {
-    let text = |key: &str| as_string(get(table, key)).unwrap_or(None);
+    let text = |key: &str| lossy_text(&get(table, key));
     let oauth_client = match get(table, "oauth_client") {
-        Value::Table(client) => decode_oauth_client(&client).ok(),
+        client @ Value::Table(_) => Some(decode_oauth_client(client)),
         _ => None,
     };
     Ok(Login {

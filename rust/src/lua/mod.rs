@@ -18,7 +18,7 @@ use crate::stats::SoftwareStats;
 use crate::adhoc::step_of;
 use crate::budget::{over_budget_text, RequestBudget};
 use crate::notices::Announcement;
-use crate::text::format_day;
+use crate::text::{format_day, stats_cell};
 
 use account::{account_facts, AccountHandle, SharedGates};
 use decode::{decode_moment, decode_policy, grant_user_agent};
@@ -64,7 +64,7 @@ impl UserData for Engine {
                 return Ok((None, None, None));
             }
             let moment = decode_moment(&moment)?;
-            let agent = grant_user_agent(&grant).unwrap_or_default().bounded();
+            let agent = grant_user_agent(&grant).cleaned();
             let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
             let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
             let announcement = Announcement { software: agent.software, device: agent.device, at };
@@ -119,8 +119,8 @@ impl UserData for StatsHandle {
             let list = lua.create_table_with_capacity(rows.len(), 0)?;
             for (index, row) in rows.iter().enumerate() {
                 let item = lua.create_table()?;
-                item.raw_set("software", row.software.as_deref())?;
-                item.raw_set("version", row.version.as_deref())?;
+                item.raw_set("software", row.software.as_deref().map(stats_cell))?;
+                item.raw_set("version", row.version.as_deref().map(stats_cell))?;
                 item.raw_set("accounts", row.accounts)?;
                 item.raw_set("clients", row.clients)?;
                 item.raw_set("last_seen", row.last_seen.and_then(format_day))?;

@@ -40,17 +40,17 @@ fn lua_with_core() -> Lua {
 }
 
 #[test]
-fn a_record_with_a_wrong_type_is_skipped_and_the_rest_listed() {
+fn a_record_with_a_wrong_type_keeps_the_rest_and_only_what_names_nothing_is_skipped() {
     let lua = lua_with_core();
-    let (count, skipped, ids): (i64, i64, String) = lua
+    let (count, skipped, ids, software): (i64, i64, String, String) = lua
         .load(
             r#"
             local good = { id = "good", mechanisms = { ["SCRAM-SHA-1"] = 150 }, last_seen = 150 }
             local records = { good = good, also = { mechanisms = { PLAIN = 120.5 } } }
             local bad_values = {
                 { last_seen = "yesterday" }, { mechanisms = "SCRAM" }, { mechanisms = { PLAIN = "now" } },
-                { user_agent = "Gajim" }, { user_agent = { software = 42 } }, { legacy = "yes" },
-                { full_jid = {} }, { id = 7 }, { first_seen = 0/0 }, "not a table",
+                { user_agent = "Gajim" }, { user_agent = { software = 42, device = "Pho\255ne", uri = {} } },
+                { legacy = "yes" }, { full_jid = {} }, { id = 7 }, { first_seen = 0/0 }, "not a table",
             }
             for i, bad in ipairs(bad_values) do
                 if type(bad) == "table" then bad.mechanisms = bad.mechanisms or { PLAIN = 150 } end
@@ -59,15 +59,72 @@ fn a_record_with_a_wrong_type_is_skipped_and_the_rest_listed() {
             records[5] = { mechanisms = { PLAIN = 150 } } -- a non-string key
             local account, skipped = account_of(records)
             local list = account:active_clients(moment)
-            local ids = {}
-            for _, entry in ipairs(list) do ids[#ids + 1] = entry.id end
-            return #list, skipped, table.concat(ids, ",")
+            local ids, software = {}, nil
+            for _, entry in ipairs(list) do
+                ids[#ids + 1] = entry.id
+                if entry.id == "client/bad5" then
+                    software = entry.user_agent.software .. "|" .. entry.user_agent.device .. "|" .. tostring(entry.user_agent.uri)
+                end
+            end
+            return #list, skipped, table.concat(ids, ","), software
             "#,
         )
         .eval()
         .unwrap();
-    assert_eq!((count, skipped), (2, 11));
-    assert_eq!(ids, "client/also,client/good");
+    // Without a mechanism of the right shape bad2 and bad3 have no access: not listed.
+    assert_eq!((count, skipped), (9, 2));
+    assert_eq!(ids, "client/also,client/bad1,client/bad4,client/bad5,client/bad6,client/bad7,client/bad8,client/bad9,client/good");
+    assert_eq!(software, "42|Pho\u{FFFD}ne|nil");
+}
+
+#[test]
+fn a_grant_mod_tokenauth_accepts_is_listed_whatever_its_oauth_data_holds() {
+    let lua = lua_with_core();
+    let (listed, skipped): (String, i64) = lua
+        .load(
+            r#"
+            local function grant(id, data, extra)
+                local g = { id = id, created = 1500, accessed = 1500, tokens = { ["sha256:x"] = { role = "prosody:registered" } }, data = data }
+                for k, v in pairs(extra or {}) do g[k] = v end
+                return g
+            end
+            local grants = {
+                utf8 = grant("utf8", { oauth2_client = { name = "Bad\255\254Name", version = "1" } }),
+                number = grant("number", { oauth2_client = { name = 42, version = 1.5, uri = true } }),
+                string = grant("string", { oauth2_client = "Evil App" }),
+                data = grant("data", "not a table"),
+                controls = grant("controls", { oauth2_client = { name = "A\27[2J\7\0\8pp" } }),
+                role = grant("role", nil, { tokens = { ["sha256:y"] = { role = 5 } } }),
+                numeric_id = grant(1234, nil),
+                text_token = grant("text_token", nil, { tokens = { ["sha256:z"] = "junk" } }),
+                accessed = grant("accessed", nil, { accessed = "soon" }),
+                -- mod_tokenauth itself raises on these (comparisons with a string, pairs() of a string):
+                bad_expires = grant("bad_expires", nil, { expires = "never" }),
+                bad_created = grant("bad_created", nil, { created = "today" }),
+                bad_tokens = grant("bad_tokens", nil, { tokens = "none" }),
+                bad_token_expiry = grant("bad_token_expiry", nil, { tokens = { ["sha256:w"] = { expires = "x" } } }),
+            }
+            local account = engine:new_account()
+            account:load("records", {}, nil, 2000)
+            local skipped = account:load("grants", grants, { ["prosody:registered"] = 20 }, 2000)
+            account:load("fast_tokens", {}, nil, 2000)
+            local out = {}
+            for _, entry in ipairs(account:active_clients(moment)) do
+                local ua = entry.user_agent or {}
+                out[#out + 1] = ("%s=%s/%s"):format(entry.id, tostring(ua.software), tostring(ua.software_version))
+            end
+            table.sort(out)
+            return table.concat(out, " "), skipped
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(skipped, 4);
+    assert_eq!(
+        listed,
+        "grant/accessed=nil/nil grant/controls=A[2Jpp/nil grant/data=nil/nil grant/number=42/1.5 grant/numeric_id=nil/nil \
+         grant/role=nil/nil grant/string=nil/nil grant/text_token=nil/nil grant/utf8=Bad\u{FFFD}\u{FFFD}Name/1"
+    );
 }
 
 #[test]
@@ -143,7 +200,7 @@ fn logins_come_back_as_outcomes_and_queued_writes() {
             local again = ("%s %s"):format(tostring(o2.is_new), o2.write)
             local batch = account:take_writes(REMOVE)
             local phone = batch.changes.phone
-            assert(phone.user_agent.software == "Chat" and phone.user_agent.device == nil, "a device of the wrong type is dropped")
+            assert(phone.user_agent.software == "Chat" and phone.user_agent.device == "42", "a device that is a number becomes text")
             assert(phone.mechanisms.PLAIN == 1000 and phone.first_seen == 1000 and phone.full_jid == "u@h/phone")
             local keys = {}
             for k in pairs(batch.changes) do keys[#keys + 1] = k end

@@ -252,11 +252,11 @@ describe("notices coalesce: one at once, then one summary per client_management_
     const most = 2 + Math.ceil(burstSeconds / INTERVAL);
     for (const [s, msgs] of final) {
       const bodies = msgs.map((m) => m.getChildText("body"));
-      assert.ok(/Burst App \d on Burst Phone/.test(bodies[0] ?? ""), `${s.jid}: the first notice names a client of the first batch: ${bodies[0]}`);
+      assert.ok(/Burst App \d” on “Burst Phone/.test(bodies[0] ?? ""), `${s.jid}: the first notice names a client of the first batch: ${bodies[0]}`);
       assert.ok(msgs.length >= 2 && msgs.length <= most, `${s.jid}: ${msgs.length} messages for ${N} new clients in ${burstSeconds} s (at most ${most} with an interval of ${INTERVAL} s):\n${bodies.slice(0, 4).join("\n")}`);
       assert.equal(counted(msgs), N - 1, `${s.jid}: the summaries count the ${N - 1} others:\n${bodies.join("\n")}`);
       const last = bodies.at(-1);
-      assert.ok(new RegExp(`Burst App ${Math.floor(lastId / 10)}\\d on Burst Phone`).test(last), `the last summary names a client of the last batch: ${last}`);
+      assert.ok(new RegExp(`The latest calls itself “Burst App ${Math.floor(lastId / 10)}\\d” on “Burst Phone”`).test(last), `the last summary names a client of the last batch: ${last}`);
       for (const [k, body] of bodies.slice(1).entries()) {
         assert.ok(/since \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/.test(body), `summary ${k} says since when: ${body}`);
         assert.ok(body.includes("Manage clients"), `summary ${k} says how to revoke: ${body}`);
