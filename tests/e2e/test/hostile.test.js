@@ -300,7 +300,8 @@ const EVIL_SOFTWARE = `Gajim\u201d.\n\nSECURITY NOTICE from ${HOST}: your accoun
 const EVIL_DEVICE = `Laptop\n${FORGED_ROW}`;
 
 describe("hostile data: one rule for text shown to people", () => {
-  const fx = useServer({ extraModules: ["adhoc"], options: { client_management_notify_new_clients: true } });
+  // Each notice on its own (no coalescing): what each client calls itself is checked.
+  const fx = useServer({ extraModules: ["adhoc"], options: { client_management_notify_new_clients: true, client_management_notice_interval: 0 } });
 
   e2eTest(fx, "the notice quotes what the client calls itself on one line; labels and the shell carry no control, bidi or line-break character and no forged row", async (ctx) => {
     const { server, account, login } = ctx;
@@ -369,7 +370,8 @@ describe("hostile data: one rule for text shown to people", () => {
 // ------------------------------------------------------------------ 5
 
 describe("hostile data: every request answered, whatever is stored", () => {
-  const fx = useServer({ extraModules: ["adhoc"], options: { client_management_notify_new_clients: true } });
+  // Each notice on its own (no coalescing): what each client calls itself is checked.
+  const fx = useServer({ extraModules: ["adhoc"], options: { client_management_notify_new_clients: true, client_management_notice_interval: 0 } });
 
   e2eTest(fx, "with every hostile shape stored at once, list, ad-hoc, notices, user clients, clients stats and prune all answer", async (ctx) => {
     const { server, account, login } = ctx;
