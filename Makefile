@@ -1,5 +1,5 @@
 # mod_client_management — see README.md.
-.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-e2e-all test-cam-captures test-dist bench bench-e2e bench-compare rock dist version clean
+.PHONY: all deps build plugin run test test-rust test-lua test-e2e test-e2e-all test-trunk trunk test-cam-captures test-dist bench bench-e2e bench-compare rock dist version clean
 
 all: plugin
 
@@ -17,8 +17,9 @@ run: deps plugin
 	@scripts/run-local.sh
 
 # The e2e suite runs on every storage backend (internal, SQLite, PostgreSQL, memory) and installs
-# the rock of `make dist` by name; test-dist builds the source rock outside the checkout.
-test: deps plugin test-rust test-lua dist test-e2e-all test-cam-captures test-dist
+# the rock of `make dist` by name, then once more against Prosody trunk (test-trunk); test-dist
+# builds the source rock outside the checkout.
+test: deps plugin test-rust test-lua dist test-e2e-all test-trunk test-cam-captures test-dist
 
 test-rust:
 	cargo test
@@ -34,6 +35,16 @@ test-e2e: plugin dist
 # Every backend in turn (E2E_STORAGES to choose), with a summary.
 test-e2e-all: plugin dist
 	E2E_REQUIRE_DIST=1 tests/e2e/run-all.sh
+
+# The e2e suite against Prosody trunk, built (once per tarball, into build/trunk/) from
+# ../shared/prosody-trunk/*.tar.gz or TRUNK_TARBALL=/path/to/snapshot.tar.gz, on internal storage
+# (E2E_STORAGES to choose), with only mod_sasl2* of prosody-modules beside it.
+test-trunk: deps plugin dist
+	E2E_REQUIRE_DIST=1 E2E_PROSODY=trunk tests/e2e/run-all.sh
+
+# Just build that trunk (prints its directory: env, BUILD-INFO, prefix/).
+trunk: deps
+	@scripts/build-trunk.sh
 
 # make dist's artifacts used as a packager would, outside the checkout (two cargo builds).
 test-dist: dist

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and `make run` need on Debian bookworm, skipping what is there:
-# Prosody 13 and prosody-modules (bookworm-backports), Lua 5.4, luarocks, busted, and for the
-# storage backends of the end-to-end suite LuaDBI (SQLite3, PostgreSQL) and a PostgreSQL server, and
-# Chromium for the web page's browser tests (tests/e2e/test/web.test.js drives it with playwright-core).
+# Prosody 13 and prosody-modules (bookworm-backports), Lua 5.4, luarocks, busted, for the
+# storage backends of the end-to-end suite LuaDBI (SQLite3, PostgreSQL) and a PostgreSQL server,
+# Chromium for the web page's browser tests (tests/e2e/test/web.test.js drives it with
+# playwright-core), and what scripts/build-trunk.sh needs to build Prosody trunk for
+# `make test-trunk` (a C compiler, make, the headers of libidn2, OpenSSL and ICU, Prosody's Lua
+# libraries).
 #
 # It never stops, restarts or reconfigures a Prosody (or PostgreSQL) it did not install: while it
 # installs packages, a temporary /usr/sbin/policy-rc.d (only when there is none) keeps the packages'
@@ -13,7 +16,8 @@ set -euo pipefail
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 
 need_apt=()
-for pkg in lua5.4 liblua5.4-dev luarocks lua-busted pkg-config binutils lua-dbi-sqlite3 lua-dbi-postgresql chromium openssl; do
+for pkg in lua5.4 liblua5.4-dev luarocks lua-busted pkg-config binutils lua-dbi-sqlite3 lua-dbi-postgresql \
+	chromium openssl gcc make libidn2-dev libssl-dev libicu-dev lua-expat lua-socket lua-filesystem lua-sec lua-unbound; do
 	installed "$pkg" || need_apt+=("$pkg")
 done
 # Any PostgreSQL server (initdb) will do: tests/e2e/with-postgres.sh runs a throwaway cluster.
