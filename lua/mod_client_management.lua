@@ -672,7 +672,7 @@ for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
 end
 
 -- Spends one of the stream's list and ad-hoc requests; returns nothing when the core's budget
--- allows it, else the seconds to wait and the text to answer with.
+-- allows it, else the text to answer with.
 local function over_budget(origin)
 	local budget = origin.client_management_budget;
 	if not budget then
@@ -688,9 +688,9 @@ local function handle_list(event)
 		origin.send(st.error_reply(stanza, "auth", "forbidden"));
 		return true;
 	end
-	local wait, why = over_budget(origin);
-	if wait then
-		origin.send(st.error_reply(stanza, "wait", "resource-constraint", why));
+	local refusal = over_budget(origin);
+	if refusal then
+		origin.send(st.error_reply(stanza, "wait", "resource-constraint", refusal));
 		return true;
 	end
 	local username = origin.username;
@@ -798,9 +798,9 @@ local function command_step(data, permission)
 		return step, { status = "error", error = { type = "modify", condition = "bad-request", text = malformed,
 			extra = step == "bad-action" and { namespace = xmlns_commands, condition = "bad-action" } or nil } };
 	end
-	local wait, why = over_budget(data.origin);
-	if wait then
-		return step, { status = "error", error = { type = "wait", condition = "resource-constraint", text = why } };
+	local refusal = over_budget(data.origin);
+	if refusal then
+		return step, { status = "error", error = { type = "wait", condition = "resource-constraint", text = refusal } };
 	end
 	return step, nil, username;
 end
@@ -1084,12 +1084,6 @@ if module:get_option_boolean("client_management_web", false) then
 		return w:redirect(nil, w:session_cookie(token));
 	end
 
-	local function revoke_now(username, selector)
-		local ok, err, later = revoke(username, selector, nil);
-		for _, session in ipairs(later) do close_stream(session); end
-		return ok, err;
-	end
-
 	-- Sign out every other client, sparing the requester's grant; returns the plan and whether
 	-- every step worked, or nil when storage failed.
 	local function sign_out_others_of(w, username, grant_id)
@@ -1151,7 +1145,7 @@ if module:get_option_boolean("client_management_web", false) then
 			["POST /revoke"] = logged_in_post(function (w, session, form)
 				if not module:may(":manage-clients", user_jid(session.username)) then return w:redirect("failed"); end
 				local id = type(form.id) == "string" and form.id or "";
-				local ok, err = revoke_now(session.username, id);
+				local ok, err = revoke_client_access(session.username, id);
 				return w:redirect(w:notice_after_revoke(not ok and err or nil));
 			end);
 			["GET /sign-out-others"] = logged_in_page("change", function (w, session, account)
@@ -1178,7 +1172,7 @@ if module:get_option_boolean("client_management_web", false) then
 			["POST /api/revoke"] = api(":manage-clients", function (w, caller, request)
 				local data, problem = api_body(w, request);
 				if not data then return problem; end
-				local ok, err = revoke_now(caller.username, data.id);
+				local ok, err = revoke_client_access(caller.username, data.id);
 				if not ok then return w:api_revocation_error(err); end
 				return w:api_revoked(data.id);
 			end);

@@ -260,11 +260,6 @@ impl Account {
         self.index.get(id).map(|&i| &self.facts.records[i])
     }
 
-    /// The clock of the last moment seen.
-    pub fn facts_now(&self) -> f64 {
-        self.facts.now
-    }
-
     pub fn is_deleted(&self) -> bool {
         self.deleted
     }
@@ -463,9 +458,7 @@ impl Account {
         let fresh = self.fresh_id();
         self.facts.records[position].id = fresh.clone();
         self.index.insert(fresh.clone(), position);
-        self.writes.serial += 1;
-        self.writes.changed.remove(id);
-        self.writes.removed.insert(id.to_owned(), self.writes.serial);
+        self.mark_removed(id);
         self.mark_changed(&fresh);
     }
 
@@ -613,13 +606,17 @@ impl Account {
         self.facts.records.retain(|r| !ids.contains(&r.id));
         self.index = self.facts.records.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         for id in ids {
-            self.writes.serial += 1;
-            self.writes.changed.remove(id);
-            self.writes.removed.insert(id.clone(), self.writes.serial);
+            self.mark_removed(id);
         }
     }
 
     // ------------------------------------------------------------------ storing
+
+    fn mark_removed(&mut self, id: &str) {
+        self.writes.serial += 1;
+        self.writes.changed.remove(id);
+        self.writes.removed.insert(id.to_owned(), self.writes.serial);
+    }
 
     fn mark_changed(&mut self, id: &str) {
         self.writes.serial += 1;

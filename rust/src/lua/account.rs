@@ -127,14 +127,16 @@ impl UserData for AccountHandle {
         methods.add_method_mut("record_login", |lua, this, (login, moment): (Table, Table)| {
             let login = decode_login(&login)?;
             let at = login.at;
-            match this.account.record_login(login, decode_moment(&moment)?) {
+            let moment = decode_moment(&moment)?;
+            let now = moment.now;
+            match this.account.record_login(login, moment) {
                 Ok(outcome) => {
                     let (mut notify, mut notice, mut check_in) = (Vec::new(), None, None);
                     if let Some(record) = this.account.record(&outcome.client_id).filter(|_| outcome.announce) {
                         let announcement = Announcement { software: record.user_agent.software.clone(), device: record.user_agent.device.clone(), at };
                         let recipients = this.account.notice_recipients(&outcome.client_id);
                         let interval = this.account.policy().notice_interval;
-                        let offer = this.gates.borrow_mut().offer(&this.username, announcement, !recipients.is_empty(), this.account.facts_now(), interval);
+                        let offer = this.gates.borrow_mut().offer(&this.username, announcement, !recipients.is_empty(), now, interval);
                         if offer.notice.is_some() {
                             notify = recipients;
                         }

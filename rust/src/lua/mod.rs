@@ -91,11 +91,10 @@ struct BudgetHandle(RequestBudget);
 
 impl UserData for BudgetHandle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `budget:spend(now)` → nothing when allowed, else the seconds to wait and the text to
-        // answer with.
+        // `budget:spend(now)` → nothing when allowed, else the text to answer with.
         methods.add_method_mut("spend", |_, this, now: f64| match this.0.spend(now) {
-            Ok(()) => Ok((None, None)),
-            Err(wait) => Ok((Some(wait.ceil().max(1.0)), Some(over_budget_text(wait)))),
+            Ok(()) => Ok(None),
+            Err(wait) => Ok(Some(over_budget_text(wait))),
         });
     }
 }
