@@ -29,6 +29,17 @@ pub fn is_password_mechanism(name: &str) -> bool {
     name != "OAUTHBEARER" && !name.starts_with("HT-")
 }
 
+/// Password access: the latest use of a password mechanism at or after the last password
+/// change (all of them when the password never changed).
+pub fn password_access(record: &ClientRecord, password_updated: Option<Timestamp>) -> Option<Timestamp> {
+    record
+        .mechanisms
+        .iter()
+        .filter(|(name, used)| is_password_mechanism(name) && password_updated.is_none_or(|changed| *used >= changed))
+        .map(|(_, used)| *used)
+        .max()
+}
+
 /// `os.time()` at `now`: mod_tokenauth judges grants against whole seconds.
 pub fn os_time(now: f64) -> f64 {
     now.floor()
@@ -123,17 +134,8 @@ impl<'a> AccessContext<'a> {
     }
 
     pub fn access_of(&self, record: &ClientRecord) -> AccessPaths {
-        let password_updated = self.facts.password_updated;
-        let password = record
-            .mechanisms
-            .iter()
-            .filter(|(name, used)| {
-                is_password_mechanism(name) && password_updated.is_none_or(|changed| *used >= changed)
-            })
-            .map(|(_, used)| *used)
-            .max();
         AccessPaths {
-            password,
+            password: password_access(record, self.facts.password_updated),
             fast: self.holds_valid_fast_token(&record.id),
             grant: record.auth_token_id.as_deref().and_then(|id| self.grant_index(id)),
             connected: self.is_connected(record),
