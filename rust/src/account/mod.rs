@@ -23,7 +23,7 @@ use crate::model::{AccountFacts, ClientRecord, Seconds, SessionFact, Timestamp};
 pub use limits::{PruneOutcome, ONE_SHOT_SECONDS};
 pub use login::{Login, LoginOutcome, WriteTiming};
 pub use reading::{CacheEvent, Part, Purpose};
-pub use writes::{WriteBatch, MAX_RETRY_DELAY};
+pub use writes::{backoff, WriteBatch, MAX_RETRY_DELAY};
 use writes::PendingWrites;
 
 /// What the admin chose (module options), fixed for the life of the module.
@@ -72,6 +72,9 @@ impl Default for Policy {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Moment {
     pub sessions: Vec<SessionFact>,
+    /// Each stream's key (Prosody's `session.id`), in the order of `sessions`; the driver finds
+    /// the streams of logins not recorded yet by it.
+    pub stream_keys: Vec<Option<String>>,
     pub password_updated: Option<Timestamp>,
     pub account_role_priority: Option<i64>,
     pub now: f64,

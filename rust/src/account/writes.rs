@@ -71,8 +71,14 @@ impl Account {
 
     /// How long queued changes wait: the write delay, doubled after each failure in a row.
     pub fn retry_delay(&self) -> f64 {
-        let base = self.policy.write_delay.max(1.0);
-        let doublings = self.writes.failures.saturating_sub(1).min(16);
-        (base * 2f64.powi(doublings as i32)).min(MAX_RETRY_DELAY.max(base))
+        backoff(self.policy.write_delay, self.writes.failures)
     }
+}
+
+/// How long to wait after `failures` failures in a row: `base` (at least a second), doubled
+/// after each failure but the first, at most [`MAX_RETRY_DELAY`] (or `base` when longer).
+pub fn backoff(base: f64, failures: u32) -> f64 {
+    let base = base.max(1.0);
+    let doublings = failures.saturating_sub(1).min(16);
+    (base * 2f64.powi(doublings as i32)).min(MAX_RETRY_DELAY.max(base))
 }

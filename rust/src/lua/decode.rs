@@ -258,7 +258,7 @@ fn field<T>(table: &Table, key: &str, convert: fn(Value) -> Field<T>) -> Result<
 /// `{ sessions = { { full_jid, client_id, grant_id }, … }, password_updated,
 /// account_role_priority, now }`. A session's index is its position in `sessions`.
 pub fn decode_moment(table: &Table) -> Result<Moment> {
-    let mut sessions = Vec::new();
+    let (mut sessions, mut stream_keys) = (Vec::new(), Vec::new());
     if let Some(list) = field(table, "sessions", as_table)? {
         for (position, value) in list.sequence_values::<Value>().enumerate() {
             let session = as_table(value?).ok().flatten().ok_or_else(|| bad("sessions"))?;
@@ -268,10 +268,12 @@ pub fn decode_moment(table: &Table) -> Result<Moment> {
                 client_id: field(&session, "client_id", as_string)?,
                 grant_id: field(&session, "grant_id", as_string)?,
             });
+            stream_keys.push(field(&session, "key", as_string)?);
         }
     }
     Ok(Moment {
         sessions,
+        stream_keys,
         password_updated: field(table, "password_updated", as_time)?,
         account_role_priority: field(table, "account_role_priority", as_integer)?,
         now: field(table, "now", as_number)?.ok_or_else(|| bad("now"))?,
