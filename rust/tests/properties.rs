@@ -211,6 +211,7 @@ fn accounts_keep_their_limits_and_never_drop_credentials() {
             password_updated: facts.password_updated,
             account_role_priority: facts.account_role_priority,
             now: facts.now,
+            ..Default::default()
         };
         let mut account = Account::new(policy);
         account.load_records(std::mem::take(&mut facts.records));

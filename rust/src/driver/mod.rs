@@ -50,7 +50,7 @@ pub enum ReadResult {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// SASL succeeded, or a stream bound a resource after it: record the login of `stream`.
-    Login { stream: StreamKey, login: Login },
+    Login { stream: StreamKey, login: Box<Login> },
     /// Storage answered the reads asked for.
     Read(Vec<ReadResult>),
     /// Storage answered the write `serial`: stored, or failed with an error.
@@ -82,7 +82,7 @@ pub enum Action {
     /// Send [`Event::NoticesDue`] after this many seconds.
     NoticeTimer { after: f64 },
     /// A client got its first record (the `client_management/new-client` event).
-    NewClient(ClientRecord),
+    NewClient(Box<ClientRecord>),
     /// Tell these streams (indices of the moment) this text.
     Notify { streams: Vec<usize>, text: String },
     /// Something the admin should know (a read or write failed, stored items were malformed).
@@ -280,7 +280,7 @@ impl Driver {
         // The login's consequences (its new-client event, its notice) come after its write.
         let mut after = Vec::new();
         let urgent = match event {
-            Event::Login { stream, login } => self.record(username, stream, login, &moment, &mut after),
+            Event::Login { stream, login } => self.record(username, stream, *login, &moment, &mut after),
             Event::NoticesDue => {
                 self.flush_notices(username, moment.clone(), &mut after);
                 false
@@ -347,10 +347,10 @@ impl Driver {
                 if outcome.announce {
                     let streams = slot.account.notice_recipients(&outcome.client_id);
                     let announcement = Announcement { software: record.user_agent.software.clone(), device: record.user_agent.device.clone(), at };
-                    after.push(Action::NewClient(record));
+                    after.push(Action::NewClient(Box::new(record)));
                     self.offer(username, announcement, streams, moment.now, after);
                 } else {
-                    after.push(Action::NewClient(record));
+                    after.push(Action::NewClient(Box::new(record)));
                 }
             }
         }

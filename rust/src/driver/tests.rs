@@ -36,7 +36,7 @@ fn moment() -> Moment {
 fn login(id: &str) -> Event {
     Event::Login {
         stream: format!("s-{id}"),
-        login: Login { client_id: Some(id.into()), full_jid: Some(format!("u@h/{id}")), mechanism: Some("PLAIN".into()), at: T, ..Login::default() },
+        login: Box::new(Login { client_id: Some(id.into()), full_jid: Some(format!("u@h/{id}")), mechanism: Some("PLAIN".into()), at: T, ..Login::default() }),
     }
 }
 
@@ -98,7 +98,7 @@ fn a_new_login_reads_the_records_once_stores_at_once_then_announces() {
     assert_eq!(driver.handle("u", written(serial), moment()), []);
     assert!(driver.pending().is_empty());
     // In memory now: the next login reads nothing and waits to be stored.
-    let again = Event::Login { stream: "s-2".into(), login: Login { at: T + 5, ..login_of("phone") } };
+    let again = Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) };
     assert_eq!(driver.handle("u", again, moment()), [Action::Timer { after: 10.0 }]);
     assert_eq!(driver.handle("u", login("laptop"), moment()), [], "one timer per account");
     assert_eq!(driver.pending(), ["u"]);
@@ -111,7 +111,7 @@ fn a_new_login_reads_the_records_once_stores_at_once_then_announces() {
 
 fn login_of(id: &str) -> Login {
     match login(id) {
-        Event::Login { login, .. } => login,
+        Event::Login { login, .. } => *login,
         _ => unreachable!(),
     }
 }
@@ -132,7 +132,7 @@ fn failed_writes_stay_queued_and_back_off_until_stored() {
     let actions = driver.handle("u", Event::Tick, moment());
     let (serial, ..) = write_of(&actions).unwrap();
     // A login while the write is out is not lost when it succeeds.
-    let relogin = Event::Login { stream: "s-x".into(), login: Login { at: T + 50, ..login_of("phone") } };
+    let relogin = Event::Login { stream: "s-x".into(), login: Box::new(Login { at: T + 50, ..login_of("phone") }) };
     assert_eq!(driver.handle("u", relogin, moment()), [], "a write is out: no second one, no timer yet");
     assert_eq!(timers(&driver.handle("u", written(serial), moment())), [10.0], "the change since, at the normal delay");
     let (serial, ..) = write_of(&driver.handle("u", Event::Tick, moment())).unwrap();
@@ -181,7 +181,7 @@ fn nothing_is_written_for_a_deleted_account() {
     let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
     driver.handle("u", written(serial), moment());
     // A change waits for its timer; the account is deleted before it comes.
-    driver.handle("u", Event::Login { stream: "s-2".into(), login: Login { at: T + 5, ..login_of("phone") } }, moment());
+    driver.handle("u", Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) }, moment());
     assert_eq!(driver.pending(), ["u"]);
     assert_eq!(driver.handle("u", Event::AccountDeleted, moment()), []);
     assert_eq!(driver.handle("u", Event::Tick, moment()), [], "the timer finds nothing to store");
@@ -202,7 +202,7 @@ fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
     driver.handle("u", login("phone"), moment());
     let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
     driver.handle("u", written(serial), moment());
-    driver.handle("u", Event::Login { stream: "s-2".into(), login: Login { at: T + 5, ..login_of("phone") } }, moment());
+    driver.handle("u", Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) }, moment());
     let actions = driver.handle("u", Event::Unload, moment());
     let Some(Action::Write { changed, .. }) = actions.first() else { panic!("{actions:?}") };
     assert_eq!(changed[0].last_seen, Some(T + 5));
@@ -210,7 +210,7 @@ fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
     let stored = changed.clone();
 
     let mut reloaded = Driver::new(policy(), 10);
-    let relogin = Event::Login { stream: "s-3".into(), login: Login { at: T + 9, ..login_of("phone") } };
+    let relogin = Event::Login { stream: "s-3".into(), login: Box::new(Login { at: T + 9, ..login_of("phone") }) };
     assert_eq!(reloaded.handle("u", relogin, moment()), [Action::Read(vec![Part::Records])]);
     assert_eq!(timers(&reloaded.handle("u", records(stored), moment())), [10.0], "known client: stored later");
     assert_eq!(reloaded.account("u").record("phone").unwrap().last_seen, Some(T + 9));
