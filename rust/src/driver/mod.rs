@@ -65,8 +65,9 @@ pub enum Event {
     GrantCreated(Announcement),
     /// The account was deleted: nothing of it stays, nothing is written again.
     AccountDeleted,
-    /// The module unloads or the server stops: store what can be stored now.
-    Unload,
+    /// Store what can be stored now: the module unloads, the server stops, or a host-wide
+    /// prune changed records.
+    StoreNow,
 }
 
 /// What to do, in order.
@@ -81,8 +82,9 @@ pub enum Action {
     Timer { after: f64 },
     /// Send [`Event::NoticesDue`] after this many seconds.
     NoticeTimer { after: f64 },
-    /// A client got its first record (the `client_management/new-client` event).
-    NewClient(Box<ClientRecord>),
+    /// A client got its first record through the login of `stream` (the
+    /// `client_management/new-client` event).
+    NewClient { record: Box<ClientRecord>, stream: StreamKey },
     /// Tell these streams (indices of the moment) this text.
     Notify { streams: Vec<usize>, text: String },
     /// Something the admin should know (a read or write failed, stored items were malformed).
@@ -171,6 +173,26 @@ impl Driver {
         self.slots.get_mut(username).map(|slot| &mut slot.account)
     }
 
+    /// Takes in an account read outside the driver (a host-wide walk) that now has work left,
+    /// unless the driver holds one of that name already.
+    pub fn adopt(&mut self, username: &str, account: Account) {
+        if !self.slots.contains_key(username) {
+            self.slot(username).account = account;
+        }
+    }
+
+    /// The notice gates of every account.
+    pub fn gates(&mut self) -> &mut NoticeGates {
+        &mut self.gates
+    }
+
+    /// [`Driver::account`] and the notice gates, together.
+    pub fn account_and_gates(&mut self, username: &str) -> (&mut Account, &mut NoticeGates) {
+        self.slot(username);
+        let slot = self.slots.get_mut(username).expect("made above");
+        (&mut slot.account, &mut self.gates)
+    }
+
     /// Accounts in memory.
     pub fn in_memory(&self) -> usize {
         self.slots.len()
@@ -235,8 +257,8 @@ impl Driver {
             Event::Read(results) => self.loaded(username, results, moment, &mut actions),
             Event::Written { serial, result } => self.written(username, serial, result, &mut actions),
             // A timer of an account no longer in memory (deleted) has nothing left to do.
-            Event::Tick | Event::Unload if !self.slots.contains_key(username) => {}
-            Event::Login { .. } | Event::Tick | Event::NoticesDue | Event::Unload => {
+            Event::Tick | Event::StoreNow if !self.slots.contains_key(username) => {}
+            Event::Login { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
                 let slot = self.slot(username);
                 match &event {
                     Event::Tick => slot.timer = false,
@@ -285,7 +307,7 @@ impl Driver {
                 self.flush_notices(username, moment.clone(), &mut after);
                 false
             }
-            Event::Tick | Event::Unload => true,
+            Event::Tick | Event::StoreNow => true,
             _ => false,
         };
         let recorded_late = self.record_unrecorded(username, &moment, &mut after);
@@ -344,13 +366,11 @@ impl Driver {
         };
         if outcome.is_new {
             if let Some(record) = slot.account.record(&outcome.client_id).cloned() {
+                let announcement = Announcement { software: record.user_agent.software.clone(), device: record.user_agent.device.clone(), at };
+                after.push(Action::NewClient { record: Box::new(record), stream });
                 if outcome.announce {
                     let streams = slot.account.notice_recipients(&outcome.client_id);
-                    let announcement = Announcement { software: record.user_agent.software.clone(), device: record.user_agent.device.clone(), at };
-                    after.push(Action::NewClient(Box::new(record)));
                     self.offer(username, announcement, streams, moment.now, after);
-                } else {
-                    after.push(Action::NewClient(Box::new(record)));
                 }
             }
         }

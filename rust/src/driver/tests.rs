@@ -76,7 +76,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::Write { .. } => "write",
             Action::Timer { .. } => "timer",
             Action::NoticeTimer { .. } => "notice-timer",
-            Action::NewClient(_) => "new-client",
+            Action::NewClient { .. } => "new-client",
             Action::Notify { .. } => "notify",
             Action::Log { .. } => "log",
         })
@@ -185,7 +185,7 @@ fn nothing_is_written_for_a_deleted_account() {
     assert_eq!(driver.pending(), ["u"]);
     assert_eq!(driver.handle("u", Event::AccountDeleted, moment()), []);
     assert_eq!(driver.handle("u", Event::Tick, moment()), [], "the timer finds nothing to store");
-    assert_eq!(driver.handle("u", Event::Unload, moment()), []);
+    assert_eq!(driver.handle("u", Event::StoreNow, moment()), []);
     assert!(driver.pending().is_empty());
     assert_eq!(driver.in_memory(), 0);
     // Deleted while a write was out: its answer changes nothing.
@@ -203,10 +203,10 @@ fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
     let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
     driver.handle("u", written(serial), moment());
     driver.handle("u", Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) }, moment());
-    let actions = driver.handle("u", Event::Unload, moment());
+    let actions = driver.handle("u", Event::StoreNow, moment());
     let Some(Action::Write { changed, .. }) = actions.first() else { panic!("{actions:?}") };
     assert_eq!(changed[0].last_seen, Some(T + 5));
-    assert_eq!(driver.handle("nobody", Event::Unload, moment()), [], "accounts not in memory are left alone");
+    assert_eq!(driver.handle("nobody", Event::StoreNow, moment()), [], "accounts not in memory are left alone");
     let stored = changed.clone();
 
     let mut reloaded = Driver::new(policy(), 10);
