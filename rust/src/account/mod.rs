@@ -49,6 +49,8 @@ pub struct Policy {
     pub notice_interval: f64,
     /// List and ad-hoc requests a stream may make per minute (0: no limit).
     pub requests_per_minute: u32,
+    /// Accounts without work left kept in memory (the driver's LRU).
+    pub cache_size: usize,
 }
 
 impl Default for Policy {
@@ -64,6 +66,7 @@ impl Default for Policy {
             notify_new_clients: false,
             notice_interval: 600.0,
             requests_per_minute: 30,
+            cache_size: 256,
         }
     }
 }

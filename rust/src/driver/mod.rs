@@ -153,10 +153,8 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// `cache_size`: how many accounts without work left stay in memory
-    /// (`client_management_cache_size`).
-    pub fn new(policy: Policy, cache_size: usize) -> Self {
-        Driver { policy, cache_size: cache_size.max(1), slots: HashMap::new(), clock: 0, gates: NoticeGates::default() }
+    pub fn new(policy: Policy) -> Self {
+        Driver { policy, cache_size: policy.cache_size.max(1), slots: HashMap::new(), clock: 0, gates: NoticeGates::default() }
     }
 
     pub fn policy(&self) -> &Policy {

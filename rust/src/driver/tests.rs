@@ -89,7 +89,7 @@ fn record(id: &str) -> ClientRecord {
 
 #[test]
 fn a_new_login_reads_the_records_once_stores_at_once_then_announces() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     assert_eq!(driver.handle("u", login("phone"), moment()), [Action::Read(vec![Part::Records])]);
     let actions = driver.handle("u", records(vec![record("laptop")]), moment());
     assert_eq!(kinds(&actions), ["write", "new-client"], "stored before the login completes, then the event");
@@ -118,7 +118,7 @@ fn login_of(id: &str) -> Login {
 
 #[test]
 fn failed_writes_stay_queued_and_back_off_until_stored() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     driver.handle("u", login("phone"), moment());
     let actions = driver.handle("u", records(Vec::new()), moment());
     let (serial, ..) = write_of(&actions).unwrap();
@@ -142,7 +142,7 @@ fn failed_writes_stay_queued_and_back_off_until_stored() {
 
 #[test]
 fn a_login_seen_while_the_records_cannot_be_read_is_recorded_once_they_can() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     let streams = [("s-phone", None)];
     driver.handle("u", login("phone"), moment_with(NOW, &streams));
     let actions = driver.handle("u", records_failed(), moment());
@@ -164,7 +164,7 @@ fn a_login_seen_while_the_records_cannot_be_read_is_recorded_once_they_can() {
 
 #[test]
 fn a_queued_login_of_a_stream_that_is_gone_is_dropped() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     driver.handle("u", login("phone"), moment_with(NOW, &[("s-phone", None)]));
     driver.handle("u", records_failed(), moment());
     driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &[]));
@@ -175,7 +175,7 @@ fn a_queued_login_of_a_stream_that_is_gone_is_dropped() {
 
 #[test]
 fn nothing_is_written_for_a_deleted_account() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     driver.handle("u", records(Vec::new()), moment()); // nothing waited for it: not in memory
     driver.handle("u", login("phone"), moment());
     let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
@@ -198,7 +198,7 @@ fn nothing_is_written_for_a_deleted_account() {
 
 #[test]
 fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     driver.handle("u", login("phone"), moment());
     let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
     driver.handle("u", written(serial), moment());
@@ -209,7 +209,7 @@ fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
     assert_eq!(driver.handle("nobody", Event::StoreNow, moment()), [], "accounts not in memory are left alone");
     let stored = changed.clone();
 
-    let mut reloaded = Driver::new(policy(), 10);
+    let mut reloaded = Driver::new(policy());
     let relogin = Event::Login { stream: "s-3".into(), login: Box::new(Login { at: T + 9, ..login_of("phone") }) };
     assert_eq!(reloaded.handle("u", relogin, moment()), [Action::Read(vec![Part::Records])]);
     assert_eq!(timers(&reloaded.handle("u", records(stored), moment())), [10.0], "known client: stored later");
@@ -218,7 +218,7 @@ fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
 
 #[test]
 fn accounts_without_work_left_are_dropped_least_recently_used_first() {
-    let mut driver = Driver::new(policy(), 2);
+    let mut driver = Driver::new(Policy { cache_size: 2, ..policy() });
     for name in ["a", "b"] {
         driver.handle(name, login("x"), moment());
         let (serial, ..) = write_of(&driver.handle(name, records(Vec::new()), moment())).unwrap();
@@ -237,7 +237,7 @@ fn accounts_without_work_left_are_dropped_least_recently_used_first() {
 
 #[test]
 fn a_full_account_reads_the_credentials_in_a_second_round_and_goes_on_without_them() {
-    let mut driver = Driver::new(Policy { max_clients: 1, ..policy() }, 10);
+    let mut driver = Driver::new(Policy { max_clients: 1, ..policy() });
     driver.handle("u", login("new"), moment());
     let actions = driver.handle("u", records(vec![record("old")]), moment());
     assert_eq!(actions, [Action::Read(vec![Part::Grants, Part::FastTokens])]);
@@ -254,7 +254,7 @@ fn a_full_account_reads_the_credentials_in_a_second_round_and_goes_on_without_th
 
 #[test]
 fn a_new_client_is_announced_to_the_other_streams_then_summarised() {
-    let mut driver = Driver::new(Policy { notify_new_clients: true, notice_interval: 600.0, ..policy() }, 10);
+    let mut driver = Driver::new(Policy { notify_new_clients: true, notice_interval: 600.0, ..policy() });
     let streams = [("s-other", Some("u@h/other")), ("s-phone", Some("u@h/phone"))];
     driver.handle("u", login("phone"), moment_with(NOW, &streams));
     let actions = driver.handle("u", records(Vec::new()), moment());
@@ -279,7 +279,7 @@ fn a_new_client_is_announced_to_the_other_streams_then_summarised() {
 
 #[test]
 fn credentials_events_make_cached_credentials_stale() {
-    let mut driver = Driver::new(policy(), 10);
+    let mut driver = Driver::new(policy());
     driver.handle("u", Event::Credentials(CacheEvent::GrantsChanged), moment());
     assert_eq!(driver.in_memory(), 0, "an account not in memory is not made so");
     driver.handle("u", login("phone"), moment());

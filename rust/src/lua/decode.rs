@@ -303,7 +303,7 @@ pub fn decode_login(table: &Table) -> Result<Login> {
 
 /// Module options, read once: `{ max_clients, retention, store_full_jids, store_device_names,
 /// tokenless_grant_ttl, grant_cache_ttl, write_delay, notify_new_clients, notice_interval,
-/// requests_per_minute }`. A period that is
+/// requests_per_minute, cache_size }`; what is left out takes its default (`Policy::default`). A period that is
 /// infinite (Prosody's "never") means no limit.
 pub fn decode_policy(table: &Table) -> Result<Policy> {
     let defaults = Policy::default();
@@ -324,5 +324,6 @@ pub fn decode_policy(table: &Table) -> Result<Policy> {
         notice_interval: seconds("notice_interval", defaults.notice_interval)?,
         requests_per_minute: field(table, "requests_per_minute", as_integer)?
             .map_or(defaults.requests_per_minute, |n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        cache_size: field(table, "cache_size", as_integer)?.map_or(defaults.cache_size, |n| n.max(1) as usize),
     })
 }

@@ -122,7 +122,7 @@ impl UserData for StatsHandle {
 }
 
 /// The module table: `version`, `new_engine(options)` (options: see decode::decode_policy, plus
-/// `cache_size` and `store_remove`, the `clients` store's deletion marker), `client_id_problem(id)`,
+/// `store_remove`, the `clients` store's deletion marker), `client_id_problem(id)`,
 /// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`,
 /// `new_web(options)`.
 pub fn open(lua: &Lua) -> Result<Table> {
@@ -132,8 +132,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         "new_engine",
         lua.create_function(|_, options: Table| {
             let policy = decode_policy(&options)?;
-            let cache_size: Option<usize> = options.raw_get("cache_size")?;
-            let driver = Rc::new(RefCell::new(Driver::new(policy, cache_size.unwrap_or(256))));
+            let driver = Rc::new(RefCell::new(Driver::new(policy)));
             Ok(Engine { policy, driver, remove: options.raw_get("store_remove")? })
         })?,
     )?;
