@@ -76,6 +76,12 @@ impl AccountHandle {
         AccountHandle { detached: None, username, driver }
     }
 
+    /// A fresh account the driver does not keep.
+    pub fn detached(driver: SharedDriver) -> Self {
+        let account = Account::new(*driver.borrow().policy());
+        AccountHandle { detached: Some(account), username: String::new(), driver }
+    }
+
     /// The account `username` as the driver holds it, else a fresh one it does not keep.
     pub fn walking(username: String, driver: SharedDriver) -> Self {
         let in_memory = driver.borrow_mut().cached(&username).is_some();

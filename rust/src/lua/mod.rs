@@ -66,9 +66,13 @@ impl UserData for Engine {
         });
         // `engine:pending()` → usernames with changes not stored or logins not recorded.
         methods.add_method("pending", |lua, this, ()| lua.create_sequence_from(this.driver.borrow().pending()));
-        // `engine:new_account(username)`: the account as the driver holds it (made recent).
+        // `engine:new_account(username)`: the account as the driver holds it (made recent);
+        // without a name, a fresh account of its own (benches, tests).
         methods.add_method("new_account", |_, this, username: Option<String>| {
-            Ok(AccountHandle::held(username.unwrap_or_default(), this.driver.clone()))
+            Ok(match username {
+                Some(username) => AccountHandle::held(username, this.driver.clone()),
+                None => AccountHandle::detached(this.driver.clone()),
+            })
         });
         // `engine:walk_account(username)`: for host-wide walks, an account not in memory is
         // read without being kept (unless a prune leaves changes to store).
