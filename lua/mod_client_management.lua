@@ -829,7 +829,7 @@ module:hook("iq-set/self/"..xmlns_commands..":command", function (event)
 end);
 
 -- Web self-service -----------------------------------------------------------------------------
--- Issue #17, SPEC §12: a page and a JSON API on the host's HTTP service (default path /clients),
+-- Issue #17, §12: a page and a JSON API on the host's HTTP service (default path /clients),
 -- off unless `client_management_web = true`. This section routes requests, checks passwords
 -- (usermanager) and tokens (mod_tokenauth), and carries out the same revocation plans as XMPP;
 -- the core (`core.new_web`) decides which requests go through and writes every answer: pages,

@@ -1,4 +1,4 @@
-//! Which stored clients still have a way into the account (SPEC §4).
+//! Which stored clients still have a way into the account (ARCHITECTURE.md §4).
 
 use std::collections::{HashMap, HashSet};
 

@@ -96,7 +96,7 @@ impl UserAgent {
     }
 }
 
-/// One record of the `clients` store (SPEC §2).
+/// One record of the `clients` store (ARCHITECTURE.md §2).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientRecord {
     pub id: String,

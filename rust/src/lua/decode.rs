@@ -1,5 +1,5 @@
 //! Lua values in, core types out. Written by hand: it runs over every stored record of an
-//! account when it is read, and the stores are untrusted (SPEC §11). A credential the owning
+//! account when it is read, and the stores are untrusted (ARCHITECTURE.md §11). A credential the owning
 //! module would accept is never dropped for what its metadata holds: text that is not UTF-8 is
 //! repaired (U+FFFD), numbers become text, a field of another wrong type is left out. Only an
 //! item that its owning module itself never accepts (mod_tokenauth, mod_sasl2_fast: they
