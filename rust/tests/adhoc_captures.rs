@@ -37,14 +37,7 @@ const NODE_SIGN_OUT: &str = "xmpp:prosody.im/protocol/manage-clients#sign-out-ot
 
 type Manifest = common::Manifest<Capture>;
 
-impl common::Captured for Capture {
-    fn file(&self) -> &str {
-        &self.file
-    }
-    fn test(&self) -> &str {
-        &self.test
-    }
-}
+captured_by_fields!(Capture);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -31,14 +31,7 @@ const MIN_CAM_CAPTURES: usize = 4;
 
 type Manifest = common::Manifest<Capture>;
 
-impl common::Captured for Capture {
-    fn file(&self) -> &str {
-        &self.file
-    }
-    fn test(&self) -> &str {
-        &self.test
-    }
-}
+captured_by_fields!(Capture);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,6 +23,21 @@ pub trait Captured {
     fn test(&self) -> &str;
 }
 
+/// [`Captured`] for a capture type with `file` and `test` fields.
+#[macro_export]
+macro_rules! captured_by_fields {
+    ($capture:ty) => {
+        impl common::Captured for $capture {
+            fn file(&self) -> &str {
+                &self.file
+            }
+            fn test(&self) -> &str {
+                &self.test
+            }
+        }
+    };
+}
+
 /// `$env_var` (relative to the repository root), else `build/e2e-captures/<default>`.
 pub fn capture_dir(env_var: &str, default: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
