@@ -265,9 +265,10 @@ end
 
 local part_stores = { records = client_store, grants = grant_store, fast_tokens = fast_token_store };
 
--- Reads what the account's state lacks for `purpose` ("login", "listing", "change"), as the
--- core says; returns nil, or a table of the parts that could not be read -> error.
-local function read_missing(username, account, purpose)
+local drive; -- below: hands the core's driver an event and carries out its answer
+
+-- Reads what an account not held by the driver (a host-wide walk) lacks for `purpose`.
+local function read_detached(username, account, purpose)
 	local now = time_now();
 	local failed;
 	for _ = 1, 2 do -- a second round when what was read changes what is needed (a full account)
@@ -288,6 +289,15 @@ local function read_missing(username, account, purpose)
 		end
 	end
 	return failed;
+end
+
+-- Reads what the account lacks for `purpose` ("login", "listing", "change"), as the core
+-- says; returns nil, or a table of the parts that could not be read -> error; and whether the
+-- core refuses the purpose for what failed (ARCHITECTURE.md, "The driver").
+local function read_missing(username, account, purpose)
+	if account:is_detached() then return read_detached(username, account, purpose); end
+	local _, refused, failed = drive(username, { type = "prepare"; purpose = purpose });
+	return failed, refused;
 end
 
 -- The SASL2 `<user-agent id>` a stream authenticated with, if it named one.
@@ -350,14 +360,20 @@ local function notify(streams, indices, text)
 	end
 end
 
-local drive;
-
 -- Hands the core one event of the account and carries out its answer: reads and writes (whose
 -- results go back as the next event), timers, the new-client event, notices, log lines.
--- Returns false when a read or write failed.
+-- Returns whether every read and write worked, whether the core refused a prepared request,
+-- and the parts that could not be read -> error.
+local needs_no_streams = { prepare = true; credentials = true; deleted = true };
+
 function drive(username, event)
-	local moment, streams = moment_of(username);
-	local actions, ok = engine:handle(username, event, moment), true;
+	local moment, streams;
+	if needs_no_streams[event.type] then
+		moment, streams = { now = time_now() }, {};
+	else
+		moment, streams = moment_of(username);
+	end
+	local actions, ok, refused, failed = engine:handle(username, event, moment), true, false, nil;
 	while actions do
 		local answer;
 		for _, action in ipairs(actions) do
@@ -367,7 +383,10 @@ function drive(username, event)
 				for _, part in ipairs(action.parts) do
 					local data, err = part_stores[part]:get(username);
 					if part == "grants" then roles = role_priorities(); end
-					ok = ok and not err;
+					if err then
+						ok, failed = false, failed or {};
+						failed[part] = err;
+					end
 					table.insert(results, { part = part; data = data; error = err and tostring(err) or nil });
 				end
 				answer = { type = "read"; results = results; roles = roles };
@@ -389,13 +408,15 @@ function drive(username, event)
 				module:fire_event("client_management/new-client", { client = action.client; session = session });
 			elseif kind == "notify" then
 				notify(streams, action.streams, action.text);
+			elseif kind == "prepared" then
+				refused = action.refused;
 			elseif kind == "log" then
 				module:log(action.level, "%s", action.message);
 			end
 		end
 		actions = answer and engine:handle(username, answer, moment);
 	end
-	return ok;
+	return ok, refused, failed;
 end
 
 local function store_all()
@@ -554,8 +575,8 @@ end
 -- Returns true, or nil and an error name; plus the streams to close after answering.
 local function revoke(username, selector, requester)
 	local account = get_account(username);
-	local failed = read_missing(username, account, "change");
-	if failed and (failed.grants or failed.fast_tokens) then
+	local _, refused = read_missing(username, account, "change");
+	if refused then
 		return nil, "internal-server-error", {};
 	end
 	local moment, streams = moment_of(username);

@@ -51,6 +51,8 @@ pub enum ReadResult {
 pub enum Event {
     /// SASL succeeded, or a stream bound a resource after it: record the login of `stream`.
     Login { stream: StreamKey, login: Box<Login> },
+    /// A request (list, revoke, ad-hoc, shell, web) needs the account's facts for `purpose`.
+    Prepare(Purpose),
     /// Storage answered the reads asked for.
     Read(Vec<ReadResult>),
     /// Storage answered the write `serial`: stored, or failed with an error.
@@ -87,6 +89,9 @@ pub enum Action {
     NewClient { record: Box<ClientRecord>, stream: StreamKey },
     /// Tell these streams (indices of the moment) this text.
     Notify { streams: Vec<usize>, text: String },
+    /// What [`Event::Prepare`] asked for is read; `refused`: a part the purpose cannot do
+    /// without failed to read (see [`refuses`]).
+    Prepared { refused: bool },
     /// Something the admin should know (a read or write failed, stored items were malformed).
     Log { level: LogLevel, message: String },
 }
@@ -97,6 +102,19 @@ pub enum LogLevel {
     Error,
 }
 
+/// Which read failures a request for `purpose` cannot go on with: a listing shows every part
+/// or nothing (a list without the grants would hide clients); a change (revoking, pruning)
+/// must know the credentials it revokes, and does without the records only when its selector
+/// names a grant (the plan says so); a login goes on with what there is (queued when the
+/// records are missing).
+pub fn refuses(purpose: Purpose, failed: &[Part]) -> bool {
+    match purpose {
+        Purpose::Listing => !failed.is_empty(),
+        Purpose::Change => failed.iter().any(|part| *part != Part::Records),
+        Purpose::Login => false,
+    }
+}
+
 /// One account in memory.
 #[derive(Debug)]
 struct Slot {
@@ -105,7 +123,9 @@ struct Slot {
     unrecorded: Vec<(StreamKey, Login)>,
     /// An event waiting for the reads asked for, with its moment.
     waiting: Option<(Event, Moment)>,
-    /// Parts that failed to read for the event at hand: not asked for again in that request.
+    /// Parts read for the event at hand, and those that failed: neither is asked for again in
+    /// that request (a change always reads afresh, once).
+    read: Vec<Part>,
     failed: Vec<Part>,
     /// The serial of a write handed out and not answered yet.
     writing: Option<u64>,
@@ -123,6 +143,7 @@ impl Slot {
             account: Account::new(policy),
             unrecorded: Vec::new(),
             waiting: None,
+            read: Vec::new(),
             failed: Vec::new(),
             writing: None,
             timer: false,
@@ -256,7 +277,7 @@ impl Driver {
             Event::Written { serial, result } => self.written(username, serial, result, &mut actions),
             // A timer of an account no longer in memory (deleted) has nothing left to do.
             Event::Tick | Event::StoreNow if !self.slots.contains_key(username) => {}
-            Event::Login { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
+            Event::Login { .. } | Event::Prepare(_) | Event::Tick | Event::NoticesDue | Event::StoreNow => {
                 let slot = self.slot(username);
                 match &event {
                     Event::Tick => slot.timer = false,
@@ -271,6 +292,7 @@ impl Driver {
                     }
                     _ => {}
                 }
+                slot.read.clear();
                 slot.failed.clear();
                 self.proceed(username, event, moment, &mut actions);
             }
@@ -284,19 +306,24 @@ impl Driver {
         if slot.account.is_deleted() {
             return;
         }
-        let needs_records = match &event {
-            Event::Login { .. } | Event::NoticesDue => true,
-            _ => !slot.unrecorded.is_empty(),
+        let purpose = match &event {
+            Event::Prepare(purpose) => Some(*purpose),
+            Event::Login { .. } | Event::NoticesDue => Some(Purpose::Login),
+            _ => (!slot.unrecorded.is_empty()).then_some(Purpose::Login),
         };
-        if needs_records {
+        if let Some(purpose) = purpose {
             let parts: Vec<Part> =
-                slot.account.missing(Purpose::Login, moment.now).into_iter().filter(|p| !slot.failed.contains(p)).collect();
+                slot.account.missing(purpose, moment.now).into_iter().filter(|p| !slot.read.contains(p)).collect();
             if !parts.is_empty() {
+                slot.read.extend(&parts);
                 slot.waiting = Some((event, moment));
                 actions.push(Action::Read(parts));
                 return;
             }
         }
+        // A request's moment may leave the streams out (the Lua module gathers them only when
+        // they matter): logins queued meanwhile wait for another event.
+        let with_streams = !matches!(event, Event::Prepare(_));
         // The login's consequences (its new-client event, its notice) come after its write.
         let mut after = Vec::new();
         let urgent = match event {
@@ -305,10 +332,15 @@ impl Driver {
                 self.flush_notices(username, moment.clone(), &mut after);
                 false
             }
+            Event::Prepare(purpose) => {
+                let refused = refuses(purpose, &slot.failed);
+                actions.push(Action::Prepared { refused });
+                false
+            }
             Event::Tick | Event::StoreNow => true,
             _ => false,
         };
-        let recorded_late = self.record_unrecorded(username, &moment, &mut after);
+        let recorded_late = with_streams && self.record_unrecorded(username, &moment, &mut after);
         self.store(username, urgent || recorded_late, actions);
         actions.append(&mut after);
     }

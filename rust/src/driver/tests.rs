@@ -78,6 +78,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::NoticeTimer { .. } => "notice-timer",
             Action::NewClient { .. } => "new-client",
             Action::Notify { .. } => "notify",
+            Action::Prepared { .. } => "prepared",
             Action::Log { .. } => "log",
         })
         .collect()
@@ -290,4 +291,65 @@ fn credentials_events_make_cached_credentials_stale() {
     assert!(!account.missing(Purpose::Listing, NOW).contains(&Part::Grants));
     driver.handle("u", Event::Credentials(CacheEvent::GrantsChanged), moment());
     assert!(driver.cached("u").unwrap().missing(Purpose::Listing, NOW).contains(&Part::Grants));
+}
+
+#[test]
+fn a_request_reads_what_its_purpose_needs_and_the_core_says_which_failures_refuse_it() {
+    let mut driver = Driver::new(policy());
+    let prepared = |actions: &[Action]| actions.iter().find_map(|a| if let Action::Prepared { refused } = a { Some(*refused) } else { None });
+    // A listing refuses when any part is missing.
+    let actions = driver.handle("u", Event::Prepare(Purpose::Listing), moment());
+    assert_eq!(actions, [Action::Read(vec![Part::Records, Part::Grants, Part::FastTokens])]);
+    let partly = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(vec![record("a")]), skipped: 0 },
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", partly, moment())), Some(true));
+    // A revocation goes on without the records (a grant selector needs none), not without
+    // the credentials.
+    let mut driver = Driver::new(policy());
+    driver.handle("u", Event::Prepare(Purpose::Change), moment());
+    let no_records = Event::Read(vec![
+        ReadResult::Failed { part: Part::Records, error: "x".into() },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", no_records, moment())), Some(false));
+    driver.handle("u", Event::Prepare(Purpose::Change), moment());
+    let no_tokens = Event::Read(vec![
+        ReadResult::Failed { part: Part::Records, error: "x".into() },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Failed { part: Part::FastTokens, error: "x".into() },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", no_tokens, moment())), Some(true));
+    // Everything in memory and fresh: no read, an answer at once.
+    let mut driver = Driver::new(policy());
+    driver.handle("u", Event::Prepare(Purpose::Listing), moment());
+    let all = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", all, moment())), Some(false));
+    assert_eq!(driver.handle("u", Event::Prepare(Purpose::Listing), moment()), [Action::Prepared { refused: false }]);
+}
+
+#[test]
+fn a_request_without_streams_leaves_queued_logins_for_the_timer() {
+    let mut driver = Driver::new(policy());
+    let streams = [("s-phone", None)];
+    driver.handle("u", login("phone"), moment_with(NOW, &streams));
+    driver.handle("u", records_failed(), moment());
+    // A listing reads the records; its moment names no streams, so the login is not dropped.
+    driver.handle("u", Event::Prepare(Purpose::Listing), moment());
+    let all = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    driver.handle("u", all, moment());
+    assert_eq!(driver.pending(), ["u"]);
+    let actions = driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &streams));
+    assert_eq!(kinds(&actions), ["write", "new-client"]);
 }

@@ -9,7 +9,7 @@ use mlua::{LuaString, Result, Table, UserData, UserDataMethods};
 use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_record};
 use super::encode::{entry_table, login_outcome_table, plan_table, record_table};
 use super::stanza::element_to_stanza;
-use crate::account::{Account, CacheEvent, Moment, NotReady, Part, Purpose};
+use crate::account::{Account, CacheEvent, Moment, NotReady, Part};
 use crate::driver::{Driver, ReadResult, Stored};
 use crate::listing::list_entries;
 use crate::model::AccountFacts;
@@ -37,15 +37,6 @@ fn not_ready(reason: NotReady) -> &'static str {
     match reason {
         NotReady::RecordsMissing => "records-missing",
         NotReady::Deleted => "deleted",
-    }
-}
-
-fn purpose(name: &str) -> Result<Purpose> {
-    match name {
-        "login" => Ok(Purpose::Login),
-        "listing" => Ok(Purpose::Listing),
-        "change" => Ok(Purpose::Change),
-        other => Err(runtime(format!("unknown purpose '{other}'"))),
     }
 }
 
@@ -117,7 +108,7 @@ impl UserData for AccountHandle {
 
         // `account:missing(purpose, now)` → names of the parts to read first.
         methods.add_method_mut("missing", |lua, this, (purpose_name, now): (String, f64)| {
-            let purpose = purpose(&purpose_name)?;
+            let purpose = super::driver::purpose_named(&purpose_name)?;
             let parts = this.with(|account, _| account.missing(purpose, now));
             lua.create_sequence_from(parts.into_iter().map(Part::name))
         });
@@ -135,6 +126,9 @@ impl UserData for AccountHandle {
                 ReadResult::Failed { .. } => Ok(0),
             }
         });
+        // `account:is_detached()`: read for a host-wide walk, not held by the driver (its reads
+        // go through `missing` and `load`).
+        methods.add_method("is_detached", |_, this, ()| Ok(this.detached.is_some()));
         methods.add_method_mut("records_loaded", |_, this, ()| Ok(this.with(|account, _| account.records_loaded())));
         // `account:record(id)` → the record as stored, or nil.
         methods.add_method_mut("record", |lua, this, id: LuaString| {

@@ -10,17 +10,27 @@ use crate::account::{CacheEvent, Moment};
 use crate::driver::{Action, Event, LogLevel, ReadResult};
 use crate::model::timestamp_from_f64;
 use crate::notices::Announcement;
-use crate::account::Part;
+use crate::account::{Part, Purpose};
 
 fn runtime(message: String) -> mlua::Error {
     mlua::Error::runtime(format!("client_management: {message}"))
+}
+
+pub fn purpose_named(name: &str) -> Result<Purpose> {
+    match name {
+        "login" => Ok(Purpose::Login),
+        "listing" => Ok(Purpose::Listing),
+        "change" => Ok(Purpose::Change),
+        other => Err(runtime(format!("unknown purpose '{other}'"))),
+    }
 }
 
 fn part_named(name: &str) -> Result<Part> {
     [Part::Records, Part::Grants, Part::FastTokens].into_iter().find(|p| p.name() == name).ok_or_else(|| runtime(format!("unknown part '{name}'")))
 }
 
-/// `{ type = "login", stream, login }` | `{ type = "read", results = { { part, data, error } },
+/// `{ type = "login", stream, login }` | `{ type = "prepare", purpose = "listing" | "change" |
+/// "login" }` | `{ type = "read", results = { { part, data, error } },
 /// roles }` | `{ type = "written", serial, error }` | `{ type = "tick" }` |
 /// `{ type = "notices_due" }` | `{ type = "credentials", name }` (mod_tokenauth's event name,
 /// or "revoked") | `{ type = "grant_created", grant }` | `{ type = "deleted" }` |
@@ -50,6 +60,10 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
             };
             Event::Written { serial, result }
         }
+        "prepare" => {
+            let name: String = table.raw_get("purpose")?;
+            Event::Prepare(purpose_named(&name)?)
+        }
         "tick" => Event::Tick,
         "notices_due" => Event::NoticesDue,
         "credentials" => {
@@ -71,7 +85,7 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
 
 /// Each action as `{ type, … }`: `read` (`parts`), `write` (`serial`, `changes` = id → record,
 /// or `remove` for deleted ones), `timer` / `notice_timer` (`after`), `new_client` (`client`,
-/// `stream`), `notify` (`streams`, `text`), `log` (`level`, `message`).
+/// `stream`), `notify` (`streams`, `text`), `prepared` (`refused`), `log` (`level`, `message`).
 pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<Table> {
     let list = lua.create_table_with_capacity(actions.len(), 0)?;
     for (index, action) in actions.into_iter().enumerate() {
@@ -110,6 +124,10 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
                 item.raw_set("type", "notify")?;
                 item.raw_set("streams", lua.create_sequence_from(streams)?)?;
                 item.raw_set("text", text)?;
+            }
+            Action::Prepared { refused } => {
+                item.raw_set("type", "prepared")?;
+                item.raw_set("refused", refused)?;
             }
             Action::Log { level, message } => {
                 item.raw_set("type", "log")?;
