@@ -14,7 +14,7 @@ pub struct AccessPaths {
     pub fast: bool,
     /// Index into `AccountFacts::grants` of the still-valid grant it logged in with.
     pub grant: Option<usize>,
-    /// A bound session of the client is online or hibernating.
+    /// A bound session of the client is connected or hibernating.
     pub connected: bool,
 }
 

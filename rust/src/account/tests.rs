@@ -205,11 +205,11 @@ fn clients_holding_credentials_or_streams_are_never_dropped() {
     fast.mechanisms.clear();
     let mut granted = password_record("granted", T - 400);
     granted.auth_token_id = Some("g".into());
-    let online = password_record("online", T - 400);
+    let connected = password_record("connected", T - 400);
     let mut account = Account::new(policy());
-    account.load_records(vec![fast, granted, online]);
+    account.load_records(vec![fast, granted, connected]);
     // Credentials unknown: every SASL2 record might hold a FAST token.
-    let m = Moment { sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/x".into()), client_id: Some("online".into()), grant_id: None }], ..moment() };
+    let m = Moment { sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/x".into()), client_id: Some("connected".into()), grant_id: None }], ..moment() };
     assert_eq!(account.missing(Purpose::Login, T as f64), [Part::Grants, Part::FastTokens]);
     let outcome = account.record_login(sasl2("new", "PLAIN"), m.clone()).unwrap();
     assert!(outcome.evicted.is_empty(), "{outcome:?}");
@@ -219,7 +219,7 @@ fn clients_holding_credentials_or_streams_are_never_dropped() {
     account.load_fast_tokens(tokens);
     account.load_grants(vec![Grant { id: "g".into(), created: Some((T - 1) as f64), accessed: Some((T - 1) as f64), ..Default::default() }], T as f64);
     let outcome = account.record_login(sasl2("newer", "PLAIN"), m).unwrap();
-    assert_eq!(outcome.evicted, ["new"], "the only password-only record not online");
+    assert_eq!(outcome.evicted, ["new"], "the only password-only record not connected");
     assert_eq!(account.records().len(), 4, "the limit gives way to credentials");
 }
 
