@@ -7,9 +7,9 @@ use std::rc::Rc;
 use mlua::{LuaString, Result, Table, UserData, UserDataMethods};
 
 use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_record};
-use super::encode::{entry_table, login_outcome_table, plan_table, record_table};
+use super::encode::{entry_table, login_outcome_table, plan_table};
 use super::stanza::element_to_stanza;
-use crate::account::{Account, CacheEvent, Moment, NotReady, Part};
+use crate::account::{Account, Moment, NotReady, Part};
 use crate::driver::{Driver, ReadResult, Stored};
 use crate::listing::list_entries;
 use crate::model::AccountFacts;
@@ -129,17 +129,6 @@ impl UserData for AccountHandle {
         // `account:is_detached()`: read for a host-wide walk, not held by the driver (its reads
         // go through `missing` and `load`).
         methods.add_method("is_detached", |_, this, ()| Ok(this.detached.is_some()));
-        methods.add_method_mut("records_loaded", |_, this, ()| Ok(this.with(|account, _| account.records_loaded())));
-        // `account:record(id)` → the record as stored, or nil.
-        methods.add_method_mut("record", |lua, this, id: LuaString| {
-            let id = id.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            this.with(|account, _| account.record(&id).map(|record| record_table(lua, record)).transpose())
-        });
-        methods.add_method_mut("note", |_, this, event: String| {
-            let event = CacheEvent::from_name(&event).ok_or_else(|| runtime(format!("unknown event '{event}'")))?;
-            this.with(|account, _| account.note(event));
-            Ok(())
-        });
 
         // Logins (the module records them through the driver: `engine:handle`) -------------
 
