@@ -291,6 +291,25 @@ fn unreadable_records_and_deleted_accounts_are_answers_not_errors() {
 }
 
 #[test]
+fn a_prepared_request_says_whether_the_core_refuses_it() {
+    let lua = lua_with_core();
+    let (listing, change, reads): (bool, bool, i64) = lua
+        .load(
+            r#"
+            local stored = { records = false, grants = {}, fast_tokens = {} }
+            local listing = drive("u", { type = "prepare", purpose = "listing" }, stored).prepared[1].refused
+            local seen = drive("v", { type = "prepare", purpose = "change" }, stored)
+            return listing, seen.prepared[1].refused, #seen.read
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert!(listing, "a listing without the records is refused");
+    assert!(!change, "a change goes on without the records");
+    assert_eq!(reads, 1, "every part read once, in one request");
+}
+
+#[test]
 fn grant_roles_and_validity_come_through() {
     let lua = lua_with_core();
     let (ids, permission, restricted): (String, String, String) = lua
