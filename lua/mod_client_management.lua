@@ -363,10 +363,12 @@ end
 -- Hands the core one event of the account and carries out its answer: reads and writes (whose
 -- results go back as the next event), timers, the new-client event, notices, log lines.
 -- Returns whether every read and write worked, whether the core refused a prepared request,
--- and the parts that could not be read -> error.
+-- and the parts that could not be read -> error. A revocation's `request` carries its plan out
+-- (`request.carry_out(plan, streams)` → whether every step worked) and gets its answer
+-- (`request.error`).
 local needs_no_streams = { prepare = true; credentials = true; deleted = true };
 
-function drive(username, event)
+function drive(username, event, request)
 	local moment, streams;
 	if needs_no_streams[event.type] then
 		moment, streams = { now = time_now() }, {};
@@ -410,6 +412,10 @@ function drive(username, event)
 				notify(streams, action.streams, action.text);
 			elseif kind == "prepared" then
 				refused = action.refused;
+			elseif kind == "carry_out" then
+				answer = { type = "carried_out"; complete = request.carry_out(action.plan, streams) };
+			elseif kind == "answer" then
+				request.error = action.error;
 			elseif kind == "log" then
 				module:log(action.level, "%s", action.message);
 			end
@@ -547,7 +553,7 @@ end
 -- leaves as little as possible behind, and the same request later finishes the job. The
 -- requester's own stream is returned instead of closed, to hear the answer first. Returns
 -- those streams and whether every step worked.
-local function carry_out(username, account, plan, streams, requester)
+local function run_plan(username, plan, streams, requester)
 	local later, report, complete = {}, {}, true;
 	for _, action in ipairs(plan.actions) do
 		local verb, target = action[1], action[2];
@@ -565,26 +571,32 @@ local function carry_out(username, account, plan, streams, requester)
 			table.insert(report, ("%s %s: %s"):format(verb, target, ok and "done" or "FAILED ("..tostring(err)..")"));
 		end
 	end
-	drive(username, { type = "credentials"; name = "revoked" });
 	if not complete then
 		module:log("error", "Revocation for %s is incomplete, the same request finishes it: %s", username, table.concat(report, "; "));
 	end
 	return later, complete;
 end
 
--- Returns true, or nil and an error name; plus the streams to close after answering.
+-- A plan made outside the driver (ad-hoc, web, shell): carried out, then what it revoked is
+-- stale.
+local function carry_out(username, _, plan, streams, requester)
+	local later, complete = run_plan(username, plan, streams, requester);
+	drive(username, { type = "credentials"; name = "revoked" });
+	return later, complete;
+end
+
+-- Returns true, or nil and an error name; plus the streams to close after answering. The core
+-- reads, plans, and says which error wins.
 local function revoke(username, selector, requester)
-	local account = get_account(username);
-	local _, refused = read_missing(username, account, "change");
-	if refused then
-		return nil, "internal-server-error", {};
+	local request = { later = {} };
+	function request.carry_out(plan, streams)
+		local later, complete = run_plan(username, plan, streams, requester);
+		request.later = later;
+		return complete;
 	end
-	local moment, streams = moment_of(username);
-	local plan = account:plan_revocation(selector, moment);
-	local later, complete = carry_out(username, account, plan, streams, requester);
-	if not complete then return nil, "internal-server-error", later; end
-	if plan.error then return nil, plan.error, later; end
-	return true, nil, later;
+	drive(username, { type = "revoke"; selector = selector }, request);
+	if request.error then return nil, request.error, request.later; end
+	return true, nil, request.later;
 end
 
 -- Public API ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, Purpose, WriteBatch, WriteTiming};
 use crate::model::{ClientRecord, FastToken, Grant};
 use crate::notices::{Announcement, Flush, NoticeGates};
+use crate::revocation::{plan_revocation, RevocationPlan};
 
 /// Identifies a stream across events (Prosody's `session.id`); matched against
 /// [`Moment::stream_keys`].
@@ -53,6 +54,10 @@ pub enum Event {
     Login { stream: StreamKey, login: Box<Login> },
     /// A request (list, revoke, ad-hoc, shell, web) needs the account's facts for `purpose`.
     Prepare(Purpose),
+    /// Revoke what `selector` names (`client/…`, `grant/…`, `software/…`).
+    Revoke { selector: String },
+    /// The plan of [`Action::CarryOut`] was carried out; `complete`: every step worked.
+    CarriedOut { complete: bool },
     /// Storage answered the reads asked for.
     Read(Vec<ReadResult>),
     /// Storage answered the write `serial`: stored, or failed with an error.
@@ -92,6 +97,12 @@ pub enum Action {
     /// What [`Event::Prepare`] asked for is read; `refused`: a part the purpose cannot do
     /// without failed to read (see [`refuses`]).
     Prepared { refused: bool },
+    /// Carry out this revocation plan (FAST tokens, grants, then streams) and answer with
+    /// [`Event::CarriedOut`].
+    CarryOut(RevocationPlan),
+    /// The request's answer: success, or the name of its error (`item-not-found`,
+    /// `password-reset-required`, `internal-server-error`).
+    Answer { error: Option<&'static str> },
     /// Something the admin should know (a read or write failed, stored items were malformed).
     Log { level: LogLevel, message: String },
 }
@@ -131,6 +142,8 @@ struct Slot {
     writing: Option<u64>,
     timer: bool,
     notice_timer: bool,
+    /// A revocation planned and handed out: its error, if it has one, once carried out.
+    revoking: Option<Option<&'static str>>,
     /// Failed reads of the records in a row: their own backoff (failed writes count in the
     /// account).
     read_failures: u32,
@@ -148,6 +161,7 @@ impl Slot {
             writing: None,
             timer: false,
             notice_timer: false,
+            revoking: None,
             read_failures: 0,
             last_used: 0,
         }
@@ -277,7 +291,17 @@ impl Driver {
             Event::Written { serial, result } => self.written(username, serial, result, &mut actions),
             // A timer of an account no longer in memory (deleted) has nothing left to do.
             Event::Tick | Event::StoreNow if !self.slots.contains_key(username) => {}
-            Event::Login { .. } | Event::Prepare(_) | Event::Tick | Event::NoticesDue | Event::StoreNow => {
+            Event::CarriedOut { complete } => {
+                // What was revoked is stale now; an incomplete revocation answers so (the same
+                // request finishes the job), else the plan's own error wins.
+                let planned = self.slots.get_mut(username).and_then(|slot| {
+                    slot.account.note(CacheEvent::Revoked);
+                    slot.revoking.take()
+                });
+                let error = if complete { planned.flatten() } else { Some("internal-server-error") };
+                actions.push(Action::Answer { error });
+            }
+            Event::Login { .. } | Event::Prepare(_) | Event::Revoke { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
                 let slot = self.slot(username);
                 match &event {
                     Event::Tick => slot.timer = false,
@@ -308,6 +332,7 @@ impl Driver {
         }
         let purpose = match &event {
             Event::Prepare(purpose) => Some(*purpose),
+            Event::Revoke { .. } => Some(Purpose::Change),
             Event::Login { .. } | Event::NoticesDue => Some(Purpose::Login),
             _ => (!slot.unrecorded.is_empty()).then_some(Purpose::Login),
         };
@@ -335,6 +360,17 @@ impl Driver {
             Event::Prepare(purpose) => {
                 let refused = refuses(purpose, &slot.failed);
                 actions.push(Action::Prepared { refused });
+                false
+            }
+            Event::Revoke { selector } => {
+                if refuses(Purpose::Change, &slot.failed) {
+                    actions.push(Action::Answer { error: Some("internal-server-error") });
+                } else {
+                    let records_known = slot.account.records_loaded();
+                    let plan = plan_revocation(slot.account.facts_at(moment.clone()), &selector, records_known);
+                    slot.revoking = Some(plan.outcome.error_name());
+                    actions.push(Action::CarryOut(plan));
+                }
                 false
             }
             Event::Tick | Event::StoreNow => true,

@@ -79,6 +79,8 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::NewClient { .. } => "new-client",
             Action::Notify { .. } => "notify",
             Action::Prepared { .. } => "prepared",
+            Action::CarryOut(_) => "carry-out",
+            Action::Answer { .. } => "answer",
             Action::Log { .. } => "log",
         })
         .collect()
@@ -352,4 +354,60 @@ fn a_request_without_streams_leaves_queued_logins_for_the_timer() {
     assert_eq!(driver.pending(), ["u"]);
     let actions = driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &streams));
     assert_eq!(kinds(&actions), ["write", "new-client"]);
+}
+
+fn everything(records_list: Vec<ClientRecord>) -> Event {
+    Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(records_list), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ])
+}
+
+fn revoke(selector: &str) -> Event {
+    Event::Revoke { selector: selector.into() }
+}
+
+#[test]
+fn a_revocation_reads_afresh_plans_is_carried_out_and_answers_with_the_error_that_wins() {
+    let mut driver = Driver::new(policy());
+    let fast_client = ClientRecord { id: "app".into(), last_seen: Some(T), fast_auth: Some(T), full_jid: Some("u@h/app".into()), ..Default::default() };
+    // Credentials unreadable: refused before anything is planned.
+    assert_eq!(kinds(&driver.handle("u", revoke("client/app"), moment())), ["read"]);
+    let no_grants = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(vec![record("pw"), fast_client.clone()]), skipped: 0 },
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", no_grants, moment());
+    assert_eq!(actions.last(), Some(&Action::Answer { error: Some("internal-server-error") }));
+    assert!(!actions.iter().any(|a| matches!(a, Action::CarryOut(_))));
+
+    // A change reads the credentials afresh every time (the records stay).
+    let streams = [("s-app", Some("u@h/app"))];
+    assert_eq!(driver.handle("u", revoke("client/app"), moment_with(NOW, &streams)), [Action::Read(vec![Part::Grants, Part::FastTokens])]);
+    let credentials = Event::Read(vec![
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", credentials, moment_with(NOW, &streams));
+    let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+    assert!(!plan.actions.is_empty(), "its stream is closed: {plan:?}");
+    assert_eq!(driver.handle("u", Event::CarriedOut { complete: true }, moment()), [Action::Answer { error: None }]);
+    // What was revoked is stale: a listing reads the credentials again.
+    assert!(driver.cached("u").unwrap().missing(Purpose::Listing, NOW).contains(&Part::FastTokens));
+
+    // Nothing to revoke, a password client: the plan's error, nothing carried out but the
+    // (empty) plan.
+    for (selector, error) in [("client/nope", "item-not-found"), ("client/pw", "password-reset-required")] {
+        driver.handle("u", revoke(selector), moment());
+        let actions = driver.handle("u", everything(Vec::new()), moment());
+        let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+        assert!(plan.actions.is_empty());
+        assert_eq!(driver.handle("u", Event::CarriedOut { complete: true }, moment()), [Action::Answer { error: Some(error) }]);
+    }
+    // A step failed: internal-server-error wins over the plan's own error.
+    driver.handle("u", revoke("client/pw"), moment());
+    driver.handle("u", everything(Vec::new()), moment());
+    assert_eq!(driver.handle("u", Event::CarriedOut { complete: false }, moment()), [Action::Answer { error: Some("internal-server-error") }]);
 }

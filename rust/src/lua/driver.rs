@@ -5,7 +5,7 @@ use mlua::{Lua, Result, Table, Value};
 
 use super::account::decode_stored;
 use super::decode::{decode_login, grant_user_agent};
-use super::encode::record_table;
+use super::encode::{plan_table, record_table};
 use crate::account::{CacheEvent, Moment};
 use crate::driver::{Action, Event, LogLevel, ReadResult};
 use crate::model::timestamp_from_f64;
@@ -30,7 +30,8 @@ fn part_named(name: &str) -> Result<Part> {
 }
 
 /// `{ type = "login", stream, login }` | `{ type = "prepare", purpose = "listing" | "change" |
-/// "login" }` | `{ type = "read", results = { { part, data, error } },
+/// "login" }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
+/// `{ type = "read", results = { { part, data, error } },
 /// roles }` | `{ type = "written", serial, error }` | `{ type = "tick" }` |
 /// `{ type = "notices_due" }` | `{ type = "credentials", name }` (mod_tokenauth's event name,
 /// or "revoked") | `{ type = "grant_created", grant }` | `{ type = "deleted" }` |
@@ -64,6 +65,12 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
             let name: String = table.raw_get("purpose")?;
             Event::Prepare(purpose_named(&name)?)
         }
+        "revoke" => {
+            // A selector that is not UTF-8 cannot name anything we store.
+            let selector: Option<mlua::LuaString> = table.raw_get("selector")?;
+            Event::Revoke { selector: selector.and_then(|s| s.to_str().ok().map(|s| s.to_owned())).unwrap_or_default() }
+        }
+        "carried_out" => Event::CarriedOut { complete: table.raw_get("complete")? },
         "tick" => Event::Tick,
         "notices_due" => Event::NoticesDue,
         "credentials" => {
@@ -85,7 +92,8 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
 
 /// Each action as `{ type, … }`: `read` (`parts`), `write` (`serial`, `changes` = id → record,
 /// or `remove` for deleted ones), `timer` / `notice_timer` (`after`), `new_client` (`client`,
-/// `stream`), `notify` (`streams`, `text`), `prepared` (`refused`), `log` (`level`, `message`).
+/// `stream`), `notify` (`streams`, `text`), `prepared` (`refused`), `carry_out`
+/// (`plan`, see encode::plan_table), `answer` (`error`), `log` (`level`, `message`).
 pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<Table> {
     let list = lua.create_table_with_capacity(actions.len(), 0)?;
     for (index, action) in actions.into_iter().enumerate() {
@@ -124,6 +132,14 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
                 item.raw_set("type", "notify")?;
                 item.raw_set("streams", lua.create_sequence_from(streams)?)?;
                 item.raw_set("text", text)?;
+            }
+            Action::CarryOut(plan) => {
+                item.raw_set("type", "carry_out")?;
+                item.raw_set("plan", plan_table(lua, &plan, None)?)?;
+            }
+            Action::Answer { error } => {
+                item.raw_set("type", "answer")?;
+                item.raw_set("error", error)?;
             }
             Action::Prepared { refused } => {
                 item.raw_set("type", "prepared")?;
