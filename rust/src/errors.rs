@@ -1,0 +1,96 @@
+//! The stanza errors the module answers with: each name's XMPP type, condition and text, and
+//! the application condition some of them carry. The Lua module only hands these to
+//! util.stanza (`st.error_reply(stanza, error)`) or mod_adhoc.
+
+/// XEP-0050's namespace, for `<bad-action/>`.
+pub const XMLNS_COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+/// One stanza error, in the shape util.error and `st.error_reply` take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StanzaError {
+    /// `cancel`, `modify`, `auth` or `wait`.
+    pub kind: &'static str,
+    pub condition: &'static str,
+    pub text: Option<String>,
+    /// An application-specific condition: its namespace and element name.
+    pub extra: Option<(String, &'static str)>,
+}
+
+impl StanzaError {
+    fn new(kind: &'static str, condition: &'static str, text: Option<&str>) -> Self {
+        Self { kind, condition, text: text.map(str::to_owned), extra: None }
+    }
+}
+
+/// The error called `name`, as answered to a request of namespace `namespace` (the
+/// application condition of `password-reset-required` lives in the request's namespace).
+///
+/// Names: the community module's revocation errors (`item-not-found`,
+/// `password-reset-required`, `internal-server-error`), and `forbidden`, `missing-id` (a
+/// revoke without an id), `list-failed` (the clients could not be read), `no-such-command`.
+/// Any other name reads as util.error reads a name its registry lacks: `undefined-condition`.
+pub fn named(name: &str, namespace: &str) -> StanzaError {
+    match name {
+        "item-not-found" => StanzaError::new("cancel", "item-not-found", Some("Client not found")),
+        "internal-server-error" => StanzaError::new("wait", "internal-server-error", Some("Unable to revoke client access")),
+        "password-reset-required" => StanzaError {
+            extra: Some((namespace.to_owned(), "password-reset-required")),
+            ..StanzaError::new("cancel", "service-unavailable", Some("Password reset required"))
+        },
+        "forbidden" => StanzaError::new("auth", "forbidden", None),
+        "missing-id" => StanzaError::new("modify", "bad-request", Some("Missing client id")),
+        "list-failed" => StanzaError::new("wait", "internal-server-error", None),
+        "no-such-command" => StanzaError::new("cancel", "item-not-found", Some("No such command")),
+        _ => StanzaError::new("cancel", "undefined-condition", None),
+    }
+}
+
+/// The text an admin reads when a revocation fails with the error called `name`: the error's
+/// own text, or the name when it has none.
+pub fn revocation_failure_text(name: &str) -> String {
+    named(name, "").text.unwrap_or_else(|| name.to_owned())
+}
+
+/// A stream over its request budget (`text` says when to try again).
+pub fn over_budget(text: String) -> StanzaError {
+    StanzaError { text: Some(text), ..StanzaError::new("wait", "resource-constraint", None) }
+}
+
+/// An ad-hoc command step the command cannot take (see [`crate::adhoc::Step::error_text`]);
+/// an action it does not offer also carries XEP-0050's `<bad-action/>`.
+pub fn bad_step(text: &str, bad_action: bool) -> StanzaError {
+    StanzaError {
+        extra: bad_action.then(|| (XMLNS_COMMANDS.to_owned(), "bad-action")),
+        ..StanzaError::new("modify", "bad-request", Some(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_errors_keep_the_community_modules_words() {
+        let e = named("password-reset-required", "urn:xmpp:cam:0");
+        assert_eq!((e.kind, e.condition, e.text.as_deref()), ("cancel", "service-unavailable", Some("Password reset required")));
+        assert_eq!(e.extra, Some(("urn:xmpp:cam:0".to_owned(), "password-reset-required")));
+        assert_eq!(named("item-not-found", "x").text.as_deref(), Some("Client not found"));
+        assert_eq!(named("internal-server-error", "x").kind, "wait");
+        assert_eq!(named("nonsense", "x").condition, "undefined-condition");
+    }
+
+    #[test]
+    fn an_admin_reads_the_text_or_else_the_name() {
+        assert_eq!(revocation_failure_text("item-not-found"), "Client not found");
+        assert_eq!(revocation_failure_text("service-unavailable"), "service-unavailable");
+    }
+
+    #[test]
+    fn steps_and_budgets() {
+        let e = bad_step("Unknown command action", true);
+        assert_eq!((e.kind, e.condition), ("modify", "bad-request"));
+        assert_eq!(e.extra, Some((XMLNS_COMMANDS.to_owned(), "bad-action")));
+        assert_eq!(bad_step("x", false).extra, None);
+        assert_eq!(over_budget("later".into()).text.as_deref(), Some("later"));
+    }
+}
