@@ -6,7 +6,6 @@
 -- per request, and carries out the answer. The core makes every decision.
 
 local st = require "prosody.util.stanza";
-local errors = require "prosody.util.error";
 local usermanager = require "prosody.core.usermanager";
 local jid_split = require "prosody.util.jid".split;
 local time_now = require "prosody.util.time".now;
@@ -164,28 +163,11 @@ end
 module:default_permission("prosody:registered", ":list-clients");
 module:default_permission("prosody:registered", ":manage-clients");
 
--- Shell commands, declared once: their handlers come below, or say why they cannot run.
-local shell_commands = {
-	{ section = "user", name = "clients", host_selector = "jid", args = { { name = "jid", type = "string" } },
-		desc = "List the clients that have access to an account (IDs are shown in full for revoke_client)" };
-	{ section = "user", name = "revoke_client", host_selector = "jid",
-		args = { { name = "jid", type = "string" }, { name = "selector", type = "string" } },
-		desc = "Revoke a client's access: client/ID, grant/ID, software/NAME or software/NAME/VERSION" };
-	{ section = "clients", name = "stats", host_selector = "host", args = { { name = "host", type = "string" } },
-		desc = "Clients on a host grouped by software and version: accounts, clients, last seen" };
-	{ section = "clients", name = "revoke", host_selector = "host", flags = { kv_params = { dry_run = true } },
-		args = { { name = "host", type = "string" }, { name = "selector", type = "string" } },
-		desc = "Revoke every client of software/NAME[/VERSION] on every account of a host (--dry-run only reports)" };
-	{ section = "clients", name = "prune", host_selector = "host", flags = { kv_params = { dry_run = true } },
-		args = { { name = "host", type = "string" } },
-		desc = "Delete client records past client_management_retention and over client_management_max_clients now (--dry-run only counts)" };
-};
-
-local function register_shell_commands(handlers)
-	for _, command in ipairs(shell_commands) do
+-- Shell commands: the core describes them (`core.shell_commands()`); without it, each name
+-- gets a handler that says why it cannot run.
+local function register_shell_commands(commands, handlers)
+	for _, command in ipairs(commands) do
 		command.handler = handlers[command.name];
-		command.section_desc = command.section == "user" and "View user and account info"
-			or "Clients of every account on a host (mod_client_management)";
 		module:add_item("shell-command", command);
 	end
 end
@@ -207,7 +189,18 @@ if not core then
 	function get_active_clients() return nil, "service-unavailable"; end
 	function revoke_client_access() return nil, "service-unavailable"; end
 	local why = function () return nil, "mod_client_management cannot load its native library: "..core_problem; end
-	register_shell_commands(setmetatable({}, { __index = function () return why; end }));
+	-- The commands' names and arguments (the core describes them, and it is missing): each
+	-- says why it cannot run.
+	local unavailable_commands = {};
+	for _, names in ipairs({ { "user", "clients", "jid" }, { "user", "revoke_client", "jid", "selector" },
+		{ "clients", "stats", "host" }, { "clients", "revoke", "host", "selector" }, { "clients", "prune", "host" } }) do
+		local args = {};
+		for i = 3, #names do table.insert(args, { name = names[i], type = "string" }); end
+		table.insert(unavailable_commands, { section = names[1], name = names[2], host_selector = names[3], args = args,
+			desc = "Unavailable: mod_client_management cannot load its native library",
+			section_desc = "Clients of every account on a host (mod_client_management, unavailable)" });
+	end
+	register_shell_commands(unavailable_commands, setmetatable({}, { __index = function () return why; end }));
 	return;
 end
 
@@ -661,18 +654,8 @@ end
 
 -- XMPP protocol ------------------------------------------------------------------------------
 
-local error_registries = {};
-for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
-	error_registries[xmlns] = errors.init(module.name, xmlns, {
-		["item-not-found"] = { "cancel", "item-not-found", "Client not found" };
-		["internal-server-error"] = { "wait", "internal-server-error", "Unable to revoke client access" };
-		["password-reset-required"] = { "cancel", "service-unavailable", "Password reset required",
-			"password-reset-required" };
-	});
-end
-
 -- Spends one of the stream's list and ad-hoc requests; returns nothing when the core's budget
--- allows it, else the text to answer with.
+-- allows it, else the error to answer with.
 local function over_budget(origin)
 	local budget = origin.client_management_budget;
 	if not budget then
@@ -682,15 +665,16 @@ local function over_budget(origin)
 	return budget:spend(time_now());
 end
 
+-- The error refusing a requester who lacks `permission`, if it does.
+local function forbidden_unless(permission, event)
+	if not module:may(permission, event) then return core.error("forbidden"); end
+end
+
 local function handle_list(event)
 	local origin, stanza = event.origin, event.stanza;
-	if not module:may(":list-clients", event) then
-		origin.send(st.error_reply(stanza, "auth", "forbidden"));
-		return true;
-	end
-	local refusal = over_budget(origin);
+	local refusal = forbidden_unless(":list-clients", event) or over_budget(origin);
 	if refusal then
-		origin.send(st.error_reply(stanza, "wait", "resource-constraint", refusal));
+		origin.send(st.error_reply(stanza, refusal));
 		return true;
 	end
 	local username = origin.username;
@@ -701,7 +685,7 @@ local function handle_list(event)
 	end
 	if not ok then
 		module:log("error", "Unable to list clients of %s: %s", username, tostring(clients));
-		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
+		origin.send(st.error_reply(stanza, core.error("list-failed")));
 		return true;
 	end
 	local reply = st.reply(stanza);
@@ -712,14 +696,12 @@ end
 
 local function handle_revoke(event)
 	local origin, stanza = event.origin, event.stanza;
-	if not module:may(":manage-clients", event) then
-		origin.send(st.error_reply(stanza, "auth", "forbidden"));
-		return true;
-	end
 	local request = stanza.tags[1];
 	local selector = request.attr.id;
-	if not selector or selector == "" then
-		origin.send(st.error_reply(stanza, "modify", "bad-request", "Missing client id"));
+	local refusal = forbidden_unless(":manage-clients", event)
+		or ((not selector or selector == "") and core.error("missing-id"));
+	if refusal then
+		origin.send(st.error_reply(stanza, refusal));
 		return true;
 	end
 	local call_ok, ok, err, later = pcall(revoke, origin.username, selector, origin);
@@ -730,7 +712,7 @@ local function handle_revoke(event)
 	if ok then
 		origin.send(st.reply(stanza));
 	else
-		origin.send(st.error_reply(stanza, error_registries[request.attr.xmlns].new(err)));
+		origin.send(st.error_reply(stanza, core.error(err, request.attr.xmlns)));
 	end
 	-- The requester revoked its own stream: it hears the answer, then goes.
 	for _, session in ipairs(later) do close_stream(session); end
@@ -753,13 +735,6 @@ end);
 local adhoc = module:require "adhoc";
 local dataforms = require "prosody.util.dataforms";
 
-local manage_node = xmlns_prosody.."#manage";
-local sign_out_node = xmlns_prosody.."#sign-out-others";
-
-local function forbidden()
-	return { status = "error", error = { type = "auth", condition = "forbidden" } };
-end
-
 local function requesting_account(data, permission)
 	local origin = data.origin;
 	if origin.type ~= "c2s" or origin.host ~= host or not origin.username then return nil; end
@@ -767,23 +742,24 @@ local function requesting_account(data, permission)
 	return origin.username;
 end
 
-local manage_form = dataforms.new({
-	title = "Manage clients";
-	instructions = "These clients have access to your account. Pick those to cut off.";
-	{ name = "FORM_TYPE", type = "hidden", value = manage_node };
-	{ name = "revoke", type = "list-multi", label = "Revoke access of" };
-});
+local function forbidden()
+	return { status = "error", error = core.error("forbidden") };
+end
+
+-- A command's last answer: a note (`level`, `text`) as mod_adhoc takes it.
+local function completed(note)
+	return { status = "completed", [note.level] = note.level == "error" and { message = note.text } or note.text };
+end
 
 local function unreadable()
-	return { status = "completed", error = { message = "Your clients could not be read; try again later." } };
+	return completed(core.adhoc_note("unreadable"));
 end
 
 local function carry_out_for(data, account, plan, streams)
 	local later, complete = carry_out(data.origin.username, account, plan, streams, data.origin);
-	local report = complete and plan.report or plan.failure_report;
 	-- The requester signed itself out: it hears the answer, then goes.
 	if #later > 0 then module:add_timer(0, function () for _, s in ipairs(later) do close_stream(s); end end); end
-	return { status = "completed", [report.level] = report.text };
+	return completed(complete and plan.report or plan.failure_report);
 end
 
 -- What a command step asks for, as the core reads XEP-0050 (cancel, show the form, act on a
@@ -794,18 +770,14 @@ local function command_step(data, permission)
 	if step == "cancel" then return step, { status = "canceled" }; end
 	local username = requesting_account(data, permission);
 	if not username then return step, forbidden(); end
-	if malformed then
-		return step, { status = "error", error = { type = "modify", condition = "bad-request", text = malformed,
-			extra = step == "bad-action" and { namespace = xmlns_commands, condition = "bad-action" } or nil } };
-	end
-	local refusal = over_budget(data.origin);
-	if refusal then
-		return step, { status = "error", error = { type = "wait", condition = "resource-constraint", text = refusal } };
-	end
+	local refusal = malformed or over_budget(data.origin);
+	if refusal then return step, { status = "error", error = refusal }; end
 	return step, nil, username;
 end
 
-local function manage_clients(_, data)
+local handlers = {};
+
+function handlers.manage(_, data)
 	local step, answer, username = command_step(data, ":list-clients");
 	if answer then return answer; end
 	local account = get_account(username);
@@ -813,10 +785,10 @@ local function manage_clients(_, data)
 		if read_missing(username, account, "listing") then return unreadable(); end
 		local options = account:client_options((moment_of(username)));
 		return { status = "executing", actions = { "complete", default = "complete" },
-			form = { layout = manage_form, values = { revoke = options } } };
+			form = dataforms.new(core.adhoc_form("manage", options)) };
 	end
 	if not requesting_account(data, ":manage-clients") then return forbidden(); end
-	local fields = manage_form:data(data.form);
+	local fields = dataforms.new(core.adhoc_form("manage")):data(data.form);
 	local picked = {};
 	for _, value in ipairs(type(fields.revoke) == "table" and fields.revoke or {}) do
 		if type(value) == "string" and value ~= "" then table.insert(picked, value); end
@@ -826,16 +798,9 @@ local function manage_clients(_, data)
 	return carry_out_for(data, account, account:plan_selection(picked, moment), streams);
 end
 
-local function sign_out_others(_, data)
+handlers["sign-out-others"] = function (_, data)
 	local step, answer, username = command_step(data, ":manage-clients");
 	if answer then return answer; end
-	local form = dataforms.new({
-		title = "Sign out all other clients";
-		instructions = "Every other client loses its access (apps that know your password can log in"
-			.." again until you change it), and every other connection is closed.";
-		{ name = "FORM_TYPE", type = "hidden", value = sign_out_node };
-		{ name = "confirm", type = "boolean", label = "Sign out all other clients" };
-	});
 	local account = get_account(username);
 	if read_missing(username, account, "change") then return unreadable(); end
 	local moment, streams = moment_of(username);
@@ -844,21 +809,21 @@ local function sign_out_others(_, data)
 		if session == data.origin then me = index; end
 	end
 	local plan = account:plan_sign_out(moment, me or 0);
+	local form = dataforms.new(core.adhoc_form("sign-out-others", plan.question));
 	if step == "show-form" then
-		form[2].label = plan.question;
 		return { status = "executing", actions = { "complete", default = "complete" }, form = form };
 	end
 	local fields = form:data(data.form);
 	if fields.confirm ~= true then
-		return { status = "completed", info = "Nothing was changed." };
+		return completed(core.adhoc_note("nothing-changed"));
 	end
 	return carry_out_for(data, account, plan, streams);
 end
 
-local commands = {
-	adhoc.new("Manage clients", manage_node, manage_clients, "local_user");
-	adhoc.new("Sign out all other clients", sign_out_node, sign_out_others, "local_user");
-};
+local commands = {};
+for _, command in ipairs(core.adhoc_commands()) do
+	table.insert(commands, adhoc.new(command.name, command.node, handlers[command.key], "local_user"));
+end
 
 local function own_account(event)
 	local origin, to = event.origin, event.stanza.attr.to;
@@ -897,7 +862,7 @@ module:hook("iq-set/self/"..xmlns_commands..":command", function (event)
 			return adhoc.handle_cmd(command, event.origin, event.stanza);
 		end
 	end
-	event.origin.send(st.error_reply(event.stanza, "cancel", "item-not-found", "No such command"));
+	event.origin.send(st.error_reply(event.stanza, core.error("no-such-command")));
 	return true;
 end);
 
@@ -1191,15 +1156,14 @@ end
 
 local async = require "prosody.util.async";
 local promise = require "prosody.util.promise";
-local format_table = require "prosody.util.human.io".table;
 
 local function account_of(user_jid)
 	local username = jid_split(user_jid);
 	if not username then
-		return nil, "Supply the JID of an account";
+		return nil, core.shell_text("no-jid");
 	end
 	if not usermanager.user_exists(username, host) then
-		return nil, "No such account: "..user_jid;
+		return nil, core.shell_text("no-such-account", user_jid);
 	end
 	return username;
 end
@@ -1214,8 +1178,6 @@ local function print_lines(session, lines)
 	end
 end
 
-local revoke_error_text = error_registries[xmlns_prosody].registry;
-
 -- Host-wide commands walk the accounts through the storage API, yielding between batches so
 -- that the server keeps serving.
 local BATCH = 50;
@@ -1228,7 +1190,7 @@ local function each_account(print, visit, with_grants)
 	local function step(username)
 		n = n + 1;
 		visit(username);
-		if n % PROGRESS_EVERY == 0 then print(("Processed %d accounts..."):format(n)); end
+		if n % PROGRESS_EVERY == 0 then print(core.shell_text("progress", n)); end
 		if n % BATCH == 0 then async.sleep(0); end
 	end
 	for username in client_store:items() do step(username); end
@@ -1257,7 +1219,7 @@ end
 
 -- Retention, the record limit and the privacy options over every account of the host.
 local function prune_host(print, dry_run)
-	local deleted, accounts, failed = 0, 0, 0;
+	local tally = core.new_host_prune(dry_run);
 	each_account(print, function (username)
 		local account = walk_account(username);
 		local outcome;
@@ -1265,15 +1227,13 @@ local function prune_host(print, dry_run)
 			outcome = account:prune((moment_of(username)), dry_run);
 		end
 		if not outcome then
-			failed = failed + 1;
+			tally:failed();
 			return;
 		end
-		if outcome.deleted > 0 then
-			deleted, accounts = deleted + outcome.deleted, accounts + 1;
-		end
+		tally:pruned(outcome.deleted);
 		if not dry_run and account:has_pending_writes() then
 			pin(username, account);
-			if not store_changes(username) then failed = failed + 1; end
+			if not store_changes(username) then tally:failed(); end
 		end
 	end);
 	if not dry_run and old_legacy_index then
@@ -1281,11 +1241,11 @@ local function prune_host(print, dry_run)
 		for username in old_legacy_index:users() do table.insert(users, username); end
 		for _, username in ipairs(users) do old_legacy_index:set(username, nil); end
 	end
-	return deleted, accounts, failed;
+	return tally;
 end
 
 module:daily("Prune client records", function ()
-	local deleted, accounts, failed = prune_host(function () end, false);
+	local deleted, accounts, failed = prune_host(function () end, false):counts();
 	module:log("info", "Pruned %d client record(s) from %d account(s), %d account(s) failed", deleted, accounts, failed);
 end);
 
@@ -1296,108 +1256,80 @@ local function dry_run_of(opts, selector)
 	return type(opts) == "table" and opts.dry_run and true or false, selector;
 end
 
-register_shell_commands({
+register_shell_commands(core.shell_commands(), {
 	clients = function (self, user_jid)
 		local username, err = account_of(user_jid);
 		if not username then return nil, err; end
 		local account = get_account(username);
 		if read_missing(username, account, "listing") then
-			return nil, "Unable to read client data, see the log";
+			return nil, core.shell_text("unreadable");
 		end
 		local lines, count = account:client_listing((moment_of(username)), self.session.width or 80);
 		if count == 0 then
-			return true, "No clients associated with this account";
+			return true, core.shell_text("no-clients");
 		end
 		print_lines(self.session, lines);
-		return true, ("%d client(s)"):format(count);
+		return true, core.shell_text("clients", count);
 	end;
 
 	revoke_client = function (_, user_jid, selector)
 		local username, err = account_of(user_jid);
 		if not username then return nil, err; end
 		if type(selector) ~= "string" or selector == "" then
-			return nil, "Supply what to revoke: client/ID, grant/ID or software/NAME[/VERSION]";
+			return nil, core.shell_text("no-selector");
 		end
 		local ok, revoke_err = revoke_client_access(username, selector);
 		if not ok then
-			local known = revoke_error_text[revoke_err];
-			return nil, known and known.text or tostring(revoke_err);
+			return nil, core.shell_text("revocation-failed", tostring(revoke_err));
 		end
-		return true, "Client access revoked";
+		return true, core.shell_text("revoked");
 	end;
 
 	stats = function (self)
 		local print = self.session.print;
 		return run_async(function ()
 			local stats = core.new_software_stats();
-			local failed = 0;
 			each_account(print, function (username)
 				local account = walk_account(username);
 				if read_missing(username, account, "listing") then
-					failed = failed + 1;
+					stats:unreadable();
 				else
 					stats:add(account, (moment_of(username)));
 				end
 			end, true);
-			local accounts, clients = stats:totals();
-			local row = format_table({
-				{ title = "Software", key = "software", width = "100%", default = "(unknown)" };
-				{ title = "Version", key = "version", width = 12, default = "-" };
-				{ title = "Accounts", key = "accounts", width = 9, align = "right" };
-				{ title = "Clients", key = "clients", width = 8, align = "right" };
-				{ title = "Last seen", key = "last_seen", width = 11, default = "-" };
-			}, self.session.width or 80);
-			print(row());
-			for _, item in ipairs(stats:rows()) do print(row(item)); end
-			if failed > 0 then
-				print(("%d account(s) could not be read, see the log"):format(failed));
-			end
-			return ("%d client(s) on %d account(s)"):format(clients, accounts);
+			for _, line in ipairs(stats:lines(self.session.width or 80)) do print(line); end
+			return stats:summary();
 		end);
 	end;
 
 	revoke = function (self, _, opts, selector)
 		local dry_run;
 		dry_run, selector = dry_run_of(opts, selector);
-		if type(selector) ~= "string" or core.selector_kind(selector) ~= "software" then
-			return nil, "Supply software/NAME or software/NAME/VERSION";
-		end
+		local walk, wrong = core.new_host_revocation(selector, dry_run);
+		if not walk then return nil, wrong; end
 		local print = self.session.print;
 		return run_async(function ()
-			local revoked, password, failed = 0, 0, 0;
 			each_account(print, function (username)
 				local account = walk_account(username);
-				local unread = read_missing(username, account, "change");
-				if unread then
-					failed = failed + 1;
+				if read_missing(username, account, "change") then
+					walk:unreadable();
 					return;
 				end
 				local moment, streams = moment_of(username);
 				local plan = account:plan_revocation(selector, moment);
-				password = password + plan.password_protected;
-				if dry_run or plan.revoked == 0 then
-					revoked = revoked + plan.revoked;
-					return;
-				end
+				if not walk:plan(plan.revoked, plan.password_protected) then return; end
 				local later, complete = carry_out(username, account, plan, streams, nil);
 				for _, session in ipairs(later) do close_stream(session); end
-				if complete then
-					revoked = revoked + plan.revoked;
-				else
-					failed = failed + plan.revoked;
-				end
+				walk:carried_out(plan.revoked, complete);
 			end, true);
-			return ("%s%d client(s) %s, %d need a password reset, %d failed"):format(dry_run and "Dry run: " or "",
-				revoked, dry_run and "would be revoked" or "revoked", password, failed);
+			return walk:summary();
 		end);
 	end;
 
 	prune = function (self, _, opts)
 		local dry_run = dry_run_of(opts);
 		return run_async(function ()
-			local deleted, accounts, failed = prune_host(self.session.print, dry_run);
-			return ("%s%d client record(s) %s from %d account(s), %d account(s) failed"):format(
-				dry_run and "Dry run: " or "", deleted, dry_run and "would be deleted" or "deleted", accounts, failed);
+			return prune_host(self.session.print, dry_run):summary();
 		end);
 	end;
 });
