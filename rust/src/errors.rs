@@ -2,6 +2,8 @@
 //! the application condition some of them carry. The Lua module only hands these to
 //! util.stanza (`st.error_reply(stanza, error)`) or mod_adhoc.
 
+use crate::adhoc::Step;
+
 /// XEP-0050's namespace, for `<bad-action/>`.
 pub const XMLNS_COMMANDS: &str = "http://jabber.org/protocol/commands";
 
@@ -51,18 +53,19 @@ pub fn revocation_failure_text(name: &str) -> String {
     named(name, "").text.unwrap_or_else(|| name.to_owned())
 }
 
-/// A stream over its request budget (`text` says when to try again).
-pub fn over_budget(text: String) -> StanzaError {
-    StanzaError { text: Some(text), ..StanzaError::new("wait", "resource-constraint", None) }
+/// A stream over its request budget, which refills in `wait` seconds.
+pub fn over_budget(wait: f64) -> StanzaError {
+    StanzaError { text: Some(crate::budget::over_budget_text(wait)), ..StanzaError::new("wait", "resource-constraint", None) }
 }
 
-/// An ad-hoc command step the command cannot take (see [`crate::adhoc::Step::error_text`]);
-/// an action it does not offer also carries XEP-0050's `<bad-action/>`.
-pub fn bad_step(text: &str, bad_action: bool) -> StanzaError {
-    StanzaError {
-        extra: bad_action.then(|| (XMLNS_COMMANDS.to_owned(), "bad-action")),
+/// The error an ad-hoc command step the command cannot take is refused with, if it is one:
+/// `bad-request`, and for an action the command does not offer XEP-0050's `<bad-action/>`.
+pub fn bad_step(step: Step) -> Option<StanzaError> {
+    let text = step.error_text()?;
+    Some(StanzaError {
+        extra: (step == Step::BadAction).then(|| (XMLNS_COMMANDS.to_owned(), "bad-action")),
         ..StanzaError::new("modify", "bad-request", Some(text))
-    }
+    })
 }
 
 #[cfg(test)]
@@ -87,10 +90,13 @@ mod tests {
 
     #[test]
     fn steps_and_budgets() {
-        let e = bad_step("Unknown command action", true);
-        assert_eq!((e.kind, e.condition), ("modify", "bad-request"));
+        let e = bad_step(Step::BadAction).unwrap();
+        assert_eq!((e.kind, e.condition, e.text.as_deref()), ("modify", "bad-request", Some("Unknown command action")));
         assert_eq!(e.extra, Some((XMLNS_COMMANDS.to_owned(), "bad-action")));
-        assert_eq!(bad_step("x", false).extra, None);
-        assert_eq!(over_budget("later".into()).text.as_deref(), Some("later"));
+        let e = bad_step(Step::NotSubmitted).unwrap();
+        assert_eq!((e.condition, e.extra), ("bad-request", None));
+        assert_eq!(bad_step(Step::Submit), None);
+        let e = over_budget(1.2);
+        assert_eq!((e.kind, e.condition, e.text.as_deref()), ("wait", "resource-constraint", Some("Too many requests; try again in 2 s")));
     }
 }

@@ -99,7 +99,26 @@ pub enum Message<'a> {
     Progress(usize),
 }
 
-impl Message<'_> {
+impl<'a> Message<'a> {
+    /// The message the Lua module names `name` (`no-jid`, `no-such-account` with a JID,
+    /// `unreadable`, `no-clients`, `clients` with a count, `no-selector`, `revoked`,
+    /// `revocation-failed` with an error name, `progress` with a count); `None` for another
+    /// name or a missing argument.
+    pub fn named(name: &str, number: Option<usize>, word: Option<&'a str>) -> Option<Self> {
+        Some(match name {
+            "no-jid" => Message::NoJid,
+            "no-such-account" => Message::NoSuchAccount(word?),
+            "unreadable" => Message::Unreadable,
+            "no-clients" => Message::NoClients,
+            "clients" => Message::Clients(number?),
+            "no-selector" => Message::NoSelector,
+            "revoked" => Message::Revoked,
+            "revocation-failed" => Message::RevocationFailed(word?),
+            "progress" => Message::Progress(number?),
+            _ => return None,
+        })
+    }
+
     pub fn text(&self) -> String {
         match self {
             Message::NoJid => "Supply the JID of an account".to_owned(),
@@ -274,6 +293,10 @@ mod tests {
         assert_eq!(Message::RevocationFailed("item-not-found").text(), "Client not found");
         assert_eq!(Message::RevocationFailed("odd").text(), "odd");
         assert_eq!(Message::Progress(500).text(), "Processed 500 accounts...");
+        assert_eq!(Message::named("clients", Some(2), None), Some(Message::Clients(2)));
+        assert_eq!(Message::named("no-such-account", None, Some("x@y")), Some(Message::NoSuchAccount("x@y")));
+        assert_eq!(Message::named("clients", None, Some("2")), None, "a count is a number");
+        assert_eq!(Message::named("nonsense", None, None), None);
     }
 
     #[test]

@@ -14,8 +14,7 @@ use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
 
 use crate::account::{Account, Policy};
 use crate::model::{client_id_problem, timestamp_from_f64};
-use crate::revocation::parse_selector;
-use crate::budget::{over_budget_text, RequestBudget};
+use crate::budget::RequestBudget;
 use crate::errors::over_budget;
 use crate::notices::Announcement;
 
@@ -93,13 +92,13 @@ impl UserData for BudgetHandle {
         // `budget:spend(now)` → nothing when allowed, else the error to answer with.
         methods.add_method_mut("spend", |lua, this, now: f64| match this.0.spend(now) {
             Ok(()) => Ok(None),
-            Err(wait) => Ok(Some(words::error_table(lua, &over_budget(over_budget_text(wait)))?)),
+            Err(wait) => Ok(Some(words::error_table(lua, &over_budget(wait))?)),
         });
     }
 }
 
-/// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`,
-/// `selector_kind(selector)`, what [`words::register`] and [`web::register`] add.
+/// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`, and what
+/// [`words::register`] and [`web::register`] add.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -110,13 +109,6 @@ pub fn open(lua: &Lua) -> Result<Table> {
     exports.set(
         "client_id_problem",
         lua.create_function(|_, id: LuaString| Ok(client_id_problem(&id.as_bytes())))?,
-    )?;
-    exports.set(
-        "selector_kind",
-        lua.create_function(|_, selector: LuaString| {
-            let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            Ok(parse_selector(&selector).map(|parsed| parsed.kind()))
-        })?,
     )?;
     words::register(lua, &exports)?;
     web::register(lua, &exports)?;

@@ -147,21 +147,6 @@ impl UserData for PruneHandle {
     }
 }
 
-fn message<'a>(name: &str, number: Option<usize>, word: Option<&'a str>) -> Option<Message<'a>> {
-    Some(match name {
-        "no-jid" => Message::NoJid,
-        "no-such-account" => Message::NoSuchAccount(word?),
-        "unreadable" => Message::Unreadable,
-        "no-clients" => Message::NoClients,
-        "clients" => Message::Clients(number?),
-        "no-selector" => Message::NoSelector,
-        "revoked" => Message::Revoked,
-        "revocation-failed" => Message::RevocationFailed(word?),
-        "progress" => Message::Progress(number?),
-        _ => return None,
-    })
-}
-
 /// Adds to the module table: `error(name, namespace)`, `adhoc_step(action, form_type)`,
 /// `adhoc_commands()`, `adhoc_form(key, arg)`, `adhoc_note(name)`, `shell_commands()`,
 /// `shell_text(name, arg)`, `new_software_stats()`, `new_host_revocation(selector, dry_run)`,
@@ -181,10 +166,7 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
         lua.create_function(|lua, (action, form_type): (LuaString, Option<LuaString>)| {
             let form_type = form_type.map(|t| text(&t));
             let step = step_of(&text(&action), form_type.as_deref());
-            let error = match step.error_text() {
-                Some(why) => Some(error_table(lua, &bad_step(why, step == crate::adhoc::Step::BadAction))?),
-                None => None,
-            };
+            let error = bad_step(step).map(|error| error_table(lua, &error)).transpose()?;
             Ok((step.name(), error))
         })?,
     )?;
@@ -272,7 +254,7 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
                 mlua::Value::Integer(n) => usize::try_from(n).ok(),
                 _ => None,
             };
-            message(&text(&name), number, word.as_deref())
+            Message::named(&text(&name), number, word.as_deref())
                 .map(|m| m.text())
                 .ok_or_else(|| mlua::Error::runtime("client_management: unknown shell text or argument"))
         })?,
