@@ -111,6 +111,17 @@ pub struct Note {
     pub text: &'static str,
 }
 
+impl Note {
+    /// The note the Lua module names `nothing-changed` or `unreadable`.
+    pub fn named(name: &str) -> Option<Note> {
+        match name {
+            "nothing-changed" => Some(NOTHING_CHANGED),
+            "unreadable" => Some(UNREADABLE),
+            _ => None,
+        }
+    }
+}
+
 /// "Sign out all other clients" submitted without confirming.
 pub const NOTHING_CHANGED: Note = Note { level: "info", text: "Nothing was changed." };
 /// The account's clients could not be read from storage.
@@ -141,5 +152,8 @@ mod tests {
         assert_eq!(form.fields[1].label.as_deref(), Some("Sign out 2 other client(s) and close 1 other connection(s)"));
         assert_eq!(sign_out_form(None).fields[1].label.as_deref(), Some("Sign out all other clients"));
         assert!(form.instructions.contains("can log in again until you change it), and"));
+        assert_eq!(Note::named("unreadable"), Some(UNREADABLE));
+        assert_eq!(Note::named("nothing-changed").map(|n| n.level), Some("info"));
+        assert_eq!(Note::named("x"), None);
     }
 }

@@ -284,7 +284,7 @@ impl HostPrune {
 mod tests {
     use super::*;
     use crate::listing::list_entries;
-    use crate::model::{AccountFacts, ClientRecord, UserAgent};
+    use crate::stats::tests::account;
 
     #[test]
     fn messages() {
@@ -331,32 +331,13 @@ mod tests {
         assert_eq!(HostPrune::new(true).summary(), "Dry run: 0 client record(s) would be deleted from 0 account(s), 0 account(s) failed");
     }
 
-    fn account(clients: &[(Option<&str>, Option<&str>)]) -> AccountFacts {
-        AccountFacts {
-            records: clients
-                .iter()
-                .enumerate()
-                .map(|(i, (software, version))| ClientRecord {
-                    id: format!("c{i}"),
-                    last_seen: Some(1_795_742_465),
-                    mechanisms: vec![("PLAIN".into(), 1_795_742_465)],
-                    user_agent: UserAgent {
-                        software: software.map(Into::into),
-                        software_version: version.map(Into::into),
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
+    const DAY: i64 = 1_795_742_465; // 2026-11-27
 
     /// As util.human.io draws it (checked against Prosody 13.0.1's `clients stats`).
     #[test]
     fn the_stats_table_is_drawn_as_prosody_draws_tables() {
         let mut stats = SoftwareStats::new();
-        stats.add_account(&list_entries(&account(&[(Some("Gajim"), Some("1.9")), (None, None), (Some("A | B"), Some(""))])));
+        stats.add_account(&list_entries(&account(&[(Some("Gajim"), Some("1.9"), DAY), (None, None, DAY), (Some("A | B"), Some(""), DAY)])));
         let lines = stats_lines(&stats, 2, 80.0);
         assert_eq!(
             lines,

@@ -6,7 +6,7 @@ use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
 
 use crate::adhoc::step_of;
 use crate::errors::{bad_step, named, StanzaError};
-use crate::forms::{manage_form, sign_out_form, Choice, Command, Form, NOTHING_CHANGED, UNREADABLE};
+use crate::forms::{manage_form, sign_out_form, Choice, Command, Form, Note};
 use crate::listing::list_entries;
 use crate::shell::{stats_lines, stats_summary, HostPrune, HostRevocation, Message, COMMANDS};
 use crate::stats::SoftwareStats;
@@ -202,11 +202,7 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
     exports.set(
         "adhoc_note",
         lua.create_function(|lua, name: LuaString| {
-            let note = match text(&name).as_str() {
-                "nothing-changed" => NOTHING_CHANGED,
-                "unreadable" => UNREADABLE,
-                _ => return Err(mlua::Error::runtime("client_management: unknown note")),
-            };
+            let note = Note::named(&text(&name)).ok_or_else(|| mlua::Error::runtime("client_management: unknown note"))?;
             note_table(lua, note.level, note.text)
         })?,
     )?;
