@@ -127,9 +127,8 @@ local handlers = {
 	revoke_client = function (_, user_jid, selector)
 		local username, err = account_of(user_jid);
 		if not username then return nil, err; end
-		if type(selector) ~= "string" or selector == "" then
-			return nil, core.shell_text("no-selector");
-		end
+		local problem = core.selector_problem(selector);
+		if problem then return nil, problem; end
 		local ok, revoke_err = revoke_client_access(username, selector);
 		if not ok then
 			return nil, core.shell_text("revocation-failed", tostring(revoke_err));

@@ -28,6 +28,9 @@ local loader = module:require "client_management_loader";
 local core, core_problem = loader.load(MODULE_VERSION);
 
 -- Logins that must be refused (needs no native library) ---------------------------------------
+-- Words of their own: these refusals hold even when the native library did not load.
+
+local NO_CLIENT_ID = "Client identifier required but not supplied";
 
 local function sasl2_failure(text)
 	return st.stanza("failure", { xmlns = xmlns_sasl2 })
@@ -43,7 +46,7 @@ module:hook_tag(xmlns_sasl2, "authenticate", function (session, auth)
 	if client_id and client_id ~= "" then
 		problem = core and core.client_id_problem(client_id);
 	elseif enforce_client_ids then
-		problem = "Client identifier required but not supplied";
+		problem = NO_CLIENT_ID;
 	end
 	if problem then
 		session.send(sasl2_failure(problem));
@@ -58,7 +61,7 @@ if enforce_client_ids then
 		if session.type ~= "c2s_unauthed" then return; end
 		session.send(st.stanza("failure", { xmlns = xmlns_sasl })
 			:tag("not-authorized"):up()
-			:text_tag("text", "Client identifier required but not supplied"));
+			:text_tag("text", NO_CLIENT_ID));
 		return true;
 	end, 1000);
 
@@ -577,8 +580,7 @@ local function handle_revoke(event)
 	local origin, stanza = event.origin, event.stanza;
 	local request = stanza.tags[1];
 	local selector = request.attr.id;
-	local refusal = forbidden_unless(":manage-clients", event)
-		or ((not selector or selector == "") and core.error("missing-id"));
+	local refusal = forbidden_unless(":manage-clients", event) or core.unnamed_client(selector);
 	if refusal then
 		origin.send(st.error_reply(stanza, refusal));
 		return true;

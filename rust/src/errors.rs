@@ -47,6 +47,12 @@ pub fn named(name: &str, namespace: &str) -> StanzaError {
     }
 }
 
+/// The error a revoke request is refused with before anything is looked up: one that names no
+/// client (no `id`, or an empty one; its bytes, as they came).
+pub fn unnamed_client(id: Option<&[u8]>) -> Option<StanzaError> {
+    id.is_none_or(<[u8]>::is_empty).then(|| named("missing-id", ""))
+}
+
 /// The text an admin reads when a revocation fails with the error called `name`: the error's
 /// own text, or the name when it has none.
 pub fn revocation_failure_text(name: &str) -> String {
@@ -80,6 +86,14 @@ mod tests {
         assert_eq!(named("item-not-found", "x").text.as_deref(), Some("Client not found"));
         assert_eq!(named("internal-server-error", "x").kind, "wait");
         assert_eq!(named("nonsense", "x").condition, "undefined-condition");
+    }
+
+    #[test]
+    fn a_revoke_request_names_a_client() {
+        assert_eq!(unnamed_client(None).and_then(|e| e.text).as_deref(), Some("Missing client id"));
+        assert_eq!(unnamed_client(Some(b"")).map(|e| e.condition), Some("bad-request"));
+        assert_eq!(unnamed_client(Some(b"client/x")), None);
+        assert_eq!(unnamed_client(Some(b"\xff")), None, "not UTF-8, yet it names something: not found later");
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub enum Message<'a> {
 
 impl<'a> Message<'a> {
     /// The message the Lua module names `name` (`no-jid`, `no-such-account` with a JID,
-    /// `unreadable`, `no-clients`, `clients` with a count, `no-selector`, `revoked`,
+    /// `unreadable`, `no-clients`, `clients` with a count, `revoked`,
     /// `revocation-failed` with an error name, `progress` with a count); `None` for another
     /// name or a missing argument.
     pub fn named(name: &str, number: Option<usize>, word: Option<&'a str>) -> Option<Self> {
@@ -111,7 +111,6 @@ impl<'a> Message<'a> {
             "unreadable" => Message::Unreadable,
             "no-clients" => Message::NoClients,
             "clients" => Message::Clients(number?),
-            "no-selector" => Message::NoSelector,
             "revoked" => Message::Revoked,
             "revocation-failed" => Message::RevocationFailed(word?),
             "progress" => Message::Progress(number?),
@@ -132,6 +131,12 @@ impl<'a> Message<'a> {
             Message::Progress(accounts) => format!("Processed {accounts} accounts..."),
         }
     }
+}
+
+/// What `user revoke_client` answers when it is given no selector (nothing, or an empty one;
+/// its bytes, as they came).
+pub fn selector_problem(selector: Option<&[u8]>) -> Option<String> {
+    selector.is_none_or(<[u8]>::is_empty).then(|| Message::NoSelector.text())
 }
 
 fn dry_run_prefix(dry_run: bool) -> &'static str {
@@ -297,6 +302,14 @@ mod tests {
         assert_eq!(Message::named("no-such-account", None, Some("x@y")), Some(Message::NoSuchAccount("x@y")));
         assert_eq!(Message::named("clients", None, Some("2")), None, "a count is a number");
         assert_eq!(Message::named("nonsense", None, None), None);
+    }
+
+    #[test]
+    fn revoke_client_needs_a_selector() {
+        assert!(selector_problem(None).is_some_and(|t| t.starts_with("Supply what to revoke")));
+        assert!(selector_problem(Some(b"")).is_some());
+        assert_eq!(selector_problem(Some(b"client/x")), None);
+        assert_eq!(selector_problem(Some(b"\xff")), None);
     }
 
     #[test]

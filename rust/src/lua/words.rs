@@ -5,16 +5,24 @@
 use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
 
 use crate::adhoc::step_of;
-use crate::errors::{bad_step, named, StanzaError};
+use crate::errors::{bad_step, named, unnamed_client, StanzaError};
 use crate::forms::{manage_form, sign_out_form, Choice, Command, Form, Note};
 use crate::listing::list_entries;
-use crate::shell::{stats_lines, stats_summary, HostPrune, HostRevocation, Message, COMMANDS};
+use crate::shell::{selector_problem, stats_lines, stats_summary, HostPrune, HostRevocation, Message, COMMANDS};
 use crate::stats::SoftwareStats;
 
 use super::account::{account_facts, AccountHandle};
 
 fn text(value: &LuaString) -> String {
     value.to_str().map(|s| s.to_owned()).unwrap_or_default()
+}
+
+/// A string argument, or `None` for anything else (nil, a table, a number).
+fn string_arg(value: &mlua::Value) -> Option<String> {
+    match value {
+        mlua::Value::String(s) => Some(text(s)),
+        _ => None,
+    }
 }
 
 /// `{ type, condition, text, extra = { namespace, condition } }`: what util.error makes, and
@@ -147,7 +155,8 @@ impl UserData for PruneHandle {
     }
 }
 
-/// Adds to the module table: `error(name, namespace)`, `adhoc_step(action, form_type)`,
+/// Adds to the module table: `error(name, namespace)`, `unnamed_client(id)`,
+/// `selector_problem(selector)`, `adhoc_step(action, form_type)`,
 /// `adhoc_commands()`, `adhoc_form(key, arg)`, `adhoc_note(name)`, `shell_commands()`,
 /// `shell_text(name, arg)`, `new_software_stats()`, `new_host_revocation(selector, dry_run)`,
 /// `new_host_prune(dry_run)`.
@@ -157,6 +166,24 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
         "error",
         lua.create_function(|lua, (name, namespace): (LuaString, Option<LuaString>)| {
             error_table(lua, &named(&text(&name), &namespace.map(|n| text(&n)).unwrap_or_default()))
+        })?,
+    )?;
+    // `core.unnamed_client(id)` → the error a revoke request naming no client is refused with.
+    exports.set(
+        "unnamed_client",
+        lua.create_function(|lua, id: Option<LuaString>| {
+            unnamed_client(id.as_ref().map(|id| id.as_bytes()).as_deref()).map(|error| error_table(lua, &error)).transpose()
+        })?,
+    )?;
+    // `core.selector_problem(selector)` → what `user revoke_client` answers without a selector.
+    exports.set(
+        "selector_problem",
+        lua.create_function(|_, selector: mlua::Value| {
+            let bytes = match &selector {
+                mlua::Value::String(s) => Some(s.as_bytes()),
+                _ => None,
+            };
+            Ok(selector_problem(bytes.as_deref()))
         })?,
     )?;
     // `core.adhoc_step(action, form_type)` → what the step asks for (see adhoc::Step::name), and
@@ -242,10 +269,7 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
     exports.set(
         "shell_text",
         lua.create_function(|_, (name, arg): (LuaString, mlua::Value)| {
-            let word = match &arg {
-                mlua::Value::String(s) => Some(text(s)),
-                _ => None,
-            };
+            let word = string_arg(&arg);
             let number = match arg {
                 mlua::Value::Integer(n) => usize::try_from(n).ok(),
                 _ => None,
@@ -264,11 +288,7 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
     exports.set(
         "new_host_revocation",
         lua.create_function(|_, (selector, dry_run): (mlua::Value, bool)| {
-            let selector = match &selector {
-                mlua::Value::String(s) => Some(text(s)),
-                _ => None,
-            };
-            Ok(match HostRevocation::new(selector.as_deref(), dry_run) {
+            Ok(match HostRevocation::new(string_arg(&selector).as_deref(), dry_run) {
                 Ok(walk) => (Some(RevocationHandle(walk)), None),
                 Err(why) => (None, Some(why)),
             })
