@@ -5,10 +5,13 @@
 //! CSRF token, size, login rate), what a page shows and how (the HTML), the JSON bodies and
 //! their error codes, the cookie, and the web session's name and lifetime.
 //!
+//! - [`answers`]: what the glue used to put together: the policy from the options, POST
+//!   checks, redirects, the confirm pages, the sign-out plan;
 //! - [`html`]: the pages, escaped by construction;
 //! - [`json`]: the API's bodies;
 //! - [`limiter`]: failed logins per IP and per account.
 
+pub mod answers;
 pub mod html;
 pub mod json;
 pub mod limiter;
