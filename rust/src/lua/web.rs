@@ -172,7 +172,7 @@ impl UserData for WebHandle {
             |lua, this, (headers, own, expected, given, length): (Table, Vec<String>, Option<String>, Option<String>, usize)| {
                 let origin: Option<String> = headers.get("origin").ok().flatten();
                 let site: Option<String> = headers.get("sec_fetch_site").ok().flatten();
-                match answers::check_post(length, origin.as_deref(), site.as_deref(), &own, expected.as_deref(), given.as_deref()) {
+                match web::check_form_post(length, origin.as_deref(), site.as_deref(), &own, expected.as_deref(), given.as_deref()) {
                     Ok(()) => Ok((None, None)),
                     Err(refusal) => {
                         let (status, body) = html::refusal_page(&this.policy, refusal);

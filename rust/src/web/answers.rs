@@ -1,10 +1,10 @@
 //! What the web glue used to put together itself: the policy from the module's options, the
-//! checks of a form POST, the redirect back to the page, and the answers of the confirm pages
-//! and of the sign-out plan. The glue only decodes Lua values and encodes these.
+//! redirect back to the page, the answers of the confirm pages and the sign-out plan. The glue
+//! only decodes Lua values and encodes these.
 
 use super::html::{self, PageContext};
 use super::limiter::{Limit, LoginLimiter};
-use super::{check_form_post, html_response, redirect, Notice, Refusal, Response, WebPolicy, MAX_BODY_BYTES};
+use super::{html_response, redirect, Notice, Response, WebPolicy};
 use crate::listing::Entry;
 use crate::model::{AccountFacts, SessionFact};
 use crate::revocation::{plan_sign_out_others, Action, RevocationPlan};
@@ -45,21 +45,6 @@ impl WebOptions {
         let per_ip = Limit { attempts: number(self.login_attempts_per_ip, 20.0).max(1.0), window };
         (policy, LoginLimiter::new(per_ip, per_account))
     }
-}
-
-/// Checks a form POST: its size (`length` bytes), then as [`check_form_post`].
-pub fn check_post(
-    length: usize,
-    origin: Option<&str>,
-    sec_fetch_site: Option<&str>,
-    origins: &[String],
-    csrf_expected: Option<&str>,
-    csrf_given: Option<&str>,
-) -> Result<(), Refusal> {
-    if length > MAX_BODY_BYTES {
-        return Err(Refusal::TooLarge);
-    }
-    check_form_post(origin, sec_fetch_site, origins, csrf_expected, csrf_given)
 }
 
 /// Back to the page (303), telling what happened (`?done=…`) and setting a cookie if given.
@@ -133,14 +118,6 @@ mod tests {
         assert!(limiter.allows("ip", "u", 0.0), "one attempt at the least");
         limiter.failed("ip", "u", 0.0);
         assert!(!limiter.allows("ip", "u", 0.0));
-    }
-
-    #[test]
-    fn posts_are_checked_for_size_first() {
-        let own = ["https://h".to_owned()];
-        assert_eq!(check_post(MAX_BODY_BYTES + 1, Some("https://h"), None, &own, None, None), Err(Refusal::TooLarge));
-        assert_eq!(check_post(10, Some("https://h"), None, &own, None, None), Ok(()));
-        assert_eq!(check_post(10, Some("https://x"), None, &own, None, None), Err(Refusal::ForeignOrigin));
     }
 
     #[test]
