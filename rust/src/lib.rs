@@ -4,8 +4,8 @@
 //! [`account::Account`], which owns an account's records and decides: how a login changes a
 //! record and when to store it, which records go ([`account`]), who has access ([`access`]),
 //! the ordered list ([`listing`]), rendered replies ([`render`]), revocation plans
-//! ([`revocation`]), what admins and users read ([`text`]), the one rule for text a client chose
-//! ([`sanitize`]), the web page and JSON API ([`web`]). Only the `lua` module knows about
+//! ([`revocation`]), what admins and users read ([`text`], [`errors`], [`forms`], [`shell`]),
+//! the one rule for text a client chose ([`sanitize`]), the web page and JSON API ([`web`]). Only the `lua` module knows about
 //! Lua, and only when built with the `module` or `embedded-lua` feature.
 
 pub mod access;
