@@ -34,8 +34,10 @@ local function write(path, data)
 	f:close();
 end
 
+-- The module and its libraries (NAME.lib.lua), as a plugin directory holds them.
 local function copy_module_into(dir)
 	sh(("cp %s %s/mod_client_management.lua"):format(shell_quote(mock.plugin_file), shell_quote(dir)));
+	sh(("cp %s/*.lib.lua %s/"):format(shell_quote(mock.plugin_dir), shell_quote(dir)));
 	return dir .. "/mod_client_management.lua";
 end
 
@@ -95,6 +97,18 @@ describe("loading", function ()
 		local expected = read(mock.source_file):gsub("@VERSION@", mock.version());
 		assert.is_true(expected == read(mock.plugin_file),
 			mock.plugin_file .. " is not lua/mod_client_management.lua with the version written in: run `make plugin`");
+	end);
+
+	it("has up-to-date plugin copies of the module's libraries (run `make plugin`)", function ()
+		local sources = io.popen("ls " .. shell_quote(mock.repo_root .. "/lua") .. "/*.lib.lua");
+		local count = 0;
+		for source in sources:lines() do
+			count = count + 1;
+			local copy = mock.plugin_dir .. "/" .. source:match("[^/]+$");
+			assert.is_true(read(source) == read(copy), copy .. " is not " .. source .. ": run `make plugin`");
+		end
+		sources:close();
+		assert.is_true(count > 0, "no lua/*.lib.lua");
 	end);
 
 	it("names the library before it touches it, and loads it from beside the plugin file", function ()

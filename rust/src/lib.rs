@@ -4,8 +4,8 @@
 //! [`account::Account`], which owns an account's records and decides: how a login changes a
 //! record and when to store it, which records go ([`account`]), who has access ([`access`]),
 //! the ordered list ([`listing`]), rendered replies ([`render`]), revocation plans
-//! ([`revocation`]), what admins and users read ([`text`]), the one rule for text a client chose
-//! ([`sanitize`]), the web page and JSON API ([`web`]). Only the `lua` module knows about
+//! ([`revocation`]), what admins and users read ([`text`], [`errors`], [`forms`], [`shell`]),
+//! the one rule for text a client chose ([`sanitize`]), the web page and JSON API ([`web`]). Only the `lua` module knows about
 //! Lua, and only when built with the `module` or `embedded-lua` feature.
 
 pub mod access;
@@ -13,6 +13,8 @@ pub mod account;
 pub mod adhoc;
 pub mod budget;
 pub mod driver;
+pub mod errors;
+pub mod forms;
 pub mod ids;
 pub mod listing;
 pub mod model;
@@ -20,6 +22,7 @@ pub mod notices;
 pub mod render;
 pub mod revocation;
 pub mod sanitize;
+pub mod shell;
 pub mod stats;
 pub mod text;
 pub mod web;

@@ -68,12 +68,13 @@ impl SoftwareStats {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::listing::list_entries;
     use crate::model::{AccountFacts, ClientRecord, UserAgent};
 
-    fn account(clients: &[(Option<&str>, Option<&str>, i64)]) -> AccountFacts {
+    /// An account with one record per `(software, version, last seen)`.
+    pub(crate) fn account(clients: &[(Option<&str>, Option<&str>, i64)]) -> AccountFacts {
         AccountFacts {
             records: clients
                 .iter()

@@ -50,25 +50,16 @@ pub fn client_listing(entries: &[Entry], width: usize) -> Vec<String> {
     };
 
     let table: Vec<Vec<String>> = (0..entries.len()).map(|row| (0..6).map(|c| cell(row, c, true)).collect()).collect();
-    let mut widths: Vec<usize> = CLIENT_COLUMNS.iter().map(|title| chars(title) + 1).collect();
-    for row in &table {
-        for (column, text) in row.iter().enumerate() {
-            widths[column] = widths[column].max(chars(text));
-        }
-    }
-    let total = widths.iter().sum::<usize>() + SEPARATOR.len() * (widths.len() - 1);
+    let columns: Vec<Column> = CLIENT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(column, title)| Column::left(title, Width::Fixed(table.iter().map(|row| chars(&row[column])).max().unwrap_or(0))))
+        .collect();
+    let cells: Vec<Vec<Option<String>>> = table.iter().map(|row| row.iter().cloned().map(Some).collect()).collect();
+    let lines = table_lines(&columns, &cells, width as f64);
+    let fits = lines.first().is_some_and(|header| chars(header) <= width);
     let forgeable = table.iter().flatten().any(|text| text.contains('|'));
-    if total <= width && !forgeable {
-        let line = |cells: &[&str]| {
-            cells
-                .iter()
-                .zip(&widths)
-                .map(|(text, width)| format!("{text}{}", " ".repeat(width - chars(text))))
-                .collect::<Vec<_>>()
-                .join(SEPARATOR)
-        };
-        let mut lines = vec![line(&CLIENT_COLUMNS)];
-        lines.extend(table.iter().map(|row| line(&row.iter().map(String::as_str).collect::<Vec<_>>())));
+    if fits && !forgeable {
         return lines;
     }
     let mut lines = Vec::new();
@@ -80,6 +71,68 @@ pub fn client_listing(entries: &[Entry], width: usize) -> Vec<String> {
         for (column, title) in CLIENT_COLUMNS.iter().enumerate().skip(1) {
             lines.push(format!("  {:<15} {}", format!("{title}:"), cell(row, column, false)));
         }
+    }
+    lines
+}
+
+/// How wide a column of a shell table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// At least this wide, and never narrower than its title and one space.
+    Fixed(usize),
+    /// What the fixed columns leave of the line.
+    Fill,
+}
+
+/// A column of a shell table: its title, width, alignment and what an empty cell shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub title: &'static str,
+    pub width: Width,
+    pub right: bool,
+    pub default: &'static str,
+}
+
+impl Column {
+    pub const fn left(title: &'static str, width: Width) -> Self {
+        Self { title, width, right: false, default: "" }
+    }
+}
+
+/// Every table of the shell, laid out as Prosody's util.human.io lays out its tables (so that
+/// ours look like the rest of prosodyctl's): cells separated by ` | `, padded to their column,
+/// cut with `…` when too long; `max_width` is the terminal's width. The first line holds the
+/// titles. A cell that is `None` shows the column's default.
+pub fn table_lines(columns: &[Column], rows: &[Vec<Option<String>>], max_width: f64) -> Vec<String> {
+    let fixed = |column: &Column| match column.width {
+        Width::Fixed(width) => Some(width.max(chars(column.title) + 1)),
+        Width::Fill => None,
+    };
+    let fixed_total: usize = columns.iter().filter_map(fixed).sum();
+    let fills = columns.iter().filter(|c| fixed(c).is_none()).count().max(1) as f64;
+    let free = max_width - (SEPARATOR.len() * columns.len().saturating_sub(1)) as f64 - fixed_total as f64;
+    let widths: Vec<i64> = columns.iter().map(|c| fixed(c).map_or_else(|| (free / fills).floor() as i64, |w| w as i64)).collect();
+    let fit = |text: &str, column: &Column, width: i64| -> String {
+        let length = chars(text) as i64;
+        if length < width {
+            let pad = " ".repeat((width - length) as usize);
+            if column.right { format!("{pad}{text}") } else { format!("{text}{pad}") }
+        } else if length > width {
+            if width <= 1 {
+                "\u{2026}".to_owned()
+            } else {
+                format!("{}\u{2026}", text.chars().take((width - 1) as usize).collect::<String>())
+            }
+        } else {
+            text.to_owned()
+        }
+    };
+    let line = |cells: &mut dyn Iterator<Item = &str>| -> String {
+        cells.zip(columns.iter().zip(&widths)).map(|(text, (column, width))| fit(text, column, *width)).collect::<Vec<_>>().join(SEPARATOR)
+    };
+    let mut lines = vec![line(&mut columns.iter().map(|c| c.title))];
+    for row in rows {
+        lines.push(line(&mut row.iter().zip(columns).map(|(cell, column)| cell.as_deref().unwrap_or(column.default))));
     }
     lines
 }

@@ -427,11 +427,17 @@ function Ctx:make_module(path)
 	function module:provides(kind, item)
 		self:add_item(kind .. "-provider", item);
 	end
-	-- Prosody's own adhoc library (modules/adhoc/adhoc.lib.lua), loaded into this module.
+	-- Prosody's own adhoc library (modules/adhoc/adhoc.lib.lua), or one of the module's
+	-- (NAME.lib.lua beside the module file, as the plugin loader finds it), loaded into this
+	-- module's environment.
 	function module:require(name)
-		assert(name == "adhoc", "unexpected module:require " .. tostring(name));
-		local chunk = assert(loadfile("/usr/lib/prosody/modules/adhoc/adhoc.lib.lua", "t",
-			setmetatable({ module = self }, { __index = _G })));
+		if name == "adhoc" then
+			local chunk = assert(loadfile("/usr/lib/prosody/modules/adhoc/adhoc.lib.lua", "t",
+				setmetatable({ module = self }, { __index = _G })));
+			return chunk();
+		end
+		local dir = (ctx.file or M.plugin_file):match("^(.*)/[^/]*$");
+		local chunk = assert(loadfile(dir .. "/" .. name .. ".lib.lua", "t", ctx.env));
 		return chunk();
 	end
 	function module:add_item(item_type, item)
@@ -693,6 +699,7 @@ end
 -- opts.path: module.path, default the file loaded.
 function Ctx:try_load(file)
 	file = file or self.opts.file or M.plugin_file;
+	self.file = file;
 	local ctx = self;
 	local env = setmetatable({
 		module = self.module;

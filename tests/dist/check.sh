@@ -25,8 +25,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 lr() { luarocks --lua-version=5.4 "$@"; }
-installed_files() { # tree → fails unless the module and the library landed
+# The module's libraries (module:require), as the checkout has them: every one must ship.
+libs=$(cd "$repo/lua" && ls *.lib.lua)
+installed_files() { # tree → fails unless the module, its libraries and the native library landed
 	[ -f "$1/share/lua/5.4/mod_client_management.lua" ] || fail "$2: no share/lua/5.4/mod_client_management.lua in $1"
+	for lib in $libs; do
+		[ -f "$1/share/lua/5.4/$lib" ] || fail "$2: no share/lua/5.4/$lib in $1 (is it in the rockspec's install.lua?)"
+	done
 	[ -f "$1/lib/lua/5.4/client_management.so" ] || fail "$2: no lib/lua/5.4/client_management.so in $1"
 	[ -d "$1/lib/luarocks/rocks-5.4/mod_client_management/$version-1" ] || fail "$2: rock $version-1 not in the tree's manifest dir"
 }
@@ -55,7 +60,7 @@ rock=$(ls "$dist/rocks/$name-1."*.rock | grep -v '\.src\.rock$' | head -n 1)
 platform=${rock##*/$name-1.}
 platform=${platform%.rock}
 mkdir bin && (cd bin && unzip -q "$rock")
-for f in lua/mod_client_management.lua lib/client_management.so "$name-1.rockspec" rock_manifest; do
+for f in lua/mod_client_management.lua $(for lib in $libs; do echo "lua/$lib"; done) lib/client_management.so "$name-1.rockspec" rock_manifest; do
 	[ -f "bin/$f" ] || fail "$rock has no $f"
 done
 if readelf -S bin/lib/client_management.so | grep -q '\.symtab'; then fail "the rock's library is not stripped"; fi

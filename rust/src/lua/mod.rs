@@ -1,6 +1,7 @@
 //! The one place where Lua meets the core, split by concern: [`decode`] (Lua tables in),
 //! [`encode`] (Lua tables out), [`stanza`] (util.stanza objects out), [`account`] (the account
-//! userdata), [`web`] (the web page's userdata) and the module table below.
+//! userdata), [`web`] (the web page's userdata), [`words`] (what people read: errors, forms,
+//! shell texts and tallies) and the module table below.
 
 mod account;
 mod decode;
@@ -8,6 +9,7 @@ mod driver;
 mod encode;
 mod stanza;
 mod web;
+mod words;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,13 +19,10 @@ use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 use crate::account::Policy;
 use crate::driver::Driver;
 use crate::model::client_id_problem;
-use crate::revocation::parse_selector;
-use crate::stats::SoftwareStats;
-use crate::adhoc::step_of;
-use crate::budget::{over_budget_text, RequestBudget};
-use crate::text::{format_day, stats_cell};
+use crate::budget::RequestBudget;
+use crate::errors::over_budget;
 
-use account::{with_entries, AccountHandle, SharedDriver};
+use account::{AccountHandle, SharedDriver};
 use decode::{decode_moment, decode_policy};
 
 /// Read by the Lua module from the library file before loading it, so that a library of
@@ -87,48 +86,16 @@ struct BudgetHandle(RequestBudget);
 
 impl UserData for BudgetHandle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `budget:spend(now)` → nothing when allowed, else the text to answer with.
-        methods.add_method_mut("spend", |_, this, now: f64| match this.0.spend(now) {
+        // `budget:spend(now)` → nothing when allowed, else the error to answer with.
+        methods.add_method_mut("spend", |lua, this, now: f64| match this.0.spend(now) {
             Ok(()) => Ok(None),
-            Err(wait) => Ok(Some(over_budget_text(wait))),
+            Err(wait) => Ok(Some(words::error_table(lua, &over_budget(wait))?)),
         });
     }
 }
 
-/// Host-wide statistics, fed one account at a time.
-struct StatsHandle(SoftwareStats);
-
-impl UserData for StatsHandle {
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `stats:add(account, moment)`.
-        methods.add_method_mut("add", |_, this, (account, moment): (mlua::AnyUserData, Table)| {
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            with_entries(&mut account, &moment, |entries| this.0.add_account(entries))
-        });
-        // `stats:totals()` → accounts, clients.
-        methods.add_method("totals", |_, this, ()| Ok((this.0.accounts, this.0.clients)));
-        // `stats:rows()` → array of {software, version, accounts, clients, last_seen = day}.
-        methods.add_method("rows", |lua, this, ()| {
-            let rows = this.0.rows();
-            let list = lua.create_table_with_capacity(rows.len(), 0)?;
-            for (index, row) in rows.iter().enumerate() {
-                let item = lua.create_table()?;
-                item.raw_set("software", row.software.as_deref().map(stats_cell))?;
-                item.raw_set("version", row.version.as_deref().map(stats_cell))?;
-                item.raw_set("accounts", row.accounts)?;
-                item.raw_set("clients", row.clients)?;
-                item.raw_set("last_seen", row.last_seen.and_then(format_day))?;
-                list.raw_seti(index + 1, item)?;
-            }
-            Ok(list)
-        });
-    }
-}
-
-/// The module table: `version`, `new_engine(options)` (options: see decode::decode_policy, plus
-/// `store_remove`, the `clients` store's deletion marker), `client_id_problem(id)`,
-/// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`,
-/// `new_web(options)`.
+/// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`, and what
+/// [`words::register`] and [`web::register`] add.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -144,25 +111,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         "client_id_problem",
         lua.create_function(|_, id: LuaString| Ok(client_id_problem(&id.as_bytes())))?,
     )?;
-    exports.set(
-        "selector_kind",
-        lua.create_function(|_, selector: LuaString| {
-            let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            Ok(parse_selector(&selector).map(|parsed| parsed.kind()))
-        })?,
-    )?;
-    // `core.adhoc_step(action, form_type)` → what the step asks for (see adhoc::Step::name), and
-    // the error text when it is refused.
-    exports.set(
-        "adhoc_step",
-        lua.create_function(|_, (action, form_type): (LuaString, Option<LuaString>)| {
-            let action = action.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            let form_type = form_type.map(|t| t.to_str().map(|s| s.to_owned()).unwrap_or_default());
-            let step = step_of(&action, form_type.as_deref());
-            Ok((step.name(), step.error_text()))
-        })?,
-    )?;
-    exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;
+    words::register(lua, &exports)?;
     web::register(lua, &exports)?;
     Ok(exports)
 }

@@ -429,16 +429,67 @@ fn misuse_is_a_lua_error_not_a_panic() {
 #[test]
 fn small_helpers() {
     let lua = lua_with_core();
-    let (long, fine, kind, none): (Option<String>, Value, String, Value) = lua
-        .load(
-            r#"return core.client_id_problem(("x"):rep(257)), core.client_id_problem(("x"):rep(256)),
-                core.selector_kind("software/App/1.0"), core.selector_kind("nope/x")"#,
-        )
+    let (long, fine): (Option<String>, Value) = lua
+        .load(r#"return core.client_id_problem(("x"):rep(257)), core.client_id_problem(("x"):rep(256))"#)
         .eval()
         .unwrap();
     assert_eq!(long.as_deref(), Some("Client identifier too long (at most 256 bytes)"));
-    assert!(matches!((fine, none), (Value::Nil, Value::Nil)));
-    assert_eq!(kind, "software");
+    assert!(matches!(fine, Value::Nil));
     let marker = std::str::from_utf8(&CLIENT_MANAGEMENT_VERSION_MARKER).unwrap();
     assert_eq!(marker, format!("client_management native core {} for Lua 5.4\0", crate::VERSION));
+}
+
+/// What people read reaches Lua as data: errors in util.error's shape, forms in
+/// util.dataforms' layout, shell commands as mod_admin_shell takes them, texts and tallies.
+#[test]
+fn words_as_data() {
+    let lua = lua_with_core();
+    let summary: String = lua
+        .load(
+            r##"
+            local e = core.error("password-reset-required", "urn:xmpp:cam:0")
+            assert(e.type == "cancel" and e.condition == "service-unavailable" and e.text == "Password reset required")
+            assert(e.extra.namespace == "urn:xmpp:cam:0" and e.extra.condition == "password-reset-required")
+            assert(core.error("forbidden").text == nil)
+            assert(core.unnamed_client(nil).text == "Missing client id" and core.unnamed_client("") ~= nil)
+            assert(core.unnamed_client("client/x") == nil)
+            assert(core.selector_problem({}) ~= nil and core.selector_problem("grant/g") == nil)
+            local step, err = core.adhoc_step("next", "submit")
+            assert(step == "bad-action" and err.condition == "bad-request" and err.extra.condition == "bad-action")
+            assert(select(2, core.adhoc_step("execute", nil)) == nil)
+            local form = core.adhoc_form("manage", { { label = "Gajim", value = "client/a" } })
+            assert(form.title == "Manage clients" and form[1].name == "FORM_TYPE" and form[1].type == "hidden")
+            assert(form[2].name == "revoke" and form[2].options[1].value == "client/a")
+            form = core.adhoc_form("sign-out-others", "Sign out 1 other client(s)")
+            assert(form[2].type == "boolean" and form[2].label == "Sign out 1 other client(s)")
+            assert(core.adhoc_form("sign-out-others")[2].label == "Sign out all other clients")
+            assert(not pcall(core.adhoc_form, "nope"))
+            local note = core.adhoc_note("unreadable")
+            assert(note.level == "error" and note.text:match("try again later"))
+            local commands = core.adhoc_commands()
+            assert(#commands == 2 and commands[2].key == "sign-out-others" and commands[2].node:match("#sign%-out%-others$"))
+            local shell = core.shell_commands()
+            assert(#shell == 5 and shell[4].name == "revoke" and shell[4].flags.kv_params.dry_run == true)
+            assert(shell[1].args[1].name == "jid" and shell[1].host_selector == "jid" and shell[1].flags == nil)
+            assert(core.shell_text("clients", 3) == "3 client(s)")
+            assert(core.shell_text("revocation-failed", "item-not-found") == "Client not found")
+            assert(not pcall(core.shell_text, "clients", "3"))
+            local walk, why = core.new_host_revocation("client/x", false)
+            assert(walk == nil and why == "Supply software/NAME or software/NAME/VERSION")
+            walk = core.new_host_revocation("software/App", true)
+            assert(walk:plan(2, 1) == false)
+            local prune = core.new_host_prune(false)
+            prune:pruned(2); prune:failed()
+            local deleted, accounts, failed = prune:counts()
+            assert(deleted == 2 and accounts == 1 and failed == 1)
+            local stats = core.new_software_stats()
+            stats:unreadable()
+            local lines = stats:lines(80)
+            assert(#lines == 2 and lines[2] == "1 account(s) could not be read, see the log")
+            return walk:summary() .. " / " .. stats:summary()
+            "##,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(summary, "Dry run: 2 client(s) would be revoked, 1 need a password reset, 0 failed / 0 client(s) on 0 account(s)");
 }

@@ -8,11 +8,11 @@ use super::account::AccountHandle;
 use super::decode::decode_moment;
 use super::encode::plan_table;
 use crate::listing::list_entries;
-use crate::model::{AccountFacts, SessionFact};
-use crate::revocation::{plan_sign_out_others, Action, RevocationPlan};
-use crate::text::sign_out_question;
+use crate::model::AccountFacts;
+use crate::revocation::RevocationPlan;
+use crate::web::answers::{self, WebOptions};
 use crate::web::html::{self, PageContext};
-use crate::web::limiter::{Limit, LoginLimiter};
+use crate::web::limiter::LoginLimiter;
 use crate::web::{self, json, ApiError, Notice, Refusal, Response, WebPolicy, MAX_BODY_BYTES};
 
 pub struct WebHandle {
@@ -24,25 +24,20 @@ fn runtime(message: String) -> mlua::Error {
     mlua::Error::runtime(format!("client_management web: {message}"))
 }
 
-fn number(options: &Table, key: &str, default: f64) -> Result<f64> {
-    Ok(options.get::<Option<f64>>(key)?.filter(|n| n.is_finite() && *n >= 0.0).unwrap_or(default))
-}
-
 /// `{ path, idle_ttl, max_ttl, password_change_url, login_attempts, login_attempts_per_ip,
-/// login_window }`, each optional.
+/// login_window }`, each optional (see answers::WebOptions).
 pub fn new_web(options: &Table) -> Result<WebHandle> {
-    let defaults = WebPolicy::default();
-    let idle_ttl = number(options, "idle_ttl", defaults.idle_ttl)?.max(60.0);
-    let policy = WebPolicy {
-        base_path: options.get::<Option<String>>("path")?.filter(|p| p.starts_with('/')).unwrap_or(defaults.base_path),
-        idle_ttl,
-        max_ttl: number(options, "max_ttl", defaults.max_ttl)?.max(idle_ttl),
-        password_change_url: options.get::<Option<String>>("password_change_url")?.filter(|u| !u.is_empty()),
+    let options = WebOptions {
+        path: options.get("path")?,
+        idle_ttl: options.get("idle_ttl")?,
+        max_ttl: options.get("max_ttl")?,
+        password_change_url: options.get("password_change_url")?,
+        login_attempts: options.get("login_attempts")?,
+        login_attempts_per_ip: options.get("login_attempts_per_ip")?,
+        login_window: options.get("login_window")?,
     };
-    let window = number(options, "login_window", 900.0)?;
-    let per_account = Limit { attempts: number(options, "login_attempts", 5.0)?.max(1.0), window };
-    let per_ip = Limit { attempts: number(options, "login_attempts_per_ip", 20.0)?.max(1.0), window };
-    Ok(WebHandle { policy, limiter: LoginLimiter::new(per_ip, per_account) })
+    let (policy, limiter) = options.policy();
+    Ok(WebHandle { policy, limiter })
 }
 
 fn response_table(lua: &Lua, response: Response) -> Result<Table> {
@@ -66,10 +61,7 @@ fn with_facts<R>(
     f: impl FnOnce(&AccountFacts, usize) -> R,
 ) -> Result<R> {
     let mut moment = decode_moment(moment)?;
-    let requester = moment.sessions.len() + 1;
-    if requester_grant.is_some() {
-        moment.sessions.push(SessionFact { index: requester, full_jid: None, client_id: None, grant_id: requester_grant });
-    }
+    let requester = answers::add_requester(&mut moment.sessions, requester_grant);
     account.with(|account, _| {
         if !account.unread().is_empty() {
             return Err(runtime("account facts used before they were read".to_owned()));
@@ -79,11 +71,7 @@ fn with_facts<R>(
 }
 
 fn sign_out_plan(account: &mut AccountHandle, moment: &Table, grant: String) -> Result<(RevocationPlan, usize)> {
-    with_facts(account, moment, Some(grant), |facts, requester| {
-        let plan = plan_sign_out_others(facts, requester);
-        let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
-        (plan, closed)
-    })
+    with_facts(account, moment, Some(grant), |facts, requester| answers::sign_out(facts, requester))
 }
 
 /// `{ account = jid, csrf, grant_id, notice = code }` of a logged-in page.
@@ -190,12 +178,7 @@ impl UserData for WebHandle {
             |lua, this, (headers, own, expected, given, length): (Table, Vec<String>, Option<String>, Option<String>, usize)| {
                 let origin: Option<String> = headers.get("origin").ok().flatten();
                 let site: Option<String> = headers.get("sec_fetch_site").ok().flatten();
-                let refusal = if length > MAX_BODY_BYTES {
-                    Err(Refusal::TooLarge)
-                } else {
-                    web::check_form_post(origin.as_deref(), site.as_deref(), &own, expected.as_deref(), given.as_deref())
-                };
-                match refusal {
+                match web::check_form_post(length, origin.as_deref(), site.as_deref(), &own, expected.as_deref(), given.as_deref()) {
                     Ok(()) => Ok((None, None)),
                     Err(refusal) => {
                         let (status, body) = html::refusal_page(&this.policy, refusal);
@@ -211,15 +194,7 @@ impl UserData for WebHandle {
         methods.add_method("max_body", |_, _, ()| Ok(MAX_BODY_BYTES));
         // `web:redirect(notice_code, set_cookie)` → 303 to the page.
         methods.add_method("redirect", |lua, this, (notice, cookie): (Option<String>, Option<String>)| {
-            let mut location = this.policy.base_path.clone();
-            if let Some(notice) = notice.as_deref().and_then(Notice::from_code) {
-                location = format!("{location}?done={}", notice.code());
-            }
-            let mut response = web::redirect(location);
-            if let Some(cookie) = cookie {
-                response = response.with_header("set_cookie", cookie);
-            }
-            response_table(lua, response)
+            response_table(lua, answers::back_to_page(&this.policy, notice.as_deref().and_then(Notice::from_code), cookie))
         });
         methods.add_method("notice_after_revoke", |_, _, error: Option<String>| Ok(Notice::after_revoke(error.as_deref()).code()));
 
@@ -236,21 +211,17 @@ impl UserData for WebHandle {
         methods.add_method("revoke_page", |lua, this, (account, moment, ctx, id): (AnyUserData, Table, Table, String)| {
             let ctx = context(&ctx)?;
             let mut account = account.borrow_mut::<AccountHandle>()?;
-            let (found, body) = with_facts(&mut account, &moment, None, |facts, _| {
-                let entries = list_entries(facts);
-                let entry = entries.iter().find(|e| e.listed_id() == id);
-                (entry.is_some(), html::revoke_password_client_page(entry, &ctx.page(&this.policy)))
+            let response = with_facts(&mut account, &moment, None, |facts, _| {
+                answers::revoke_page(&list_entries(facts), &id, &ctx.page(&this.policy))
             })?;
-            response_table(lua, web::html_response(if found { 200 } else { 404 }, body))
+            response_table(lua, response)
         });
         // `web:sign_out_page(account, moment, context)` → the confirm step.
         methods.add_method("sign_out_page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
             let ctx = context(&ctx)?;
             let mut account = account.borrow_mut::<AccountHandle>()?;
             let (plan, closed) = sign_out_plan(&mut account, &moment, ctx.grant.clone().unwrap_or_default())?;
-            let question = sign_out_question(&plan, closed);
-            let body = html::sign_out_page(&question, plan.password_protected.len(), &ctx.page(&this.policy));
-            response_table(lua, web::html_response(200, body))
+            response_table(lua, answers::sign_out_page(&plan, closed, &ctx.page(&this.policy)))
         });
         // `web:sign_out_plan(account, moment, grant_id)` → plan (encode::plan_table) with
         // `closed`, sparing the requester's grant.

@@ -5,10 +5,13 @@
 //! CSRF token, size, login rate), what a page shows and how (the HTML), the JSON bodies and
 //! their error codes, the cookie, and the web session's name and lifetime.
 //!
+//! - [`answers`]: what the glue used to put together: the policy from the options,
+//!   redirects, the confirm pages, the sign-out plan;
 //! - [`html`]: the pages, escaped by construction;
 //! - [`json`]: the API's bodies;
 //! - [`limiter`]: failed logins per IP and per account.
 
+pub mod answers;
 pub mod html;
 pub mod json;
 pub mod limiter;
@@ -245,14 +248,18 @@ pub fn same_origin(origin: Option<&str>, sec_fetch_site: Option<&str>, origins: 
 }
 
 /// Checks a form POST of a logged-in page (or the login form, with no session yet:
-/// `csrf_expected` = None).
+/// `csrf_expected` = None): its size (`body_length` bytes), its origin, its CSRF token.
 pub fn check_form_post(
+    body_length: usize,
     origin: Option<&str>,
     sec_fetch_site: Option<&str>,
     origins: &[String],
     csrf_expected: Option<&str>,
     csrf_given: Option<&str>,
 ) -> Result<(), Refusal> {
+    if body_length > MAX_BODY_BYTES {
+        return Err(Refusal::TooLarge);
+    }
     if !same_origin(origin, sec_fetch_site, origins) {
         return Err(Refusal::ForeignOrigin);
     }

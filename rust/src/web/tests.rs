@@ -152,10 +152,11 @@ fn origin_and_csrf_checks() {
     assert!(csrf_matches("abc", "abc"));
     assert!(!csrf_matches("abc", "abd") && !csrf_matches("", "") && !csrf_matches("abc", ""));
     let origin = Some("https://chat.example:5281");
-    assert_eq!(check_form_post(origin, None, &own, Some("t"), Some("t")), Ok(()));
-    assert_eq!(check_form_post(origin, None, &own, Some("t"), None), Err(Refusal::BadCsrfToken));
-    assert_eq!(check_form_post(Some("https://evil"), None, &own, Some("t"), Some("t")), Err(Refusal::ForeignOrigin));
-    assert_eq!(check_form_post(origin, None, &own, None, None), Ok(()), "the login form has no session yet");
+    assert_eq!(check_form_post(10, origin, None, &own, Some("t"), Some("t")), Ok(()));
+    assert_eq!(check_form_post(10, origin, None, &own, Some("t"), None), Err(Refusal::BadCsrfToken));
+    assert_eq!(check_form_post(10, Some("https://evil"), None, &own, Some("t"), Some("t")), Err(Refusal::ForeignOrigin));
+    assert_eq!(check_form_post(10, origin, None, &own, None, None), Ok(()), "the login form has no session yet");
+    assert_eq!(check_form_post(MAX_BODY_BYTES + 1, origin, None, &own, None, None), Err(Refusal::TooLarge), "size first");
 }
 
 #[test]

@@ -47,8 +47,11 @@ describe("prosodyctl install mod_client_management from the rocks directory of m
     },
   });
 
+  /** The module's libraries (module:require), as the checkout has them. */
+  const LIBS = fs.readdirSync(path.join(REPO_ROOT, "lua")).filter((n) => n.endsWith(".lib.lua"));
   const files = () => ({
     lua: path.join(install.tree, "share", "lua", "5.4", "mod_client_management.lua"),
+    libs: LIBS.map((n) => path.join(install.tree, "share", "lua", "5.4", n)),
     lib: path.join(install.tree, "lib", "lua", "5.4", "client_management.so"),
     rock: path.join(install.tree, "lib", "luarocks", "rocks-5.4", "mod_client_management", `${VERSION}-1`),
   });
@@ -63,7 +66,8 @@ describe("prosodyctl install mod_client_management from the rocks directory of m
     // prosodyctl's own help after an install by name (README "Installing" quotes it)
     assert.match(out, /mod_client_management: https:\/\/modules\.prosody\.im\/mod_client_management\.html/);
     const f = files();
-    for (const file of [f.lua, f.lib, f.rock]) assert.ok(fs.existsSync(file), `${file} missing after install:\n${out}`);
+    assert.ok(f.libs.length > 0, "no lua/*.lib.lua in the checkout");
+    for (const file of [f.lua, ...f.libs, f.lib, f.rock]) assert.ok(fs.existsSync(file), `${file} missing after install:\n${out}`);
     // the binary rock was installed (not built from the source rock): the same stripped library
     const rock = fs.readdirSync(ROCKS).find((n) => n.startsWith(`mod_client_management-${VERSION}-1.`) && !n.endsWith(".src.rock") && n.endsWith(".rock"));
     assert.ok(rock, `no binary rock in ${ROCKS}`);
@@ -92,7 +96,7 @@ describe("prosodyctl install mod_client_management from the rocks directory of m
     const out = `${r.stdout}${r.stderr}`;
     assert.equal(r.code, 0, out);
     const f = files();
-    for (const file of [f.lua, f.lib, f.rock]) assert.ok(!fs.existsSync(file), `${file} still there after remove:\n${out}`);
+    for (const file of [f.lua, ...f.libs, f.lib, f.rock]) assert.ok(!fs.existsSync(file), `${file} still there after remove:\n${out}`);
     const list = await server.prosodyctl(["list"]);
     assert.doesNotMatch(list.stdout, /mod_client_management/, list.stdout);
   });
