@@ -27,9 +27,6 @@ local enforce_client_ids = module:get_option_boolean("enforce_client_ids", false
 local loader = module:require "client_management_loader";
 local core, core_problem = loader.load(MODULE_VERSION);
 
--- Logins that must be refused (needs no native library) ---------------------------------------
--- Words of their own: these refusals hold even when the native library did not load.
-
 local NO_CLIENT_ID = "Client identifier required but not supplied";
 
 local function sasl2_failure(text)
@@ -38,50 +35,57 @@ local function sasl2_failure(text)
 		:text_tag("text", text);
 end
 
--- Before mod_sasl2_fast (100) and mod_sasl2 (0) look at the request.
-module:hook_tag(xmlns_sasl2, "authenticate", function (session, auth)
-	local user_agent = auth:get_child("user-agent");
-	local client_id = user_agent and user_agent.attr.id;
-	local problem;
-	if client_id and client_id ~= "" then
-		problem = core and core.client_id_problem(client_id);
-	elseif enforce_client_ids then
-		problem = NO_CLIENT_ID;
-	end
-	if problem then
-		session.send(sasl2_failure(problem));
-		return true;
-	end
-end, 1000);
-
-if enforce_client_ids then
-	-- Legacy SASL has no way to name the client: refuse it, answering even when
-	-- mod_saslauth is loaded too (our handler runs first and ends the event).
-	module:hook_tag(xmlns_sasl, "auth", function (session)
-		if session.type ~= "c2s_unauthed" then return; end
-		session.send(st.stanza("failure", { xmlns = xmlns_sasl })
-			:tag("not-authorized"):up()
-			:text_tag("text", NO_CLIENT_ID));
-		return true;
+-- Logins that must be refused: hooked with or without the native library (words of their own,
+-- so that these refusals hold even when it did not load).
+local function hook_login_refusals()
+	-- Before mod_sasl2_fast (100) and mod_sasl2 (0) look at the request.
+	module:hook_tag(xmlns_sasl2, "authenticate", function (session, auth)
+		local user_agent = auth:get_child("user-agent");
+		local client_id = user_agent and user_agent.attr.id;
+		local problem;
+		if client_id and client_id ~= "" then
+			problem = core and core.client_id_problem(client_id);
+		elseif enforce_client_ids then
+			problem = NO_CLIENT_ID;
+		end
+		if problem then
+			session.send(sasl2_failure(problem));
+			return true;
+		end
 	end, 1000);
 
-	local function warn_about_saslauth()
-		module:log("error", "enforce_client_ids is on but mod_saslauth is loaded: legacy SASL logins"
-			.." will be refused; remove \"saslauth\" from modules_enabled");
+	if enforce_client_ids then
+		-- Legacy SASL has no way to name the client: refuse it, answering even when
+		-- mod_saslauth is loaded too (our handler runs first and ends the event).
+		module:hook_tag(xmlns_sasl, "auth", function (session)
+			if session.type ~= "c2s_unauthed" then return; end
+			session.send(st.stanza("failure", { xmlns = xmlns_sasl })
+				:tag("not-authorized"):up()
+				:text_tag("text", NO_CLIENT_ID));
+			return true;
+		end, 1000);
+
+		local function warn_about_saslauth()
+			module:log("error", "enforce_client_ids is on but mod_saslauth is loaded: legacy SASL logins"
+				.." will be refused; remove \"saslauth\" from modules_enabled");
+		end
+		if require "prosody.core.modulemanager".is_loaded(host, "saslauth") then
+			warn_about_saslauth();
+		end
+		-- Prosody 13 fires this on the host's events: modules of a host load in no set order.
+		module:hook("module-loaded", function (event)
+			if event.module == "saslauth" then warn_about_saslauth(); end
+		end);
 	end
-	if require "prosody.core.modulemanager".is_loaded(host, "saslauth") then
-		warn_about_saslauth();
-	end
-	-- Prosody 13 fires this on the host's events: modules of a host load in no set order.
-	module:hook("module-loaded", function (event)
-		if event.module == "saslauth" then warn_about_saslauth(); end
-	end);
 end
 
 module:default_permission("prosody:registered", ":list-clients");
 module:default_permission("prosody:registered", ":manage-clients");
 
+-- Without the native library only the refusals above, and answers saying the service is
+-- unavailable (see client_management_loader).
 if not core then
+	hook_login_refusals();
 	loader.degrade(MODULE_VERSION, core_problem);
 	return;
 end
@@ -142,13 +146,17 @@ local part_stores = { records = client_store, grants = grant_store, fast_tokens 
 
 local drive; -- below: hands the core's driver an event and carries out its answer
 
--- Reads what an account not held by the driver (a host-wide walk) lacks for `purpose`.
+-- Reads what an account not held by the driver (a host-wide walk) lacks for `purpose`, until
+-- the core asks for nothing more; each part at most once.
 local function read_detached(username, account, purpose)
 	local now = time_now();
-	local failed;
-	for _ = 1, 2 do -- a second round when what was read changes what is needed (a full account)
-		for _, part in ipairs(account:missing(purpose, now)) do
-			if not (failed and failed[part]) then
+	local tried, failed = {}, nil;
+	local wanted = account:missing(purpose, now);
+	while #wanted > 0 do
+		local asked = false;
+		for _, part in ipairs(wanted) do
+			if not tried[part] then
+				tried[part], asked = true, true;
 				local data, err = part_stores[part]:get(username);
 				if err then
 					module:log("error", "Unable to read %s of %s: %s", part, username, err);
@@ -162,6 +170,8 @@ local function read_detached(username, account, purpose)
 				end
 			end
 		end
+		if not asked then break; end
+		wanted = account:missing(purpose, now);
 	end
 	return failed;
 end
@@ -303,22 +313,6 @@ end
 local function store_all()
 	for _, username in ipairs(engine:pending()) do drive(username, { type = "store" }); end
 end
-module:hook_global("server-stopping", store_all);
-module.unload = store_all;
-
--- The account was deleted (Prosody fires this on the global bus, before it purges the
--- account's storage): nothing of it stays in memory and nothing is written for it again.
-module:hook_global("user-deleted", function (event)
-	if event.host ~= host then return; end
-	local username = event.username;
-	drive(username, { type = "deleted" });
-	-- mod_c2s closes the bound streams; those that authenticated and never bound are ours.
-	for session in pairs(unbound_streams) do
-		if session.username == username and session.host == host and not session.destroyed then
-			session:close({ condition = "not-authorized", text = "Account deleted" });
-		end
-	end
-end);
 
 -- Recording logins ----------------------------------------------------------------------------
 
@@ -356,61 +350,10 @@ local function record_safely(session)
 	end
 end
 
-module:hook("sasl2/c2s/success", function (event)
-	note_login(event.session, event.session.sasl_handler);
-end, 500); -- after mod_sasl2 authenticates (1000), before Bind 2 binds (100)
-
-module:hook("sasl2/c2s/success", function (event)
-	if client_id_of(event.session) then
-		record_safely(event.session);
-	end
-end, -1); -- after Bind 2 (100) and FAST (75), before <success> goes out (-1000)
-
--- Legacy SASL (mod_saslauth) leaves its handler on the session during this event; SASL2
--- fires it too, after the hooks above.
-module:hook("authentication-success", function (event)
-	if not event.session.client_management then
-		note_login(event.session, event.session.sasl_handler);
-	end
-end);
-
-module:hook("resource-bind", function (event)
-	local session = event.session;
-	unbound_streams[session] = nil;
-	if session.type ~= "c2s" or not session.username then return; end
-	local login = session.client_management;
-	if client_id_of(session) then
-		-- A SASL2 client binding after <success> (no Bind 2) gets its full JID now; with Bind 2
-		-- the success hook above records it, bound.
-		if login and login.recorded then record_safely(session); end
-	else
-		-- A legacy login. XEP-0078 and id-less logins have no note: record what there is.
-		session.client_management = login or {};
-		record_safely(session);
-	end
-end);
-
--- Grants: cached views go stale, and new ones may be announced. Nothing a grant holds makes
--- this fail (the core repairs and sanitises it); should anything else, it must not raise
--- into mod_tokenauth's create_grant: log it and go on.
-for _, event_name in ipairs({ "token-grant-created", "token-grant-revoked", "token-revoked" }) do
-	module:hook(event_name, function (event)
-		local ok, err = pcall(function ()
-			drive(event.username, { type = "credentials"; name = event_name });
-			if event_name == "token-grant-created" and type(event.grant) == "table" then
-				drive(event.username, { type = "grant_created"; grant = event.grant });
-			end
-		end);
-		if not ok then
-			module:log("error", "Unable to note %s %s of %s: %s", event_name, tostring(event.id), tostring(event.username), err);
-		end
-	end);
-end
-
 -- Revoking ------------------------------------------------------------------------------------
 
 local function close_stream(session)
-	session:close({ condition = "not-authorized", text = "Client access revoked" });
+	session:close(core.stream_closed("revoked"));
 end
 
 local function run_step(username, verb, target)
@@ -472,26 +415,6 @@ local function revoke(username, selector, requester)
 	drive(username, { type = "revoke"; selector = selector }, request);
 	if request.error then return nil, request.error, request.later; end
 	return true, nil, request.later;
-end
-
--- Public API ---------------------------------------------------------------------------------
-
--- Entries in the community module's shape: `id` ("client/…" or "grant/…"), `type`
--- ("session" or "access"), `first_seen`, `last_seen`, `expires`, `user_agent`, the record's
--- other fields, and `active = { password, fast, grant, connected }`.
-function get_active_clients(username)
-	local account = get_account(username);
-	local failed = read_missing(username, account, "listing");
-	if failed then return nil, select(2, next(failed)); end
-	return account:active_clients((moment_of(username)));
-end
-
--- Returns true, or nil and one of "item-not-found", "password-reset-required",
--- "internal-server-error" (the community module's return shape).
-function revoke_client_access(username, selector)
-	local ok, err, later = revoke(username, selector, nil);
-	for _, session in ipairs(later) do close_stream(session); end
-	return ok, err;
 end
 
 -- XMPP protocol ------------------------------------------------------------------------------
@@ -560,14 +483,25 @@ local function handle_revoke(event)
 	return true;
 end
 
-for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
-	module:hook("iq-get/self/"..xmlns..":list", handle_list);
-	module:hook("iq-set/self/"..xmlns..":revoke", handle_revoke);
+-- Public API ---------------------------------------------------------------------------------
+
+-- Entries in the community module's shape: `id` ("client/…" or "grant/…"), `type`
+-- ("session" or "access"), `first_seen`, `last_seen`, `expires`, `user_agent`, the record's
+-- other fields, and `active = { password, fast, grant, connected }`.
+function get_active_clients(username)
+	local account = get_account(username);
+	local failed = read_missing(username, account, "listing");
+	if failed then return nil, select(2, next(failed)); end
+	return account:active_clients((moment_of(username)));
 end
 
-module:hook("account-disco-info", function (event)
-	event.reply:tag("feature", { var = xmlns_cam }):up();
-end);
+-- Returns true, or nil and one of "item-not-found", "password-reset-required",
+-- "internal-server-error" (the community module's return shape).
+function revoke_client_access(username, selector)
+	local ok, err, later = revoke(username, selector, nil);
+	for _, session in ipairs(later) do close_stream(session); end
+	return ok, err;
+end
 
 -- Ad-hoc commands (XEP-0050), web self-service, shell ---------------------------------------
 
@@ -589,3 +523,84 @@ module:require "client_management_shell" {
 	client_store = client_store; grant_store = grant_store;
 	old_legacy_index = old_legacy_index;
 };
+
+-- Hooks ----------------------------------------------------------------------------------------
+
+hook_login_refusals();
+
+module:hook_global("server-stopping", store_all);
+module.unload = store_all;
+
+-- The account was deleted (Prosody fires this on the global bus, before it purges the
+-- account's storage): nothing of it stays in memory and nothing is written for it again.
+module:hook_global("user-deleted", function (event)
+	if event.host ~= host then return; end
+	local username = event.username;
+	drive(username, { type = "deleted" });
+	-- mod_c2s closes the bound streams; those that authenticated and never bound are ours.
+	for session in pairs(unbound_streams) do
+		if session.username == username and session.host == host and not session.destroyed then
+			session:close(core.stream_closed("deleted"));
+		end
+	end
+end);
+
+module:hook("sasl2/c2s/success", function (event)
+	note_login(event.session, event.session.sasl_handler);
+end, 500); -- after mod_sasl2 authenticates (1000), before Bind 2 binds (100)
+
+module:hook("sasl2/c2s/success", function (event)
+	if client_id_of(event.session) then
+		record_safely(event.session);
+	end
+end, -1); -- after Bind 2 (100) and FAST (75), before <success> goes out (-1000)
+
+-- Legacy SASL (mod_saslauth) leaves its handler on the session during this event; SASL2
+-- fires it too, after the hooks above.
+module:hook("authentication-success", function (event)
+	if not event.session.client_management then
+		note_login(event.session, event.session.sasl_handler);
+	end
+end);
+
+module:hook("resource-bind", function (event)
+	local session = event.session;
+	unbound_streams[session] = nil;
+	if session.type ~= "c2s" or not session.username then return; end
+	local login = session.client_management;
+	if client_id_of(session) then
+		-- A SASL2 client binding after <success> (no Bind 2) gets its full JID now; with Bind 2
+		-- the success hook above records it, bound.
+		if login and login.recorded then record_safely(session); end
+	else
+		-- A legacy login. XEP-0078 and id-less logins have no note: record what there is.
+		session.client_management = login or {};
+		record_safely(session);
+	end
+end);
+
+-- Grants: cached views go stale, and new ones may be announced. Nothing a grant holds makes
+-- this fail (the core repairs and sanitises it); should anything else, it must not raise
+-- into mod_tokenauth's create_grant: log it and go on.
+for _, event_name in ipairs({ "token-grant-created", "token-grant-revoked", "token-revoked" }) do
+	module:hook(event_name, function (event)
+		local ok, err = pcall(function ()
+			drive(event.username, { type = "credentials"; name = event_name });
+			if event_name == "token-grant-created" and type(event.grant) == "table" then
+				drive(event.username, { type = "grant_created"; grant = event.grant });
+			end
+		end);
+		if not ok then
+			module:log("error", "Unable to note %s %s of %s: %s", event_name, tostring(event.id), tostring(event.username), err);
+		end
+	end);
+end
+
+for _, xmlns in ipairs({ xmlns_prosody, xmlns_cam }) do
+	module:hook("iq-get/self/"..xmlns..":list", handle_list);
+	module:hook("iq-set/self/"..xmlns..":revoke", handle_revoke);
+end
+
+module:hook("account-disco-info", function (event)
+	event.reply:tag("feature", { var = xmlns_cam }):up();
+end);

@@ -59,6 +59,15 @@ pub fn revocation_failure_text(name: &str) -> String {
     named(name, "").text.unwrap_or_else(|| name.to_owned())
 }
 
+/// The stream error a stream is closed with, `(condition, text)`: `revoked` (its access was
+/// revoked) or `deleted` (its account was deleted); any other name reads as `revoked`.
+pub fn stream_closed(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "deleted" => ("not-authorized", "Account deleted"),
+        _ => ("not-authorized", "Client access revoked"),
+    }
+}
+
 /// A stream over its request budget, which refills in `wait` seconds.
 pub fn over_budget(wait: f64) -> StanzaError {
     StanzaError { text: Some(crate::budget::over_budget_text(wait)), ..StanzaError::new("wait", "resource-constraint", None) }
@@ -77,6 +86,12 @@ pub fn bad_step(step: Step) -> Option<StanzaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closed_streams_hear_why() {
+        assert_eq!(stream_closed("revoked"), ("not-authorized", "Client access revoked"));
+        assert_eq!(stream_closed("deleted"), ("not-authorized", "Account deleted"));
+    }
 
     #[test]
     fn revocation_errors_keep_the_community_modules_words() {

@@ -5,7 +5,7 @@
 use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
 
 use crate::adhoc::step_of;
-use crate::errors::{bad_step, named, unnamed_client, StanzaError};
+use crate::errors::{bad_step, named, stream_closed, unnamed_client, StanzaError};
 use crate::forms::{manage_form, sign_out_form, Choice, Command, Form, Note};
 use crate::shell::{selector_problem, stats_lines, stats_summary, HostPrune, HostRevocation, Message, COMMANDS};
 use crate::stats::SoftwareStats;
@@ -164,6 +164,18 @@ pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
         "error",
         lua.create_function(|lua, (name, namespace): (LuaString, Option<LuaString>)| {
             error_table(lua, &named(&text(&name), &namespace.map(|n| text(&n)).unwrap_or_default()))
+        })?,
+    )?;
+    // `core.stream_closed(name)` → `{ condition, text }` for `session:close` (see
+    // errors::stream_closed).
+    exports.set(
+        "stream_closed",
+        lua.create_function(|lua, name: LuaString| {
+            let (condition, reason) = stream_closed(&text(&name));
+            let table = lua.create_table()?;
+            table.raw_set("condition", condition)?;
+            table.raw_set("text", reason)?;
+            Ok(table)
         })?,
     )?;
     // `core.unnamed_client(id)` → the error a revoke request naming no client is refused with.
