@@ -682,6 +682,34 @@ local function over_budget(origin)
 	return budget:spend(time_now());
 end
 
+-- A list reply is written as the bytes the core serialises from the reply as it stands after
+-- every other `stanzas/out` filter of the stream (XEP-0198's queue, CSI, any module's) has had
+-- it and may have changed it: the same bytes Prosody's serialiser would make, without its
+-- temporary strings (issue 16). The filter runs last and only for a reply marked here; anything
+-- it cannot serialise itself, or a filter added after it, leaves the stanza to Prosody.
+local add_filter = require "prosody.util.filters".add_filter;
+local serialize_stanza = core.serialize_stanza;
+local list_replies = setmetatable({}, { __mode = "k" });
+local function write_list_reply(stanza, session)
+	if not list_replies[stanza] then return stanza; end
+	list_replies[stanza] = nil;
+	local out_filters = session.filters["stanzas/out"];
+	if out_filters[#out_filters] ~= write_list_reply then return stanza; end
+	local bytes = serialize_stanza(stanza, stanza_mt);
+	if not bytes then return stanza; end
+	session.log("debug", "List reply serialised by the core (%d bytes)", #bytes);
+	return bytes;
+end
+
+local function send_list_reply(origin, reply)
+	if origin.filters and origin.rawsend then -- a c2s stream (not a fake origin of the shell)
+		add_filter(origin, "stanzas/out", write_list_reply, -math.huge); -- once per stream
+		list_replies[reply] = true;
+	end
+	origin.send(reply);
+	list_replies[reply] = nil; -- when a filter dropped or replaced it
+end
+
 local function handle_list(event)
 	local origin, stanza = event.origin, event.stanza;
 	if not module:may(":list-clients", event) then
@@ -706,7 +734,7 @@ local function handle_list(event)
 	end
 	local reply = st.reply(stanza);
 	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining
-	origin.send(reply);
+	send_list_reply(origin, reply);
 	return true;
 end
 

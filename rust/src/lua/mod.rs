@@ -5,6 +5,7 @@
 mod account;
 mod decode;
 mod encode;
+mod serialize;
 mod stanza;
 mod web;
 
@@ -132,7 +133,7 @@ impl UserData for StatsHandle {
 
 /// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`,
 /// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`,
-/// `new_web(options)`.
+/// `new_web(options)`, `serialize_stanza(stanza, stanza_mt)`.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -163,6 +164,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         })?,
     )?;
     exports.set("new_software_stats", lua.create_function(|_, ()| Ok(StatsHandle(SoftwareStats::new())))?)?;
+    serialize::register(lua, &exports)?;
     web::register(lua, &exports)?;
     Ok(exports)
 }
