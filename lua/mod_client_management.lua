@@ -710,6 +710,30 @@ local function send_list_reply(origin, reply)
 	list_replies[reply] = nil; -- when a filter dropped or replaced it
 end
 
+-- Whether a reply sent on `origin` could be seen as a stanza by anyone: a c2s stream made by
+-- Prosody's session manager whose `stanzas/out` filters are none (or only ours) writes a stanza
+-- as tostring(stanza) and nothing else; then the reply is written as the core's XML and no Lua
+-- tree is built at all (issue 16). XEP-0198, CSI while inactive, WebSocket and any module that
+-- adds a filter get the util.stanza reply (send_list_reply), BOSH (no rawsend) too, and so does a
+-- stream whose send function some module replaced.
+local prosody_send = setmetatable({}, { __mode = "k" }); -- send function → made by sessionmanager
+local function nobody_reads_stanzas(origin)
+	local filters = origin.filters;
+	if not (filters and origin.rawsend) then return false; end
+	local out_filters = filters["stanzas/out"];
+	if out_filters and out_filters[1] and not (out_filters[1] == write_list_reply and not out_filters[2]) then
+		return false;
+	end
+	local send = origin.send;
+	local made_by_prosody = prosody_send[send];
+	if made_by_prosody == nil then
+		local source = type(send) == "function" and debug.getinfo(send, "S").source or "";
+		made_by_prosody = source:sub(-#"/core/sessionmanager.lua") == "/core/sessionmanager.lua";
+		prosody_send[send] = made_by_prosody;
+	end
+	return made_by_prosody;
+end
+
 local function handle_list(event)
 	local origin, stanza = event.origin, event.stanza;
 	if not module:may(":list-clients", event) then
@@ -724,8 +748,10 @@ local function handle_list(event)
 	local username = origin.username;
 	local account = get_account(username);
 	local ok, clients = false, "storage unreadable";
+	local as_xml = nobody_reads_stanzas(origin);
 	if not read_missing(username, account, "listing") then
-		ok, clients = pcall(account.list_stanza, account, (moment_of(username)), stanza.tags[1].attr.xmlns, stanza_mt);
+		ok, clients = pcall(as_xml and account.list_xml or account.list_stanza, account, (moment_of(username)),
+			stanza.tags[1].attr.xmlns, stanza_mt);
 	end
 	if not ok then
 		module:log("error", "Unable to list clients of %s: %s", username, tostring(clients));
@@ -733,6 +759,11 @@ local function handle_list(event)
 		return true;
 	end
 	local reply = st.reply(stanza);
+	if as_xml then
+		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #clients);
+		origin.send(reply:top_tag()..clients.."</iq>");
+		return true;
+	end
 	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining
 	send_list_reply(origin, reply);
 	return true;

@@ -78,7 +78,9 @@ impl Element {
         self.child(Element::new(name));
     }
 
-    /// Serialized XML, for tests and debugging; Prosody serializes the real reply.
+    /// Serialized XML: the list reply written to a stream no `stanzas/out` filter reads
+    /// (attributes in document order, `'"<>&` escaped, an element without children as
+    /// `<name/>`, as util.stanza writes them).
     pub fn to_xml(&self) -> String {
         let mut out = String::new();
         self.write_xml(&mut out);

@@ -201,6 +201,13 @@ impl UserData for AccountHandle {
             let reply = render_clients(&list_entries(facts), protocol);
             element_to_stanza(lua, &reply, &stanza_mt)
         });
+        // `account:list_xml(moment, xmlns)` → the same `<clients>` as serialized XML, for a stream
+        // on which no `stanzas/out` filter could read the stanza (issue 16): no Lua tree at all.
+        methods.add_method_mut("list_xml", |lua, this, (moment, xmlns): (Table, LuaString)| {
+            let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
+            let facts = this.facts(&moment, true)?;
+            lua.create_string(render_clients(&list_entries(facts), protocol).to_xml())
+        });
         // `account:active_clients(moment)` → entries in the community module's shape.
         methods.add_method_mut("active_clients", |lua, this, moment: Table| {
             let facts = this.facts(&moment, true)?;

@@ -1,10 +1,13 @@
-// Issue 16: a list reply is written as bytes the core serialises, after every other
-// `stanzas/out` filter of the stream has had the real stanza. These tests hold the guarantees
-// of that path against a real Prosody: a third-party filter reads the reply as a util.stanza
-// and what it changes is what is written, byte for byte what Prosody's own serialiser makes of
-// the changed tree; XEP-0198 counts the reply, queues it, and replays it byte-identical on
-// resumption; CSI lets it through as it does any iq; and the reply went the core's way (the
-// debug log line), which it does not without the fix.
+// Issue 16: a list reply is written as bytes the core makes. On a stream where something could
+// read the stanza (any `stanzas/out` filter: XEP-0198, CSI while inactive, a third-party
+// module), the core serialises the util.stanza reply after every other filter has had it; on a
+// stream where nothing could, it writes its own XML and no Lua tree is built. These tests hold
+// the guarantees of both ways against a real Prosody: a third-party filter reads the reply as a
+// util.stanza and what it changes is what is written, byte for byte what Prosody's own
+// serialiser makes of the changed tree; a filter added after ours still gets a stanza; XEP-0198
+// counts the reply, queues it, and replays it byte-identical on resumption; CSI lets it through
+// as it does any iq; the XML written without a tree says what the stanza says. Each checks the
+// way the reply went (the debug log lines), which fails without the fix.
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";
@@ -19,6 +22,7 @@ import {
 
 const LOG_DEBUG = !process.env.E2E_LOG_LEVEL || process.env.E2E_LOG_LEVEL === "debug";
 const CORE_LINE = "List reply serialised by the core";
+const XML_LINE = "List reply written as the core's XML";
 
 /** Some clients with several attributes each (SASL2 records with agents, grants). */
 async function seedClients(server, login, a) {
@@ -39,7 +43,23 @@ async function rawList(conn, id, ns) {
   return rawStanza(conn.text, id);
 }
 
-const coreLines = (server, mark) => server.logSince(mark).filter((l) => l.includes(CORE_LINE));
+const coreLines = (server, mark, line = CORE_LINE) => server.logSince(mark).filter((l) => l.includes(line));
+
+/** The element as a string with attributes sorted: equal for the same XML whatever the attribute order. */
+function canonical(el) {
+  if (typeof el === "string") return el.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  const attrs = Object.keys(el.attrs).sort().map((k) => ` ${k}=${JSON.stringify(el.attrs[k])}`).join("");
+  return `<${el.name}${attrs}>${el.children.map(canonical).join("")}</${el.name}>`;
+}
+
+/** Add a stanzas/out filter that reads every stanza and changes nothing (a "third-party module"). */
+const addReader = (server, jid) => server.lua(`
+  local s = assert(prosody.full_sessions[${luaString(jid)}]);
+  require "prosody.util.filters".add_filter(s, "stanzas/out", function (stanza)
+    prosody.e2e_list_wire_read = (prosody.e2e_list_wire_read or 0) + (stanza.name and 1 or 0);
+    return stanza;
+  end, 5);
+  return true;`);
 
 describe("the list reply on the wire (issue 16)", () => {
   const fx = useServer({ extraModules: ["csi_simple"] });
@@ -108,6 +128,7 @@ describe("the list reply on the wire (issue 16)", () => {
     try {
       // The first list adds our filter; a filter added after it with the same lowest priority
       // runs after it, so the second list is left to Prosody.
+      await addReader(server, jid);
       let mark = server.logOffset();
       const first = await rawList(conn, "wire-last-1", NS_CAM);
       if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 1, "the first reply was serialised by the core");
@@ -127,6 +148,43 @@ describe("the list reply on the wire (issue 16)", () => {
       assert.equal(await server.lua(`return prosody.e2e_list_wire_string;`), false,
         "a stanzas/out filter running after ours was handed a string instead of the stanza");
       if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 0, "with a filter after ours the core did not serialise");
+    } finally {
+      await closeRaw(conn);
+    }
+  });
+
+  e2eTest(fx, "a stream without stanza filters gets the core's XML (no tree), saying what the util.stanza reply says", async ({ server, account, login }) => {
+    const a = await account();
+    await seedClients(server, login, a);
+    const { conn, jid } = await legacyBoundLogin(server, { username: a.user, password: a.password, resource: "wire-plain" });
+    try {
+      const tagOf = (ns) => (ns === NS_MC ? "mc" : "cam");
+      const replyEl = (id) => conn.elements.findLast((el) => el.name === "iq" && el.attrs.id === id);
+      for (const ns of [NS_MC, NS_CAM]) {
+        const mark = server.logOffset();
+        const plain = await rawList(conn, `wire-plain-${tagOf(ns)}`, ns);
+        if (LOG_DEBUG) {
+          assert.equal(coreLines(server, mark, XML_LINE).length, 1, `${ns}: written as the core's XML on a stream without filters`);
+          assert.equal(coreLines(server, mark).length, 0, `${ns}: no util.stanza reply was serialised`);
+        }
+        assert.ok(plain.includes(`<clients xmlns='${ns}'>`), plain.slice(0, 300));
+      }
+      // The same lists with a reading filter on the stream: the util.stanza way.
+      await addReader(server, jid);
+      for (const ns of [NS_MC, NS_CAM]) {
+        const mark = server.logOffset();
+        await rawList(conn, `wire-tree-${tagOf(ns)}`, ns);
+        if (LOG_DEBUG) {
+          assert.equal(coreLines(server, mark).length, 1, `${ns}: with a filter, the util.stanza reply was serialised by the core`);
+          assert.equal(coreLines(server, mark, XML_LINE).length, 0, `${ns}: with a filter, no XML without a tree`);
+        }
+        const plainEl = replyEl(`wire-plain-${tagOf(ns)}`);
+        const treeEl = replyEl(`wire-tree-${tagOf(ns)}`);
+        assert.equal(plainEl.getChild("clients").getChildren("client").length, 5, `${ns}: 5 clients`);
+        assert.equal(canonical(plainEl.getChild("clients")), canonical(treeEl.getChild("clients")),
+          `${ns}: the XML written without a tree is the util.stanza reply's XML`);
+        assert.deepEqual({ ...plainEl.attrs, id: "" }, { ...treeEl.attrs, id: "" }, `${ns}: the same iq attributes`);
+      }
     } finally {
       await closeRaw(conn);
     }
