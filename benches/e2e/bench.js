@@ -1155,16 +1155,31 @@ async function measureLimits({ builds, report, servers, password, now }) {
       servers.push(server);
       limitServers.push(server);
       await createAccounts(server, Object.values(users), now);
-      for (const n of LIMIT_SIZES) await server.seedStore("clients", users[n].user, clientRecords(users[n].user, n - 1, now, `lim${n}`));
+      // N − 2 records and the two measuring clients (one with XEP-0198 stream management).
+      for (const n of LIMIT_SIZES) await server.seedStore("clients", users[n].user, clientRecords(users[n].user, n - 2, now, `lim${n}`));
       const gc = await server.lua(`return require "prosody.core.configmanager".get("*", "gc") or "default";`);
       const meters = {};
+      const smMeters = {};
       for (const n of LIMIT_SIZES) {
+        const smSession = await login(server, {
+          username: users[n].user, password, userAgent: { id: `bench-limits-sm-${n}`, software: "e2e bench", device: "loopback" },
+        });
+        smMeters[n] = new RawMeter(smSession);
+        await smMeters[n].enableSm();
         const session = await login(server, {
           username: users[n].user, password, userAgent: { id: `bench-limits-${n}`, software: "e2e bench", device: "loopback" },
         });
         const listed = (await listClients(session, { ns: NS_MC })).clients.length;
         out.counts[`${mode.key} ${build ?? "community"} ${n}`] = listed;
         if (listed !== n) throw new Error(`${build ?? "community"} (${mode.key} GC): the account of ${n} lists ${listed} clients`);
+        out.filters ??= {};
+        out.filters[`${mode.key} ${build ?? "community"} ${n}`] = await server.lua(`
+          local count = {};
+          for _, s in pairs(prosody.full_sessions) do
+            local f = s.filters and s.filters["stanzas/out"];
+            count[s.smacks and "sm" or "plain"] = f and #f or 0;
+          end
+          return count;`);
         meters[n] = new RawMeter(session);
         if (build) {
           const held = await server.lua(holdLua({ HOST, luaString, user: users[n].user, ns: NS_MC, moduleEnv: (m) => server.moduleEnv(m) }));
@@ -1173,18 +1188,21 @@ async function measureLimits({ builds, report, servers, password, now }) {
           log(`  ${mode.key} GC (${JSON.stringify(gc)}), community module: ${n} entries listed`);
         }
       }
-      const kinds = build ? ["ours", "C", "D"] : ["community"];
+      const kinds = build ? ["ours", "ours+SM", "C", "D"] : ["community"];
       for (const kind of kinds) {
-        const label = build ? (kind === "ours" ? build : `${kind} (${build})`) : "community";
-        targets.push({ key: `${mode.key} ${label}`, mode: mode.key, label, kind, server, meters });
+        const label = build ? (kind === "ours" ? build : kind === "ours+SM" ? `${build}, SM` : `${kind} (${build})`) : "community";
+        targets.push({ key: `${mode.key} ${label}`, mode: mode.key, label, kind, server, meters: kind === "ours+SM" ? smMeters : meters });
       }
+      if (!build) targets.at(-1).extra = smMeters; // connected, not measured
     }
   }
   for (let i = 0; i < WARMUP + LIMIT_ROUNDS; i++) {
     for (const n of LIMIT_SIZES) {
       for (const t of turn(targets, i)) {
         const child = t.kind === "C" ? limitRequest("stanza") : t.kind === "D" ? limitRequest("string") : null;
+        const rBefore = t.meters[n].rCount;
         const r = await t.meters[n].roundTrip(`bench-lim-${n}-${i}`, NS_MC, child);
+        if (t.meters[n].sm) await t.meters[n].settle(rBefore); // the <r/> answered before the next request
         if (r.type !== "result" || r.clients !== n) throw new Error(`${t.key}: ${n} entries answered ${r.type} with ${r.clients} <client/>: ${r.reply.slice(0, 300)}`);
         if (i >= WARMUP) (out.samples[`${t.key} ${n}`] ??= []).push(r.ms);
         RAW.list.push({ config: `limits-${n}`, round: i, gc: t.mode, target: t.label, ms: r.ms, bytes: r.bytes });
@@ -1197,11 +1215,13 @@ async function measureLimits({ builds, report, servers, password, now }) {
   // Memory one list allocates (collector stopped), ours and the community module's.
   for (const t of targets.filter((x) => x.kind === "ours" || x.kind === "community")) {
     for (const n of LIMIT_SIZES) {
-      out.alloc[`${t.key} ${n}`] = await t.server.lua(allocatedLua({ HOST, luaString, user: users[n].user, ns: NS_MC }));
+      for (const reader of [false, true]) {
+        out.alloc[`${t.key} ${n}${reader ? " reader" : ""}`] = await t.server.lua(allocatedLua({ HOST, luaString, user: users[n].user, ns: NS_MC, reader }));
+      }
     }
   }
   // The meters keep the sockets (xmpp.js's parser never sees these streams again): cut them.
-  for (const t of targets) for (const m of Object.values(t.meters)) m.sock.destroy();
+  for (const t of targets) for (const m of [...Object.values(t.meters), ...Object.values(t.extra ?? {})]) m.sock.destroy();
   for (const s of limitServers) {
     await s.stop();
     servers.splice(servers.indexOf(s), 1);
@@ -1211,10 +1231,14 @@ async function measureLimits({ builds, report, servers, password, now }) {
 function renderLimits(L, x) {
   L.push("### 0. Limits: ours, C, D and the community module (issue 16)");
   L.push("");
-  L.push("List round trip (iq written → `</iq>` read), prosody namespace, N entries (N − 1 SASL2 records + the measuring client). "
+  L.push("List round trip (iq written → `</iq>` read), prosody namespace, N entries. "
     + "C: the same server answering with a pre-built util.stanza reply of identical content (Prosody's serialisation and the write); "
     + "D: the same reply already serialised (the socket path alone). All targets of both GC modes interleaved round by round. Median (p90), ms.");
   L.push(x.community ? `Community module: \`${x.community}\`.` : `Community module: not measured (${x.communityWhy}).`);
+  L.push("The account has N − 2 SASL2 records and two measuring clients: one without stream management (its stream has no `stanzas/out` filter: "
+    + "the module writes its XML without a util.stanza tree), one with XEP-0198 enabled (mod_smacks's filter: the module builds the util.stanza reply, "
+    + "mod_smacks clones it into its queue, the module serialises it; the client acks each reply before the next request). "
+    + `\`stanzas/out\` filters on the measuring streams: ${JSON.stringify(x.filters ? Object.values(x.filters).at(-1) : {})}.`);
   L.push("");
   for (const mode of x.modes) {
     const ts = x.targets.filter((t) => t.mode === mode.key);
@@ -1233,13 +1257,15 @@ function renderLimits(L, x) {
     }
     L.push("");
   }
-  L.push("Lua memory allocated by one list request (collector stopped; handler, stanzas/out filters, serialisation), KiB:");
+  L.push("Lua memory allocated by one list request (collector stopped: handler, `stanzas/out` filters, serialisation), KiB, on a stream made by "
+    + "Prosody's session manager over a fake connection: without any `stanzas/out` filter / with one filter that reads every stanza:");
   L.push("");
   const allocTargets = x.targets.filter((t) => t.kind === "ours" || t.kind === "community");
   L.push(`| N | ${allocTargets.map((t) => `${t.label} (${t.mode})`).join(" | ")} | reply bytes |`);
   L.push(`|---:|${allocTargets.map(() => "---:|").join("")}---:|`);
+  const kib = (a) => (a ? a.kib.toFixed(0) : "–");
   for (const n of x.sizes) {
-    const cells = allocTargets.map((t) => { const a = x.alloc[`${t.key} ${n}`]; return a ? a.kib.toFixed(0) : "–"; });
+    const cells = allocTargets.map((t) => `${kib(x.alloc[`${t.key} ${n}`])} / ${kib(x.alloc[`${t.key} ${n} reader`])}`);
     const bytes = x.alloc[`${allocTargets[0].key} ${n}`]?.bytes;
     L.push(`| ${n} | ${cells.join(" | ")} | ${bytes ?? "–"} |`);
   }

@@ -38,13 +38,13 @@ export const GC_MODES = [
 
 /**
  * Lua run in a server: the KiB of Lua memory one list request allocates with the collector
- * stopped (minimum of `reps`), through a fake origin that has filters and a rawsend like a
- * c2s stream's, so the reply goes the way it goes on a real stream.
+ * stopped (minimum of `reps`), on a stream made by Prosody's own session manager over a fake
+ * connection (so the reply goes the way it goes on a real stream); with `reader`, the stream
+ * has a `stanzas/out` filter that reads every stanza (as with XEP-0198, CSI, any module's).
  */
-export function allocatedLua({ HOST, luaString, user, ns, reps = 5 }) {
+export function allocatedLua({ HOST, luaString, user, ns, reader = false, reps = 5 }) {
   return `
     local st = require "prosody.util.stanza";
-    local filters = require "prosody.util.filters";
     local um = require "prosody.core.usermanager";
     local host = ${luaString(HOST)};
     local user = ${luaString(user)};
@@ -52,14 +52,13 @@ export function allocatedLua({ HOST, luaString, user, ns, reps = 5 }) {
     local bare = user.."@"..host;
     local events = prosody.hosts[host].events;
     local written;
-    local origin = { username = user, host = host, type = "c2s", full_jid = bare.."/bench-alloc",
-      role = um.get_user_role(user, host), log = function () end };
-    local filter = filters.initialize(origin);
-    function origin.rawsend(t) written = filter("bytes/out", tostring(t)); return true; end
-    function origin.send(t)
-      if t.name then t = filter("stanzas/out", t); end
-      if t then return origin.rawsend(t); end
-      return true;
+    local conn = { ip = function () return "127.0.0.1"; end,
+      write = function (_, data) written = data; return #data; end };
+    local origin = require "prosody.core.sessionmanager".new_session(conn);
+    origin.type, origin.username, origin.host, origin.full_jid = "c2s", user, host, bare.."/bench-alloc";
+    origin.role = um.get_user_role(user, host);
+    if ${reader ? "true" : "false"} then
+      require "prosody.util.filters".add_filter(origin, "stanzas/out", function (s) return s.name and s; end);
     end
     local best, bytes = math.huge, 0;
     for i = 1, ${reps} do
