@@ -75,18 +75,6 @@ unsafe fn push_str(state: *mut ffi::lua_State, text: &str) {
     ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
 }
 
-/// Elements in the tree, `element` included.
-fn element_count(element: &Element) -> usize {
-    1 + element
-        .children
-        .iter()
-        .map(|child| match child {
-            Node::Element(child) => element_count(child),
-            Node::Text(_) => 0,
-        })
-        .sum::<usize>()
-}
-
 /// Replies with more elements than this are built with the collector paused.
 ///
 /// Restarting a paused collector sets its debt to zero: the next allocation starts a new
@@ -97,16 +85,17 @@ fn element_count(element: &Element) -> usize {
 /// collector steps over the whole heap while it is built.
 const PAUSE_ABOVE_ELEMENTS: usize = 1500;
 
-fn depth(element: &Element) -> usize {
-    1 + element
-        .children
-        .iter()
-        .map(|child| match child {
-            Node::Element(child) => depth(child),
-            Node::Text(_) => 0,
-        })
-        .max()
-        .unwrap_or(0)
+/// The tree's depth and how many elements it has, `element` included.
+fn shape(element: &Element) -> (usize, usize) {
+    let (mut depth, mut count) = (0, 1);
+    for child in &element.children {
+        if let Node::Element(child) = child {
+            let (child_depth, child_count) = shape(child);
+            depth = depth.max(child_depth);
+            count += child_count;
+        }
+    }
+    (1 + depth, count)
 }
 
 /// The metatable of the shared empty tables, made once per Lua state.
@@ -159,8 +148,9 @@ pub fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Res
     no_attrs.set_metatable(Some(read_only.clone()))?;
     let no_tags = lua.create_table()?;
     no_tags.set_metatable(Some(read_only))?;
-    let needed = 4 * depth(element) as c_int + 4;
-    let _pause = (element_count(element) > PAUSE_ABOVE_ELEMENTS).then(|| CollectorPause::new(lua));
+    let (depth, elements) = shape(element);
+    let needed = 4 * depth as c_int + 4;
+    let _pause = (elements > PAUSE_ABOVE_ELEMENTS).then(|| CollectorPause::new(lua));
     // SAFETY: the closure leaves exactly one new value (the stanza) above its three arguments,
     // removes those, and never indexes below them; it captures only borrows, so a Lua error
     // unwinding through it skips no destructor (see `push_element`).

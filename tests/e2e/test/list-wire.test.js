@@ -34,6 +34,21 @@ async function seedClients(server, login, a) {
   await server.createGrant(a.user);
 }
 
+/**
+ * A new account with clients (seedClients) and a raw legacy stream bound to `resource`, closed
+ * after `fn({ server, conn, jid, a })`.
+ */
+async function onRawStream({ server, account, login }, resource, fn) {
+  const a = await account();
+  await seedClients(server, login, a);
+  const { conn, jid } = await legacyBoundLogin(server, { username: a.user, password: a.password, resource });
+  try {
+    await fn({ server, conn, jid, a });
+  } finally {
+    await closeRaw(conn);
+  }
+}
+
 /** Send a raw list iq on `conn`; → the raw bytes of its reply. */
 async function rawList(conn, id, ns) {
   const reply = await conn.sendAndWait(`<iq type='get' id='${id}'><list xmlns='${ns}'/></iq>`,
@@ -64,131 +79,110 @@ const addReader = (server, jid) => server.lua(`
 describe("the list reply on the wire (issue 16)", () => {
   const fx = useServer({ extraModules: ["csi_simple"] });
 
-  e2eTest(fx, "a third-party stanzas/out filter reads and changes the reply; the bytes written are Prosody's serialisation of the changed stanza", async ({ server, account, login }) => {
-    const a = await account();
-    await seedClients(server, login, a);
-    const { conn, jid } = await legacyBoundLogin(server, { username: a.user, password: a.password, resource: "wire-raw" });
-    try {
-      for (const ns of [NS_MC, NS_CAM]) {
-        const installed = await server.lua(`
-          local filters = require "prosody.util.filters";
-          local st = require "prosody.util.stanza";
-          local s = assert(prosody.full_sessions[${luaString(jid)}]);
-          local seen = {};
-          prosody.e2e_list_wire = seen;
-          if s.e2e_edit then
-            filters.remove_filter(s, "stanzas/out", s.e2e_edit);
-            filters.remove_filter(s, "stanzas/out", s.e2e_record);
-          end
-          function s.e2e_edit(stanza)
-            local clients = stanza.name == "iq" and stanza:get_child("clients", ${luaString(ns)});
-            if clients then
-              seen.is_stanza = st.is_stanza(stanza) and st.is_stanza(clients) and st.is_stanza(clients.tags[1]);
-              seen.clients = #clients.tags;
-              seen.first_id = clients.tags[1].attr.id;
-              local first = clients.tags[1];
-              first.attr.edited = "by a filter";
-              first:tag("note"):text("<added & escaped>"):up();
-            end
-            return stanza;
-          end
-          function s.e2e_record(stanza)
-            if stanza.name == "iq" and stanza:get_child("clients", ${luaString(ns)}) then
-              seen.serialized = tostring(stanza);
-            end
-            return stanza;
-          end
-          filters.add_filter(s, "stanzas/out", s.e2e_edit, 10);
-          filters.add_filter(s, "stanzas/out", s.e2e_record, -100);
-          return true;`);
-        assert.equal(installed, true);
-        const mark = server.logOffset();
-        const id = `wire-filter-${ns === NS_MC ? "mc" : "cam"}`;
-        const raw = await rawList(conn, id, ns);
-        const seen = await server.lua(`return prosody.e2e_list_wire;`);
-        assert.equal(seen.is_stanza, true, `${ns}: the filter got util.stanza objects: ${JSON.stringify(seen)}`);
-        assert.equal(seen.clients, 5, `${ns}: the filter read 5 <client/> (2 records, 2 grants, the raw client): ${JSON.stringify(seen)}`);
-        assert.ok(/edited='by a filter'/.test(raw), `${ns}: the filter's attribute is on the wire: ${raw.slice(0, 400)}`);
-        assert.ok(raw.includes("<note>&lt;added &amp; escaped&gt;</note>"), `${ns}: the filter's element is on the wire: ${raw.slice(0, 600)}`);
-        assert.equal(raw, seen.serialized, `${ns}: the bytes written are exactly Prosody's tostring() of the stanza the filters left`);
-        assert.ok(raw.includes("ThinkPad &amp; &lt;Desk&gt;"), `${ns}: text escaped as Prosody does: ${raw}`);
-        if (LOG_DEBUG) {
-          assert.equal(coreLines(server, mark).length, 1, `${ns}: the reply was serialised by the core (one '${CORE_LINE}' line)`);
-        }
-      }
-    } finally {
-      await closeRaw(conn);
-    }
-  });
-
-  e2eTest(fx, "a filter added after ours gets the stanza, not bytes: the reply is then left to Prosody's serialiser", async ({ server, account, login }) => {
-    const a = await account();
-    await seedClients(server, login, a);
-    const { conn, jid } = await legacyBoundLogin(server, { username: a.user, password: a.password, resource: "wire-last" });
-    try {
-      // The first list adds our filter; a filter added after it with the same lowest priority
-      // runs after it, so the second list is left to Prosody.
-      await addReader(server, jid);
-      let mark = server.logOffset();
-      const first = await rawList(conn, "wire-last-1", NS_CAM);
-      if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 1, "the first reply was serialised by the core");
-      await server.lua(`
+  e2eTest(fx, "a third-party stanzas/out filter reads and changes the reply; the bytes written are Prosody's serialisation of the changed stanza", (ctx) => onRawStream(ctx, "wire-raw", async ({ server, conn, jid }) => {
+    for (const ns of [NS_MC, NS_CAM]) {
+      const installed = await server.lua(`
         local filters = require "prosody.util.filters";
+        local st = require "prosody.util.stanza";
         local s = assert(prosody.full_sessions[${luaString(jid)}]);
-        prosody.e2e_list_wire_string = false;
-        filters.add_filter(s, "stanzas/out", function (stanza)
-          if type(stanza) ~= "table" then prosody.e2e_list_wire_string = true; end
+        local seen = {};
+        prosody.e2e_list_wire = seen;
+        if s.e2e_edit then
+          filters.remove_filter(s, "stanzas/out", s.e2e_edit);
+          filters.remove_filter(s, "stanzas/out", s.e2e_record);
+        end
+        function s.e2e_edit(stanza)
+          local clients = stanza.name == "iq" and stanza:get_child("clients", ${luaString(ns)});
+          if clients then
+            seen.is_stanza = st.is_stanza(stanza) and st.is_stanza(clients) and st.is_stanza(clients.tags[1]);
+            seen.clients = #clients.tags;
+            seen.first_id = clients.tags[1].attr.id;
+            local first = clients.tags[1];
+            first.attr.edited = "by a filter";
+            first:tag("note"):text("<added & escaped>"):up();
+          end
           return stanza;
-        end, -math.huge);
+        end
+        function s.e2e_record(stanza)
+          if stanza.name == "iq" and stanza:get_child("clients", ${luaString(ns)}) then
+            seen.serialized = tostring(stanza);
+          end
+          return stanza;
+        end
+        filters.add_filter(s, "stanzas/out", s.e2e_edit, 10);
+        filters.add_filter(s, "stanzas/out", s.e2e_record, -100);
         return true;`);
-      mark = server.logOffset();
-      const second = await rawList(conn, "wire-last-2", NS_CAM);
-      assert.ok(first.includes("<clients xmlns='urn:xmpp:cam:0'>") && second.includes("<clients xmlns='urn:xmpp:cam:0'>"));
-      assert.equal(second.replace("wire-last-2", "wire-last-1"), first, "both ways write the same bytes");
-      assert.equal(await server.lua(`return prosody.e2e_list_wire_string;`), false,
-        "a stanzas/out filter running after ours was handed a string instead of the stanza");
-      if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 0, "with a filter after ours the core did not serialise");
-    } finally {
-      await closeRaw(conn);
+      assert.equal(installed, true);
+      const mark = server.logOffset();
+      const id = `wire-filter-${ns === NS_MC ? "mc" : "cam"}`;
+      const raw = await rawList(conn, id, ns);
+      const seen = await server.lua(`return prosody.e2e_list_wire;`);
+      assert.equal(seen.is_stanza, true, `${ns}: the filter got util.stanza objects: ${JSON.stringify(seen)}`);
+      assert.equal(seen.clients, 5, `${ns}: the filter read 5 <client/> (2 records, 2 grants, the raw client): ${JSON.stringify(seen)}`);
+      assert.ok(/edited='by a filter'/.test(raw), `${ns}: the filter's attribute is on the wire: ${raw.slice(0, 400)}`);
+      assert.ok(raw.includes("<note>&lt;added &amp; escaped&gt;</note>"), `${ns}: the filter's element is on the wire: ${raw.slice(0, 600)}`);
+      assert.equal(raw, seen.serialized, `${ns}: the bytes written are exactly Prosody's tostring() of the stanza the filters left`);
+      assert.ok(raw.includes("ThinkPad &amp; &lt;Desk&gt;"), `${ns}: text escaped as Prosody does: ${raw}`);
+      if (LOG_DEBUG) {
+        assert.equal(coreLines(server, mark).length, 1, `${ns}: the reply was serialised by the core (one '${CORE_LINE}' line)`);
+      }
     }
-  });
+  }));
 
-  e2eTest(fx, "a stream without stanza filters gets the core's XML (no tree), saying what the util.stanza reply says", async ({ server, account, login }) => {
-    const a = await account();
-    await seedClients(server, login, a);
-    const { conn, jid } = await legacyBoundLogin(server, { username: a.user, password: a.password, resource: "wire-plain" });
-    try {
-      const tagOf = (ns) => (ns === NS_MC ? "mc" : "cam");
-      const replyEl = (id) => conn.elements.findLast((el) => el.name === "iq" && el.attrs.id === id);
-      for (const ns of [NS_MC, NS_CAM]) {
-        const mark = server.logOffset();
-        const plain = await rawList(conn, `wire-plain-${tagOf(ns)}`, ns);
-        if (LOG_DEBUG) {
-          assert.equal(coreLines(server, mark, XML_LINE).length, 1, `${ns}: written as the core's XML on a stream without filters`);
-          assert.equal(coreLines(server, mark).length, 0, `${ns}: no util.stanza reply was serialised`);
-        }
-        assert.ok(plain.includes(`<clients xmlns='${ns}'>`), plain.slice(0, 300));
+  e2eTest(fx, "a filter added after ours gets the stanza, not bytes: the reply is then left to Prosody's serialiser", (ctx) => onRawStream(ctx, "wire-last", async ({ server, conn, jid }) => {
+    // The first list adds our filter; a filter added after it with the same lowest priority
+    // runs after it, so the second list is left to Prosody.
+    await addReader(server, jid);
+    let mark = server.logOffset();
+    const first = await rawList(conn, "wire-last-1", NS_CAM);
+    if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 1, "the first reply was serialised by the core");
+    await server.lua(`
+      local filters = require "prosody.util.filters";
+      local s = assert(prosody.full_sessions[${luaString(jid)}]);
+      prosody.e2e_list_wire_string = false;
+      filters.add_filter(s, "stanzas/out", function (stanza)
+        if type(stanza) ~= "table" then prosody.e2e_list_wire_string = true; end
+        return stanza;
+      end, -math.huge);
+      return true;`);
+    mark = server.logOffset();
+    const second = await rawList(conn, "wire-last-2", NS_CAM);
+    assert.ok(first.includes("<clients xmlns='urn:xmpp:cam:0'>") && second.includes("<clients xmlns='urn:xmpp:cam:0'>"));
+    assert.equal(second.replace("wire-last-2", "wire-last-1"), first, "both ways write the same bytes");
+    assert.equal(await server.lua(`return prosody.e2e_list_wire_string;`), false,
+      "a stanzas/out filter running after ours was handed a string instead of the stanza");
+    if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 0, "with a filter after ours the core did not serialise");
+  }));
+
+  e2eTest(fx, "a stream without stanza filters gets the core's XML (no tree), saying what the util.stanza reply says", (ctx) => onRawStream(ctx, "wire-plain", async ({ server, conn, jid }) => {
+    const tagOf = (ns) => (ns === NS_MC ? "mc" : "cam");
+    const replyEl = (id) => conn.elements.findLast((el) => el.name === "iq" && el.attrs.id === id);
+    for (const ns of [NS_MC, NS_CAM]) {
+      const mark = server.logOffset();
+      const plain = await rawList(conn, `wire-plain-${tagOf(ns)}`, ns);
+      if (LOG_DEBUG) {
+        assert.equal(coreLines(server, mark, XML_LINE).length, 1, `${ns}: written as the core's XML on a stream without filters`);
+        assert.equal(coreLines(server, mark).length, 0, `${ns}: no util.stanza reply was serialised`);
       }
-      // The same lists with a reading filter on the stream: the util.stanza way.
-      await addReader(server, jid);
-      for (const ns of [NS_MC, NS_CAM]) {
-        const mark = server.logOffset();
-        await rawList(conn, `wire-tree-${tagOf(ns)}`, ns);
-        if (LOG_DEBUG) {
-          assert.equal(coreLines(server, mark).length, 1, `${ns}: with a filter, the util.stanza reply was serialised by the core`);
-          assert.equal(coreLines(server, mark, XML_LINE).length, 0, `${ns}: with a filter, no XML without a tree`);
-        }
-        const plainEl = replyEl(`wire-plain-${tagOf(ns)}`);
-        const treeEl = replyEl(`wire-tree-${tagOf(ns)}`);
-        assert.equal(plainEl.getChild("clients").getChildren("client").length, 5, `${ns}: 5 clients`);
-        assert.equal(canonical(plainEl.getChild("clients")), canonical(treeEl.getChild("clients")),
-          `${ns}: the XML written without a tree is the util.stanza reply's XML`);
-        assert.deepEqual({ ...plainEl.attrs, id: "" }, { ...treeEl.attrs, id: "" }, `${ns}: the same iq attributes`);
-      }
-    } finally {
-      await closeRaw(conn);
+      assert.ok(plain.includes(`<clients xmlns='${ns}'>`), plain.slice(0, 300));
     }
-  });
+    // The same lists with a reading filter on the stream: the util.stanza way.
+    await addReader(server, jid);
+    for (const ns of [NS_MC, NS_CAM]) {
+      const mark = server.logOffset();
+      await rawList(conn, `wire-tree-${tagOf(ns)}`, ns);
+      if (LOG_DEBUG) {
+        assert.equal(coreLines(server, mark).length, 1, `${ns}: with a filter, the util.stanza reply was serialised by the core`);
+        assert.equal(coreLines(server, mark, XML_LINE).length, 0, `${ns}: with a filter, no XML without a tree`);
+      }
+      const plainEl = replyEl(`wire-plain-${tagOf(ns)}`);
+      const treeEl = replyEl(`wire-tree-${tagOf(ns)}`);
+      assert.equal(plainEl.getChild("clients").getChildren("client").length, 5, `${ns}: 5 clients`);
+      assert.equal(canonical(plainEl.getChild("clients")), canonical(treeEl.getChild("clients")),
+        `${ns}: the XML written without a tree is the util.stanza reply's XML`);
+      assert.deepEqual({ ...plainEl.attrs, id: "" }, { ...treeEl.attrs, id: "" }, `${ns}: the same iq attributes`);
+    }
+  }));
 
   e2eTest(fx, "XEP-0198: the reply is counted and queued, acked, and replayed byte-identical on resumption", async ({ server, account, login }) => {
     const a = await account();
@@ -240,18 +234,11 @@ describe("the list reply on the wire (issue 16)", () => {
     }
   });
 
-  e2eTest(fx, "CSI: an inactive client still gets its list reply at once (an iq is important), from the core's serialisation", async ({ server, account, login }) => {
-    const a = await account();
-    await seedClients(server, login, a);
-    const { conn } = await legacyBoundLogin(server, { username: a.user, password: a.password, resource: "wire-csi" });
-    try {
-      conn.write("<inactive xmlns='urn:xmpp:csi:0'/>");
-      const mark = server.logOffset();
-      const raw = await rawList(conn, "wire-csi-1", NS_MC);
-      assert.ok(raw.includes(`<clients xmlns='${NS_MC}'>`), raw.slice(0, 300));
-      if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 1, "the reply was serialised by the core");
-    } finally {
-      await closeRaw(conn);
-    }
-  });
+  e2eTest(fx, "CSI: an inactive client still gets its list reply at once (an iq is important), from the core's serialisation", (ctx) => onRawStream(ctx, "wire-csi", async ({ server, conn }) => {
+    conn.write("<inactive xmlns='urn:xmpp:csi:0'/>");
+    const mark = server.logOffset();
+    const raw = await rawList(conn, "wire-csi-1", NS_MC);
+    assert.ok(raw.includes(`<clients xmlns='${NS_MC}'>`), raw.slice(0, 300));
+    if (LOG_DEBUG) assert.equal(coreLines(server, mark).length, 1, "the reply was serialised by the core");
+  }));
 });
