@@ -695,7 +695,9 @@ local function write_list_reply(stanza, session)
 	list_replies[stanza] = nil;
 	local out_filters = session.filters["stanzas/out"];
 	if out_filters[#out_filters] ~= write_list_reply then return stanza; end
-	local bytes = serialize_stanza(stanza, stanza_mt);
+	-- With XEP-0198 the bytes follow mod_smacks's copy (see serialize.rs), so a replay after
+	-- resumption is byte-identical.
+	local bytes = serialize_stanza(stanza, stanza_mt, session.smacks and true or false);
 	if not bytes then return stanza; end
 	session.log("debug", "List reply serialised by the core (%d bytes)", #bytes);
 	return bytes;
@@ -748,20 +750,20 @@ local function handle_list(event)
 	local username = origin.username;
 	local account = get_account(username);
 	local ok, clients = false, "storage unreadable";
+	local reply = st.reply(stanza);
 	local as_xml = nobody_reads_stanzas(origin);
 	if not read_missing(username, account, "listing") then
 		ok, clients = pcall(as_xml and account.list_xml or account.list_stanza, account, (moment_of(username)),
-			stanza.tags[1].attr.xmlns, stanza_mt);
+			stanza.tags[1].attr.xmlns, as_xml and reply:top_tag() or stanza_mt);
 	end
 	if not ok then
 		module:log("error", "Unable to list clients of %s: %s", username, tostring(clients));
 		origin.send(st.error_reply(stanza, "wait", "internal-server-error"));
 		return true;
 	end
-	local reply = st.reply(stanza);
-	if as_xml then
+	if as_xml then -- the whole reply, its start tag made by util.stanza
 		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #clients);
-		origin.send(reply:top_tag()..clients.."</iq>");
+		origin.send(clients);
 		return true;
 	end
 	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining

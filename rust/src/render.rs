@@ -91,7 +91,11 @@ impl Element {
         out.push('<');
         out.push_str(self.name);
         for (name, value) in &self.attrs {
-            let _ = write!(out, " {name}='{}'", escape(value));
+            out.push(' ');
+            out.push_str(name);
+            out.push_str("='");
+            escape_into(out, value);
+            out.push('\'');
         }
         if self.children.is_empty() {
             out.push_str("/>");
@@ -101,7 +105,7 @@ impl Element {
         for child in &self.children {
             match child {
                 Node::Element(element) => element.write_xml(out),
-                Node::Text(text) => out.push_str(&escape(text)),
+                Node::Text(text) => escape_into(out, text),
             }
         }
         let _ = write!(out, "</{}>", self.name);
@@ -123,8 +127,7 @@ pub fn xml_safe(text: String) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -135,7 +138,6 @@ fn escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// XEP-0082 `YYYY-MM-DDThh:mm:ssZ` in UTC; `None` for times no calendar can show.

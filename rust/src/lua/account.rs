@@ -201,12 +201,20 @@ impl UserData for AccountHandle {
             let reply = render_clients(&list_entries(facts), protocol);
             element_to_stanza(lua, &reply, &stanza_mt)
         });
-        // `account:list_xml(moment, xmlns)` → the same `<clients>` as serialized XML, for a stream
-        // on which no `stanzas/out` filter could read the stanza (issue 16): no Lua tree at all.
-        methods.add_method_mut("list_xml", |lua, this, (moment, xmlns): (Table, LuaString)| {
+        // `account:list_xml(moment, xmlns, start_tag)` → the whole reply as serialized XML:
+        // `start_tag`, the same `<clients>` as `list_stanza`'s, `</iq>`. For a stream on which no
+        // `stanzas/out` filter could read the stanza (issue 16): no Lua tree, and one Lua string
+        // (the collector's work grows with what is allocated).
+        methods.add_method_mut("list_xml", |lua, this, (moment, xmlns, start_tag): (Table, LuaString, LuaString)| {
             let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
             let facts = this.facts(&moment, true)?;
-            lua.create_string(render_clients(&list_entries(facts), protocol).to_xml())
+            let clients = render_clients(&list_entries(facts), protocol).to_xml();
+            let start_tag = start_tag.as_bytes();
+            let mut reply = Vec::with_capacity(start_tag.len() + clients.len() + 5);
+            reply.extend_from_slice(&start_tag);
+            reply.extend_from_slice(clients.as_bytes());
+            reply.extend_from_slice(b"</iq>");
+            lua.create_string(reply)
         });
         // `account:active_clients(moment)` → entries in the community module's shape.
         methods.add_method_mut("active_clients", |lua, this, moment: Table| {

