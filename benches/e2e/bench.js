@@ -1196,8 +1196,10 @@ async function measureLimits({ builds, report, servers, password, now }) {
       if (!build) targets.at(-1).extra = smMeters; // connected, not measured
     }
   }
-  for (let i = 0; i < WARMUP + LIMIT_ROUNDS; i++) {
-    for (const n of LIMIT_SIZES) {
+  // One size at a time: the collector's debt a request leaves on its server is paid by the next
+  // request there, so requests of one size are timed next to requests of the same size only.
+  for (const n of LIMIT_SIZES) {
+    for (let i = 0; i < WARMUP + LIMIT_ROUNDS; i++) {
       for (const t of turn(targets, i)) {
         const child = t.kind === "C" ? limitRequest("stanza") : t.kind === "D" ? limitRequest("string") : null;
         const rBefore = t.meters[n].rCount;
@@ -1207,8 +1209,8 @@ async function measureLimits({ builds, report, servers, password, now }) {
         if (i >= WARMUP) (out.samples[`${t.key} ${n}`] ??= []).push(r.ms);
         RAW.list.push({ config: `limits-${n}`, round: i, gc: t.mode, target: t.label, ms: r.ms, bytes: r.bytes });
       }
+      if (i % 10 === 9) log(`  ${n} entries: round ${i + 1}/${WARMUP + LIMIT_ROUNDS}`);
     }
-    if (i % 10 === 9) log(`  round ${i + 1}/${WARMUP + LIMIT_ROUNDS}`);
   }
   out.targets = targets.map((t) => ({ key: t.key, mode: t.mode, label: t.label, kind: t.kind }));
   out.stats = Object.fromEntries(Object.entries(out.samples).map(([k, v]) => [k, stats(v)]));
