@@ -224,48 +224,35 @@ local fast_token_store = assert(module:open_store("fast_tokens"));
 -- Version 0.1.0 indexed legacy clients here; the records alone tell now. Pruning empties it.
 local old_legacy_index = module:open_store("client_management_legacy");
 
-local notify_new_clients = module:get_option_boolean("client_management_notify_new_clients", false);
+-- Unset options take the core's defaults (Policy::default in rust/src/account/mod.rs).
 local engine = core.new_engine({
-	max_clients = module:get_option_integer("client_management_max_clients", 100, 1);
-	retention = module:get_option_period("client_management_retention", "30 days");
-	store_full_jids = module:get_option_boolean("client_management_store_full_jids", true);
-	store_device_names = module:get_option_boolean("client_management_store_device_names", true);
-	notify_new_clients = notify_new_clients;
-	notice_interval = module:get_option_period("client_management_notice_interval", "10 minutes");
-	requests_per_minute = module:get_option_integer("client_management_requests_per_minute", 30, 0);
-	write_delay = module:get_option_period("client_management_write_delay", 10);
-	grant_cache_ttl = module:get_option_period("client_management_grant_cache_ttl", 60);
-	tokenless_grant_ttl = module:get_option_period("tokenless_grant_ttl", "2w"); -- mod_tokenauth's
+	max_clients = module:get_option_integer("client_management_max_clients", nil, 1);
+	retention = module:get_option_period("client_management_retention");
+	store_full_jids = module:get_option_boolean("client_management_store_full_jids");
+	store_device_names = module:get_option_boolean("client_management_store_device_names");
+	notify_new_clients = module:get_option_boolean("client_management_notify_new_clients");
+	notice_interval = module:get_option_period("client_management_notice_interval");
+	requests_per_minute = module:get_option_integer("client_management_requests_per_minute", nil, 0);
+	write_delay = module:get_option_period("client_management_write_delay");
+	grant_cache_ttl = module:get_option_period("client_management_grant_cache_ttl");
+	cache_size = module:get_option_integer("client_management_cache_size", nil, 1);
+	tokenless_grant_ttl = module:get_option_period("tokenless_grant_ttl"); -- mod_tokenauth's
+	store_remove = client_store.remove;
 });
 
 local stanza_mt = getmetatable(st.stanza("x"));
 
 -- Accounts in memory -------------------------------------------------------------------------
--- Recently used accounts (an LRU), and every account with changes not stored yet or logins not
--- recorded yet, kept in `unsaved` until that is done. Both hold the same object.
-
-local recent_accounts = require "prosody.util.cache".new(module:get_option_integer("client_management_cache_size", 256, 1));
-local unsaved = {}; -- username -> { account, timer, unrecorded = weak set of sessions }
--- Notices the core held back are summarised when its timer for the account comes.
-local notice_timers = {}; -- username -> timer
-
-local function cached_account(username)
-	local entry = unsaved[username];
-	return entry and entry.account or recent_accounts:get(username);
-end
+-- The core's driver keeps them (recently used ones, and every one with work left); this file
+-- carries out what it says (see `drive` below).
 
 local function get_account(username)
-	local account = cached_account(username);
-	if not account then
-		account = engine:new_account(username);
-		recent_accounts:set(username, account);
-	end
-	return account;
+	return engine:new_account(username);
 end
 
 -- For host-wide walks: an account not in memory is not made recent.
 local function walk_account(username)
-	return cached_account(username) or engine:new_account(username);
+	return engine:walk_account(username);
 end
 
 local function role_priorities()
@@ -278,9 +265,10 @@ end
 
 local part_stores = { records = client_store, grants = grant_store, fast_tokens = fast_token_store };
 
--- Reads what the account's state lacks for `purpose` ("login", "listing", "change"), as the
--- core says; returns nil, or a table of the parts that could not be read -> error.
-local function read_missing(username, account, purpose)
+local drive; -- below: hands the core's driver an event and carries out its answer
+
+-- Reads what an account not held by the driver (a host-wide walk) lacks for `purpose`.
+local function read_detached(username, account, purpose)
 	local now = time_now();
 	local failed;
 	for _ = 1, 2 do -- a second round when what was read changes what is needed (a full account)
@@ -303,6 +291,15 @@ local function read_missing(username, account, purpose)
 	return failed;
 end
 
+-- Reads what the account lacks for `purpose` ("login", "listing", "change"), as the core
+-- says; returns nil, or a table of the parts that could not be read -> error; and whether the
+-- core refuses the purpose for what failed (ARCHITECTURE.md, "The driver").
+local function read_missing(username, account, purpose)
+	if account:is_detached() then return read_detached(username, account, purpose); end
+	local _, refused, failed = drive(username, { type = "prepare"; purpose = purpose });
+	return failed, refused;
+end
+
 -- The SASL2 `<user-agent id>` a stream authenticated with, if it named one.
 local function client_id_of(session)
 	local id = session.client_id;
@@ -315,6 +312,11 @@ end
 local unbound_streams = module:shared("unbound_streams");
 if not getmetatable(unbound_streams) then setmetatable(unbound_streams, { __mode = "k" }); end
 
+-- How the core names a stream from one event to the next.
+local function stream_key(session)
+	return session.id or tostring(session);
+end
+
 -- What changes from one request to the next: the account's streams (bound, hibernating, or
 -- authenticated and unbound), password change, role, clock. Returns the facts for the core
 -- and the streams by the index the core names them with.
@@ -324,6 +326,7 @@ local function moment_of(username)
 		local login = session.client_management;
 		table.insert(streams, session);
 		table.insert(facts, {
+			key = stream_key(session);
 			full_jid = session.full_jid;
 			client_id = client_id_of(session);
 			grant_id = login and login.grant_id;
@@ -346,98 +349,7 @@ local function moment_of(username)
 	}, streams;
 end
 
--- Storing ------------------------------------------------------------------------------------
-
-local record_session; -- below
-
-local function pin(username, account)
-	local entry = unsaved[username];
-	if not entry then
-		entry = { account = account, unrecorded = setmetatable({}, { __mode = "k" }) };
-		unsaved[username] = entry;
-	end
-	return entry;
-end
-
-local store_changes;
-
-local function store_later(username, delay)
-	local entry = unsaved[username];
-	if entry and not entry.timer then
-		entry.timer = module:add_timer(delay, function ()
-			entry.timer = nil;
-			store_changes(username);
-		end);
-	end
-end
-
--- Stores every change of the account not stored yet, in one write, after recording logins
--- seen while its records could not be read. What fails stays queued and is tried again.
-function store_changes(username)
-	local entry = unsaved[username];
-	if not entry then return true; end
-	local account = entry.account;
-	if next(entry.unrecorded) then
-		if read_missing(username, account, "login") then
-			store_later(username, account:writes_failed());
-			return nil, "records unreadable";
-		end
-		for session in pairs(entry.unrecorded) do
-			entry.unrecorded[session] = nil;
-			if not session.destroyed then record_session(session, false); end
-		end
-	end
-	local batch = account:take_writes(client_store.remove);
-	if batch then
-		local ok, err = client_store:set_keys(username, batch.changes);
-		if not ok then
-			local delay = account:writes_failed();
-			module:log("error", "Unable to store clients of %s (trying again in %gs): %s", username, delay, err);
-			store_later(username, delay);
-			return nil, err;
-		end
-		account:writes_stored(batch.serial);
-	end
-	if account:has_pending_writes() or next(entry.unrecorded) then
-		store_later(username, account:retry_delay());
-	else
-		if entry.timer then entry.timer:stop(); end
-		unsaved[username] = nil;
-	end
-	return true;
-end
-
-local function store_all()
-	for username in pairs(unsaved) do store_changes(username); end
-end
-module:hook_global("server-stopping", store_all);
-module.unload = store_all;
-
--- The account was deleted (Prosody fires this on the global bus, before it purges the
--- account's storage): nothing of it stays in memory and nothing is written for it again.
-module:hook_global("user-deleted", function (event)
-	if event.host ~= host then return; end
-	local username = event.username;
-	local account = cached_account(username);
-	if account then account:mark_deleted(); end
-	local entry = unsaved[username];
-	if entry and entry.timer then entry.timer:stop(); end
-	unsaved[username] = nil;
-	recent_accounts:set(username, nil);
-	engine:forget(username);
-	if notice_timers[username] then
-		notice_timers[username]:stop();
-		notice_timers[username] = nil;
-	end
-	-- mod_c2s closes the bound streams; those that authenticated and never bound are ours.
-	for session in pairs(unbound_streams) do
-		if session.username == username and session.host == host and not session.destroyed then
-			session:close({ condition = "not-authorized", text = "Account deleted" });
-		end
-	end
-end);
-
--- Recording logins ----------------------------------------------------------------------------
+-- Carrying out what the core says ---------------------------------------------------------------
 
 local function notify(streams, indices, text)
 	for _, index in ipairs(indices) do
@@ -448,18 +360,92 @@ local function notify(streams, indices, text)
 	end
 end
 
-local function flush_notices_later(username, delay)
-	if not delay or notice_timers[username] then return; end
-	notice_timers[username] = module:add_timer(delay, function ()
-		notice_timers[username] = nil;
-		local account = get_account(username);
-		read_missing(username, account, "login"); -- the records tell who the summary is about
-		local moment, streams = moment_of(username);
-		local recipients, text, check_in = account:flush_notices(moment);
-		if text then notify(streams, recipients, text); end
-		flush_notices_later(username, check_in);
-	end);
+-- Hands the core one event of the account and carries out its answer: reads and writes (whose
+-- results go back as the next event), timers, the new-client event, notices, log lines.
+-- Returns whether every read and write worked, whether the core refused a prepared request,
+-- and the parts that could not be read -> error. A revocation's `request` carries its plan out
+-- (`request.carry_out(plan, streams)` → whether every step worked) and gets its answer
+-- (`request.error`).
+local needs_no_streams = { prepare = true; credentials = true; deleted = true };
+
+function drive(username, event, request)
+	local moment, streams;
+	if needs_no_streams[event.type] then
+		moment, streams = { now = time_now() }, {};
+	else
+		moment, streams = moment_of(username);
+	end
+	local actions, ok, refused, failed = engine:handle(username, event, moment), true, false, nil;
+	while actions do
+		local answer;
+		for _, action in ipairs(actions) do
+			local kind = action.type;
+			if kind == "read" then
+				local results, roles = {}, nil;
+				for _, part in ipairs(action.parts) do
+					local data, err = part_stores[part]:get(username);
+					if part == "grants" then roles = role_priorities(); end
+					if err then
+						ok, failed = false, failed or {};
+						failed[part] = err;
+					end
+					table.insert(results, { part = part; data = data; error = err and tostring(err) or nil });
+				end
+				answer = { type = "read"; results = results; roles = roles };
+			elseif kind == "write" then
+				local stored, err = client_store:set_keys(username, action.changes);
+				ok = ok and not not stored;
+				answer = { type = "written"; serial = action.serial; error = not stored and tostring(err) or nil };
+			elseif kind == "timer" or kind == "notice_timer" then
+				local due = kind == "timer" and "tick" or "notices_due";
+				module:add_timer(action.after, function ()
+					local done, err = pcall(drive, username, { type = due });
+					if not done then module:log("error", "Unable to carry on for %s: %s", username, err); end
+				end);
+			elseif kind == "new_client" then
+				local session;
+				for _, stream in ipairs(streams) do
+					if stream_key(stream) == action.stream then session = stream; end
+				end
+				module:fire_event("client_management/new-client", { client = action.client; session = session });
+			elseif kind == "notify" then
+				notify(streams, action.streams, action.text);
+			elseif kind == "prepared" then
+				refused = action.refused;
+			elseif kind == "carry_out" then
+				answer = { type = "carried_out"; complete = request.carry_out(action.plan, streams) };
+			elseif kind == "answer" then
+				request.error = action.error;
+			elseif kind == "log" then
+				module:log(action.level, "%s", action.message);
+			end
+		end
+		actions = answer and engine:handle(username, answer, moment);
+	end
+	return ok, refused, failed;
 end
+
+local function store_all()
+	for _, username in ipairs(engine:pending()) do drive(username, { type = "store" }); end
+end
+module:hook_global("server-stopping", store_all);
+module.unload = store_all;
+
+-- The account was deleted (Prosody fires this on the global bus, before it purges the
+-- account's storage): nothing of it stays in memory and nothing is written for it again.
+module:hook_global("user-deleted", function (event)
+	if event.host ~= host then return; end
+	local username = event.username;
+	drive(username, { type = "deleted" });
+	-- mod_c2s closes the bound streams; those that authenticated and never bound are ours.
+	for session in pairs(unbound_streams) do
+		if session.username == username and session.host == host and not session.destroyed then
+			session:close({ condition = "not-authorized", text = "Account deleted" });
+		end
+	end
+end);
+
+-- Recording logins ----------------------------------------------------------------------------
 
 -- What a login used, noted on the session as soon as SASL succeeds (before Bind 2 binds).
 local function note_login(session, sasl_handler)
@@ -477,41 +463,14 @@ local function note_login(session, sasl_handler)
 	unbound_streams[session] = true;
 end
 
--- Records the login of an authenticated session (again at bind, when it binds later), and
--- stores or schedules the change unless `store` is false (the caller stores).
-function record_session(session, store)
-	local username, login = session.username, session.client_management;
-	local account = get_account(username);
-	read_missing(username, account, "login");
+-- Records the login of an authenticated session (again at bind, when it binds later).
+local function record_session(session)
+	local login = session.client_management;
 	login.client_id = client_id_of(session);
 	login.full_jid = session.full_jid;
 	login.at = os.time();
-	local moment, streams = moment_of(username);
-	local outcome, why = account:record_login(login, moment);
-	if not outcome then
-		if why == "records-missing" then
-			-- Recorded once the records can be read again.
-			pin(username, account).unrecorded[session] = true;
-			store_later(username, account:retry_delay());
-		end
-		return;
-	end
 	login.recorded = true;
-	pin(username, account);
-	if store == false then
-		-- the caller stores
-	elseif outcome.write == "now" then
-		store_changes(username);
-	else
-		store_later(username, account:retry_delay());
-	end
-	if outcome.is_new then
-		module:fire_event("client_management/new-client", { client = account:record(outcome.client_id); session = session });
-	end
-	if outcome.notice then
-		notify(streams, outcome.notify, outcome.notice);
-	end
-	flush_notices_later(username, outcome.notice_check_in);
+	drive(session.username, { type = "login"; stream = stream_key(session); login = login });
 end
 
 local function record_safely(session)
@@ -556,24 +515,19 @@ module:hook("resource-bind", function (event)
 	end
 end);
 
--- Grants: cached views go stale, and new ones may be announced.
+-- Grants: cached views go stale, and new ones may be announced. Nothing a grant holds makes
+-- this fail (the core repairs and sanitises it); should anything else, it must not raise
+-- into mod_tokenauth's create_grant: log it and go on.
 for _, event_name in ipairs({ "token-grant-created", "token-grant-revoked", "token-revoked" }) do
 	module:hook(event_name, function (event)
-		local account = cached_account(event.username);
-		if account then account:note(event_name); end
-		-- The streams are only gathered when there is someone to tell. Nothing a grant holds
-		-- makes this fail (the core repairs and sanitises it); should anything else, it must
-		-- not raise into mod_tokenauth's create_grant: log it and go on.
-		if event_name == "token-grant-created" and notify_new_clients and type(event.grant) == "table" then
-			local ok, err = pcall(function ()
-				local moment, streams = moment_of(event.username);
-				local recipients, text, check_in = engine:grant_notice(event.username, event.grant, moment);
-				if text then notify(streams, recipients, text); end
-				flush_notices_later(event.username, check_in);
-			end);
-			if not ok then
-				module:log("error", "Unable to announce grant %s of %s: %s", tostring(event.id), tostring(event.username), err);
+		local ok, err = pcall(function ()
+			drive(event.username, { type = "credentials"; name = event_name });
+			if event_name == "token-grant-created" and type(event.grant) == "table" then
+				drive(event.username, { type = "grant_created"; grant = event.grant });
 			end
+		end);
+		if not ok then
+			module:log("error", "Unable to note %s %s of %s: %s", event_name, tostring(event.id), tostring(event.username), err);
 		end
 	end);
 end
@@ -599,7 +553,7 @@ end
 -- leaves as little as possible behind, and the same request later finishes the job. The
 -- requester's own stream is returned instead of closed, to hear the answer first. Returns
 -- those streams and whether every step worked.
-local function carry_out(username, account, plan, streams, requester)
+local function run_plan(username, plan, streams, requester)
 	local later, report, complete = {}, {}, true;
 	for _, action in ipairs(plan.actions) do
 		local verb, target = action[1], action[2];
@@ -617,26 +571,32 @@ local function carry_out(username, account, plan, streams, requester)
 			table.insert(report, ("%s %s: %s"):format(verb, target, ok and "done" or "FAILED ("..tostring(err)..")"));
 		end
 	end
-	account:note("revoked");
 	if not complete then
 		module:log("error", "Revocation for %s is incomplete, the same request finishes it: %s", username, table.concat(report, "; "));
 	end
 	return later, complete;
 end
 
--- Returns true, or nil and an error name; plus the streams to close after answering.
+-- A plan made outside the driver (ad-hoc, web, shell): carried out, then what it revoked is
+-- stale.
+local function carry_out(username, _, plan, streams, requester)
+	local later, complete = run_plan(username, plan, streams, requester);
+	drive(username, { type = "credentials"; name = "revoked" });
+	return later, complete;
+end
+
+-- Returns true, or nil and an error name; plus the streams to close after answering. The core
+-- reads, plans, and says which error wins.
 local function revoke(username, selector, requester)
-	local account = get_account(username);
-	local failed = read_missing(username, account, "change");
-	if failed and (failed.grants or failed.fast_tokens) then
-		return nil, "internal-server-error", {};
+	local request = { later = {} };
+	function request.carry_out(plan, streams)
+		local later, complete = run_plan(username, plan, streams, requester);
+		request.later = later;
+		return complete;
 	end
-	local moment, streams = moment_of(username);
-	local plan = account:plan_revocation(selector, moment);
-	local later, complete = carry_out(username, account, plan, streams, requester);
-	if not complete then return nil, "internal-server-error", later; end
-	if plan.error then return nil, plan.error, later; end
-	return true, nil, later;
+	drive(username, { type = "revoke"; selector = selector }, request);
+	if request.error then return nil, request.error, request.later; end
+	return true, nil, request.later;
 end
 
 -- Public API ---------------------------------------------------------------------------------
@@ -963,7 +923,7 @@ module:hook("iq-set/self/"..xmlns_commands..":command", function (event)
 end);
 
 -- Web self-service -----------------------------------------------------------------------------
--- Issue #17, SPEC §12: a page and a JSON API on the host's HTTP service (default path /clients),
+-- Issue #17, §12: a page and a JSON API on the host's HTTP service (default path /clients),
 -- off unless `client_management_web = true`. This section routes requests, checks passwords
 -- (usermanager) and tokens (mod_tokenauth), and carries out the same revocation plans as XMPP;
 -- the core (`core.new_web`) decides which requests go through and writes every answer: pages,
@@ -1333,8 +1293,7 @@ local function prune_host(print, dry_run)
 			deleted, accounts = deleted + outcome.deleted, accounts + 1;
 		end
 		if not dry_run and account:has_pending_writes() then
-			pin(username, account);
-			if not store_changes(username) then failed = failed + 1; end
+			if not drive(username, { type = "store" }) then failed = failed + 1; end
 		end
 	end);
 	if not dry_run and old_legacy_index then

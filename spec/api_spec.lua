@@ -1,4 +1,4 @@
--- SPEC §8: the module globals other modules call (mod_audit_auth, Snikket).
+-- ARCHITECTURE.md §8: the module globals other modules call (mod_audit_auth, Snikket).
 
 local mock = require "mock_prosody";
 

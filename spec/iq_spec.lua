@@ -1,4 +1,4 @@
--- SPEC §5, §6: the list and revoke iqs, in both namespaces.
+-- ARCHITECTURE.md §5, §6: the list and revoke iqs, in both namespaces.
 
 local mock = require "mock_prosody";
 

@@ -1,4 +1,4 @@
--- SPEC §2: records from storage are untrusted input. A wrong type in any field of one record
+-- ARCHITECTURE.md §2: records from storage are untrusted input. A wrong type in any field of one record
 -- must not break the listing (or revocation) of the user's other clients.
 
 local mock = require "mock_prosody";

@@ -1,4 +1,4 @@
--- SPEC §2, §3: what a successful login leaves in the "clients" store.
+-- ARCHITECTURE.md §2, §3: what a successful login leaves in the "clients" store.
 
 local mock = require "mock_prosody";
 

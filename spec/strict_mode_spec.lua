@@ -1,4 +1,4 @@
--- SPEC §3: enforce_client_ids = true refuses logins that do not name the client.
+-- ARCHITECTURE.md §3: enforce_client_ids = true refuses logins that do not name the client.
 
 local mock = require "mock_prosody";
 local st = require "prosody.util.stanza";

@@ -208,7 +208,7 @@ const SOFTWARE = ["Conversations", "Monal", "Gajim", "Dino", "Cheogram", "Siskin
 const DEVICE = ["Pixel 8", "iPhone 15", "ThinkPad X1", "Desktop", "Librem 5", "Galaxy S23", "MacBook Air"];
 
 /**
- * `n` SASL2 client records as the module stores them (SPEC §2), every one
+ * `n` SASL2 client records as the module stores them (ARCHITECTURE.md §2), every one
  * with password access: SCRAM-SHA-1 used at last_seen, which is within the
  * last 30 days, after the account's password change (set to 60 days ago).
  */

@@ -1,4 +1,4 @@
-//! Which stored clients still have a way into the account (SPEC §4).
+//! Which stored clients still have a way into the account (ARCHITECTURE.md §4).
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +14,7 @@ pub struct AccessPaths {
     pub fast: bool,
     /// Index into `AccountFacts::grants` of the still-valid grant it logged in with.
     pub grant: Option<usize>,
-    /// A bound session of the client is online or hibernating.
+    /// A bound session of the client is connected or hibernating.
     pub connected: bool,
 }
 
@@ -27,6 +27,17 @@ impl AccessPaths {
 /// Token mechanisms prove possession of a token, not of the password.
 pub fn is_password_mechanism(name: &str) -> bool {
     name != "OAUTHBEARER" && !name.starts_with("HT-")
+}
+
+/// Password access: the latest use of a password mechanism at or after the last password
+/// change (all of them when the password never changed).
+pub fn password_access(record: &ClientRecord, password_updated: Option<Timestamp>) -> Option<Timestamp> {
+    record
+        .mechanisms
+        .iter()
+        .filter(|(name, used)| is_password_mechanism(name) && password_updated.is_none_or(|changed| *used >= changed))
+        .map(|(_, used)| *used)
+        .max()
 }
 
 /// `os.time()` at `now`: mod_tokenauth judges grants against whole seconds.
@@ -123,17 +134,8 @@ impl<'a> AccessContext<'a> {
     }
 
     pub fn access_of(&self, record: &ClientRecord) -> AccessPaths {
-        let password_updated = self.facts.password_updated;
-        let password = record
-            .mechanisms
-            .iter()
-            .filter(|(name, used)| {
-                is_password_mechanism(name) && password_updated.is_none_or(|changed| *used >= changed)
-            })
-            .map(|(_, used)| *used)
-            .max();
         AccessPaths {
-            password,
+            password: password_access(record, self.facts.password_updated),
             fast: self.holds_valid_fast_token(&record.id),
             grant: record.auth_token_id.as_deref().and_then(|id| self.grant_index(id)),
             connected: self.is_connected(record),

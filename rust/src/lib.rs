@@ -12,6 +12,7 @@ pub mod access;
 pub mod account;
 pub mod adhoc;
 pub mod budget;
+pub mod driver;
 pub mod ids;
 pub mod listing;
 pub mod model;

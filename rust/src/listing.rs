@@ -1,4 +1,4 @@
-//! The list of everything that can reach an account (SPEC §4): clients with access first
+//! The list of everything that can reach an account (ARCHITECTURE.md §4): clients with access first
 //! become `session` entries, then grants no listed client logged in with become `access`
 //! entries, all in one total, deterministic order.
 

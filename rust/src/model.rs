@@ -9,6 +9,17 @@ pub type Timestamp = i64;
 /// A length of time in seconds.
 pub type Seconds = i64;
 
+/// `timestamp` (UTC) in `description`'s layout; `None` for times no calendar can show (before
+/// year 0 or after 9999). The one date formatter: replies ([`crate::render`]) and what people
+/// read ([`crate::text`]) both use it.
+pub fn format_time(timestamp: Timestamp, description: &[time::format_description::BorrowedFormatItem<'_>]) -> Option<String> {
+    let dt = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?;
+    if !(0..=9999).contains(&dt.year()) {
+        return None;
+    }
+    dt.format(description).ok()
+}
+
 /// Longest SASL2 `<user-agent id>` a login may use, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;
 
@@ -85,7 +96,7 @@ impl UserAgent {
     }
 }
 
-/// One record of the `clients` store (SPEC §2).
+/// One record of the `clients` store (ARCHITECTURE.md §2).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClientRecord {
     pub id: String,

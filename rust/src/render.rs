@@ -142,13 +142,7 @@ fn escape_into(out: &mut String, text: &str) {
 
 /// XEP-0082 `YYYY-MM-DDThh:mm:ssZ` in UTC; `None` for times no calendar can show.
 pub fn format_datetime(timestamp: Timestamp) -> Option<String> {
-    const XEP_0082: &[time::format_description::BorrowedFormatItem<'_>] =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    let dt = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?;
-    if !(0..=9999).contains(&dt.year()) {
-        return None;
-    }
-    dt.format(XEP_0082).ok()
+    crate::model::format_time(timestamp, time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
 }
 
 fn render_client(entry: &Entry, protocol: Protocol) -> Element {

@@ -1,4 +1,4 @@
-//! Revocation (SPEC §5): parse the selector, decide over the same list the user sees, and
+//! Revocation (ARCHITECTURE.md §5): parse the selector, decide over the same list the user sees, and
 //! only then hand back the actions to carry out. Nothing changes when the answer is an error.
 //!
 //! A revoked client must not get back in with any credential it held, and no stream

@@ -2,26 +2,18 @@
 //! new-client notices, and reports of what a revocation did.
 
 use crate::listing::Entry;
-use crate::model::{bounded_text, Timestamp};
+use crate::model::{bounded_text, format_time, Timestamp};
 use crate::revocation::RevocationPlan;
 use crate::sanitize::for_people;
 
 /// `YYYY-MM-DD` (UTC); `None` for times no calendar can show.
 pub fn format_day(timestamp: Timestamp) -> Option<String> {
-    format(timestamp, time::macros::format_description!("[year]-[month]-[day]"))
+    format_time(timestamp, time::macros::format_description!("[year]-[month]-[day]"))
 }
 
 /// `YYYY-MM-DD hh:mm` (UTC).
 pub fn format_minute(timestamp: Timestamp) -> Option<String> {
-    format(timestamp, time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"))
-}
-
-fn format(timestamp: Timestamp, description: &[time::format_description::BorrowedFormatItem<'_>]) -> Option<String> {
-    let dt = time::OffsetDateTime::from_unix_timestamp(timestamp).ok()?;
-    if !(0..=9999).contains(&dt.year()) {
-        return None;
-    }
-    dt.format(description).ok()
+    format_time(timestamp, time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"))
 }
 
 fn chars(text: &str) -> usize {

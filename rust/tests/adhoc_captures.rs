@@ -35,11 +35,9 @@ const NS_DATA: &str = "jabber:x:data";
 const NODE_MANAGE: &str = "xmpp:prosody.im/protocol/manage-clients#manage";
 const NODE_SIGN_OUT: &str = "xmpp:prosody.im/protocol/manage-clients#sign-out-others";
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    captures: Vec<Capture>,
-}
+type Manifest = common::Manifest<Capture>;
+
+captured_by_fields!(Capture);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,9 +116,7 @@ struct ExpectedOption {
 /// The manifest, after checking that it and the directory agree and that there is something.
 fn load() -> (PathBuf, Manifest) {
     let dir = common::capture_dir("ADHOC_CAPTURE_DIR", "adhoc");
-    let manifest: Manifest = common::load_manifest(&dir, "test/adhoc.test.js", |m: &Manifest| {
-        m.captures.iter().map(|c| c.file.clone()).collect()
-    });
+    let manifest: Manifest = common::load_manifest(&dir, "test/adhoc.test.js");
     for kind in ["command", "form"] {
         assert!(
             manifest.captures.iter().any(|c| c.kind == kind),
@@ -583,7 +579,7 @@ fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
 #[test]
 fn every_captured_command_reply_holds_up() {
     let (dir, manifest) = load();
-    common::assert_every_capture(&dir, &manifest.captures, |c| (c.file.as_str(), c.test.as_str()), |c| check_capture(&dir, c));
+    common::assert_every_capture(&dir, &manifest.captures, |c| check_capture(&dir, c));
 }
 
 /// The captures must show every stage the tests are there for, so that losing a case in

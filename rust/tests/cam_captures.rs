@@ -29,11 +29,9 @@ const NS_PROSODY: &str = "xmpp:prosody.im/protocol/manage-clients";
 /// their cases): fail rather than pass on too little.
 const MIN_CAM_CAPTURES: usize = 4;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    captures: Vec<Capture>,
-}
+type Manifest = common::Manifest<Capture>;
+
+captured_by_fields!(Capture);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,9 +80,7 @@ struct Window {
 /// The manifest, after checking that it and the directory agree and that there is enough.
 fn load() -> (PathBuf, Manifest) {
     let dir = common::capture_dir("CAM_CAPTURE_DIR", "cam");
-    let manifest: Manifest = common::load_manifest(&dir, "test/cam.test.js", |m: &Manifest| {
-        m.captures.iter().map(|c| c.file.clone()).collect()
-    });
+    let manifest: Manifest = common::load_manifest(&dir, "test/cam.test.js");
 
     let cam = manifest.captures.iter().filter(|c| c.namespace == NS_CAM).count();
     assert!(
@@ -271,7 +267,7 @@ fn check_capture(dir: &Path, capture: &Capture) -> Vec<String> {
 #[test]
 fn every_captured_reply_parses_pedantically_with_the_values_set_up() {
     let (dir, manifest) = load();
-    common::assert_every_capture(&dir, &manifest.captures, |c| (c.file.as_str(), c.test.as_str()), |c| check_capture(&dir, c));
+    common::assert_every_capture(&dir, &manifest.captures, |c| check_capture(&dir, c));
 }
 
 /// The captures must exercise every value the tests are there for, so that losing a case in

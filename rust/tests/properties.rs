@@ -1,32 +1,43 @@
-//! Randomised checks of the core's invariants over many generated accounts (a fuzzer's job
-//! done by a seeded generator, so it runs in `cargo test` on stable Rust).
+//! Properties of the core over generated accounts and event sequences (proptest: it runs on
+//! stable Rust and shrinks a failing case). Generators draw from a sequence of choices that
+//! proptest makes and shrinks (the way Hypothesis does): fewer and smaller choices are smaller
+//! accounts, and a choice of 0 is always the plain option (no item, no optional field).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use client_management::ids::fast_token_key_prefix;
 use client_management::access::{session_is_of, AccessContext};
-use client_management::account::{Account, Login, Moment, Policy};
+use client_management::account::{Account, Login, Moment, Part, Policy};
+use client_management::driver::{Action as Do, Driver, Event, ReadResult, Stored};
 use client_management::listing::{list_entries, EntryKind, Source};
 use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
 use client_management::render::{render_clients, Protocol};
 use client_management::revocation::{plan_revocation, Action, Outcome};
+use proptest::prelude::*;
 use xmpp_parsers::cam::Clients;
 use xmpp_parsers::minidom::Element;
 
-struct Rng(u64);
+/// The choices of one case; past their end every choice is 0.
+struct Rng {
+    choices: Vec<u64>,
+    at: usize,
+}
 
 impl Rng {
+    fn new(choices: Vec<u64>) -> Self {
+        Rng { choices, at: 0 }
+    }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        let choice = self.choices.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        choice
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+    /// True `percent` times in a hundred; false for the choice 0.
     fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
+        self.below(100) >= 100 - percent
     }
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
@@ -39,6 +50,10 @@ impl Rng {
         let seconds = 1_000.0 + self.below(60) as f64;
         if self.chance(20) { seconds + 0.5 } else { seconds }
     }
+}
+
+fn choices(most: usize) -> impl Strategy<Value = Vec<u64>> {
+    prop::collection::vec(any::<u64>(), 0..most)
 }
 
 const MECHANISMS: &[&str] = &["SCRAM-SHA-1", "PLAIN", "OAUTHBEARER", "HT-SHA-256-NONE", "HT-SHA-256-EXPR"];
@@ -120,10 +135,12 @@ fn account(rng: &mut Rng) -> AccountFacts {
     facts
 }
 
+proptest! {
+#![proptest_config(ProptestConfig::with_cases(3000))]
 #[test]
-fn listing_revocation_and_rendering_keep_their_invariants() {
-    let mut rng = Rng(0x5eed_1234_abcd_0042);
-    for round in 0..3000 {
+fn listing_revocation_and_rendering_keep_their_invariants(choices in choices(400)) {
+    let mut rng = Rng::new(choices);
+    {
         let facts = account(&mut rng);
         let entries = list_entries(&facts);
 
@@ -131,12 +148,12 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
         // listed again, and the order is total and sorted.
         let mut seen = HashSet::new();
         for entry in &entries {
-            assert!(entry.access.any(), "round {round}: listed without access");
-            assert!(seen.insert(entry.listed_id()), "round {round}: duplicate {}", entry.listed_id());
+            assert!(entry.access.any(), "listed without access");
+            assert!(seen.insert(entry.listed_id()), "duplicate {}", entry.listed_id());
         }
         let used: HashSet<usize> = entries.iter().filter(|e| e.kind == EntryKind::Client).filter_map(|e| e.access.grant).collect();
         for entry in entries.iter().filter(|e| e.kind == EntryKind::Grant) {
-            assert!(!used.contains(&entry.access.grant.unwrap()), "round {round}: grant listed twice");
+            assert!(!used.contains(&entry.access.grant.unwrap()), "grant listed twice");
         }
         for pair in entries.windows(2) {
             assert_ne!(client_management::listing::compare_entries(&pair[0], &pair[1]), std::cmp::Ordering::Greater);
@@ -148,21 +165,21 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
         shuffled.grants.reverse();
         let again: Vec<String> = list_entries(&shuffled).iter().map(|e| e.listed_id()).collect();
         let first: Vec<String> = entries.iter().map(|e| e.listed_id()).collect();
-        assert_eq!(first, again, "round {round}: order depends on storage order");
+        assert_eq!(first, again, "order depends on storage order");
 
         // Decide first, then act: a client with password access is never touched, and an
         // error other than password-reset-required means nothing to do.
         for entry in &entries {
             let plan = plan_revocation(&facts, &entry.listed_id(), true);
             if entry.kind == EntryKind::Client && entry.access.password.is_some() {
-                assert_eq!(plan.outcome, Outcome::PasswordResetRequired, "round {round}");
-                assert!(plan.actions.is_empty(), "round {round}: acted on a password client");
+                assert_eq!(plan.outcome, Outcome::PasswordResetRequired);
+                assert!(plan.actions.is_empty(), "acted on a password client");
             } else {
-                assert_eq!(plan.outcome, Outcome::Revoked, "round {round}: {}", entry.listed_id());
+                assert_eq!(plan.outcome, Outcome::Revoked, "{}", entry.listed_id());
                 let first_close = plan.actions.iter().position(|a| matches!(a, Action::CloseSession { .. }));
                 let last_revoke = plan.actions.iter().rposition(|a| !matches!(a, Action::CloseSession { .. }));
                 if let (Some(close), Some(revoke)) = (first_close, last_revoke) {
-                    assert!(revoke < close, "round {round}: a session closed before its credentials went");
+                    assert!(revoke < close, "a session closed before its credentials went");
                 }
                 // Every stream of the revoked client goes, bound or not.
                 let closed: HashSet<usize> = plan
@@ -178,7 +195,7 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
                     Source::Grant(index) => facts.sessions.iter().filter(|s| s.grant_id.as_deref() == Some(facts.grants[index].id.as_str())).map(|s| s.index).collect(),
                 };
                 for stream in streams {
-                    assert!(closed.contains(&stream), "round {round}: {} left stream {stream} open", entry.listed_id());
+                    assert!(closed.contains(&stream), "{} left stream {stream} open", entry.listed_id());
                 }
             }
         }
@@ -190,19 +207,23 @@ fn listing_revocation_and_rendering_keep_their_invariants() {
 
         // The XEP-0494 rendering always parses pedantically.
         let xml = render_clients(&entries, Protocol::Cam).to_xml();
-        let element: Element = xml.parse().unwrap_or_else(|e| panic!("round {round}: {e}\n{xml}"));
-        let clients = Clients::try_from(element).unwrap_or_else(|e| panic!("round {round}: {e:?}\n{xml}"));
+        let element: Element = xml.parse().unwrap_or_else(|e| panic!("{e}\n{xml}"));
+        let clients = Clients::try_from(element).unwrap_or_else(|e| panic!("{e:?}\n{xml}"));
         assert_eq!(clients.clients.len(), entries.len());
         let _: Element = render_clients(&entries, Protocol::Prosody).to_xml().parse().unwrap();
     }
 }
 
+}
+
+proptest! {
+#![proptest_config(ProptestConfig::with_cases(500))]
 /// Random logins into accounts with a small limit: the limit holds unless only credential
 /// holders and streams are left, those are never dropped, and everything changed is queued.
 #[test]
-fn accounts_keep_their_limits_and_never_drop_credentials() {
-    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
-    for round in 0..500 {
+fn accounts_keep_their_limits_and_never_drop_credentials(choices in choices(600)) {
+    let mut rng = Rng::new(choices);
+    {
         let mut facts = account(&mut rng);
         let max_clients = 1 + rng.below(5) as usize;
         let policy = Policy { max_clients, tokenless_grant_ttl: facts.tokenless_grant_ttl, ..Policy::default() };
@@ -211,6 +232,7 @@ fn accounts_keep_their_limits_and_never_drop_credentials() {
             password_updated: facts.password_updated,
             account_role_priority: facts.account_role_priority,
             now: facts.now,
+            ..Default::default()
         };
         let mut account = Account::new(policy);
         account.load_records(std::mem::take(&mut facts.records));
@@ -238,7 +260,7 @@ fn accounts_keep_their_limits_and_never_drop_credentials() {
                     ClientRecord { id: id.clone(), ..moved.clone() }
                 });
                 let access = ctx.access_of(&record);
-                assert!(!access.fast && access.grant.is_none() && !access.connected, "round {round}: dropped {id} holding access {access:?}");
+                assert!(!access.fast && access.grant.is_none() && !access.connected, "dropped {id} holding access {access:?}");
                 assert_ne!(id, &outcome.client_id);
             }
             let count = account.records().len();
@@ -255,18 +277,162 @@ fn accounts_keep_their_limits_and_never_drop_credentials() {
                         !a.fast && a.grant.is_none() && !a.connected
                     })
                     .count();
-                assert_eq!(droppable, 0, "round {round}: {count} records over {max_clients} with {droppable} droppable");
+                assert_eq!(droppable, 0, "{count} records over {max_clients} with {droppable} droppable");
             }
             let batch = account.take_writes().unwrap();
-            assert!(batch.changed.contains(&outcome.client_id), "round {round}: the login's record is queued");
+            assert!(batch.changed.contains(&outcome.client_id), "the login's record is queued");
             for id in &outcome.evicted {
-                assert!(batch.removed.contains(id), "round {round}: eviction of {id} not queued");
+                assert!(batch.removed.contains(id), "eviction of {id} not queued");
             }
         }
     }
 }
 
+}
+
 /// The facts with other records.
 fn with_records(facts: &AccountFacts, records: &[ClientRecord]) -> AccountFacts {
     AccountFacts { records: records.to_vec(), ..facts.clone() }
+}
+
+/// Storage as the simulation keeps it: each account's records.
+type Storage = HashMap<String, HashMap<String, ClientRecord>>;
+
+/// Hands `event` to the driver and carries out its actions the way the Lua module does,
+/// against `storage`, every read and write failing when `failing`; returns every action.
+fn carry_out(driver: &mut Driver, user: &str, event: Event, moment: &Moment, failing: bool, storage: &mut Storage) -> Vec<Do> {
+    let mut seen = Vec::new();
+    let mut actions = driver.handle(user, event, moment.clone());
+    loop {
+        assert!(actions.iter().filter(|a| matches!(a, Do::Read(_) | Do::Write { .. })).count() <= 1, "one storage request at a time: {actions:?}");
+        let mut answer = None;
+        for action in &actions {
+            match action {
+                Do::Read(parts) => {
+                    let results = parts
+                        .iter()
+                        .map(|&part| match part {
+                            _ if failing => ReadResult::Failed { part, error: "down".into() },
+                            Part::Records => ReadResult::Read {
+                                data: Stored::Records(storage.get(user).map(|r| r.values().cloned().collect()).unwrap_or_default()),
+                                skipped: 0,
+                            },
+                            Part::Grants => ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+                            Part::FastTokens => ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+                        })
+                        .collect();
+                    answer = Some(Event::Read(results));
+                }
+                Do::Write { serial, changed, removed } => {
+                    let result = if failing {
+                        Err("down".to_owned())
+                    } else {
+                        let records = storage.entry(user.to_owned()).or_default();
+                        for record in changed {
+                            records.insert(record.id.clone(), record.clone());
+                        }
+                        for id in removed {
+                            records.remove(id);
+                        }
+                        Ok(())
+                    };
+                    answer = Some(Event::Written { serial: *serial, result });
+                }
+                _ => {}
+            }
+        }
+        seen.append(&mut actions);
+        match answer {
+            Some(event) => actions = driver.handle(user, event, moment.clone()),
+            None => return seen,
+        }
+    }
+}
+
+proptest! {
+#![proptest_config(ProptestConfig::with_cases(500))]
+/// Logins, timers, unloads and deletions of a few accounts while storage fails now and then:
+/// once storage works again every login of a stream still there is stored, nothing is written
+/// for an account after its deletion, and no work is left.
+#[test]
+fn the_driver_stores_every_login_and_nothing_of_deleted_accounts(choices in choices(300)) {
+    let mut rng = Rng::new(choices);
+    let policy = Policy { cache_size: 1 + rng.below(3) as usize, write_delay: 1.0 + rng.below(20) as f64, ..Policy::default() };
+    let mut driver = Driver::new(policy);
+    let mut storage = Storage::new();
+    let users = ["a", "b", "c"];
+    let mut streams: HashMap<&str, Vec<(String, String)>> = HashMap::new(); // user → (key, client id)
+    let mut deleted: HashSet<&str> = HashSet::new();
+    let moment_of = |streams: &HashMap<&str, Vec<(String, String)>>, user: &str, now: f64| {
+        let list = streams.get(user).cloned().unwrap_or_default();
+        Moment {
+            sessions: list
+                .iter()
+                .enumerate()
+                .map(|(i, (_, id))| SessionFact { index: i + 1, full_jid: Some(format!("{user}@h/{id}")), client_id: Some(id.clone()), grant_id: None })
+                .collect(),
+            stream_keys: list.iter().map(|(key, _)| Some(key.clone())).collect(),
+            now,
+            ..Moment::default()
+        }
+    };
+    let steps = rng.below(40);
+    for step in 0..steps {
+        let user = rng.pick(&users);
+        let failing = rng.chance(30);
+        let now = 1_000.0 + step as f64;
+        let event = match rng.below(10) {
+            0..=4 => {
+                let id = format!("c{}", rng.below(6));
+                let key = format!("s{step}");
+                streams.entry(user).or_default().push((key.clone(), id.clone()));
+                deleted.remove(user);
+                let login = Login { client_id: Some(id.clone()), full_jid: Some(format!("{user}@h/{id}")), mechanism: Some("PLAIN".into()), at: 1_000 + step as i64, ..Login::default() };
+                Event::Login { stream: key, login: Box::new(login) }
+            }
+            5..=6 => Event::Tick,
+            7 => Event::StoreNow,
+            8 => {
+                // A stream closes.
+                let list = streams.entry(user).or_default();
+                if !list.is_empty() {
+                    let at = rng.below(list.len() as u64) as usize;
+                    list.remove(at);
+                }
+                Event::Tick
+            }
+            _ => {
+                // Prosody purges the account's storage; mod_c2s closes its streams.
+                storage.remove(user);
+                streams.remove(user);
+                deleted.insert(user);
+                Event::AccountDeleted
+            }
+        };
+        let moment = moment_of(&streams, user, now);
+        let actions = carry_out(&mut driver, user, event, &moment, failing, &mut storage);
+        if deleted.contains(user) {
+            assert!(!actions.iter().any(|a| matches!(a, Do::Write { .. })), "a write for deleted {user}: {actions:?}");
+        }
+    }
+    // Storage works again; the timers come.
+    for round in 0..20 {
+        for user in driver.pending() {
+            let user = users.iter().find(|u| **u == user).copied().unwrap();
+            let moment = moment_of(&streams, user, 10_000.0 + round as f64);
+            let actions = carry_out(&mut driver, user, Event::Tick, &moment, false, &mut storage);
+            let wrote = actions.iter().any(|a| matches!(a, Do::Write { .. }));
+            prop_assert!(!deleted.contains(user) || !wrote, "a write for deleted {}", user);
+        }
+    }
+    prop_assert!(driver.pending().is_empty(), "work left: {:?}", driver.pending());
+    for (user, list) in &streams {
+        for (_, id) in list {
+            prop_assert!(storage.get(*user).is_some_and(|r| r.contains_key(id)), "{user}'s {id} was never stored");
+        }
+    }
+    for user in &deleted {
+        prop_assert!(!storage.contains_key(*user), "{user} was written after its deletion");
+    }
+}
 }

@@ -1,4 +1,4 @@
-//! Properties of the one sanitiser and of ids (SPEC §11), over generated text: any Unicode,
+//! Properties of the one sanitiser and of ids (ARCHITECTURE.md §11), over generated text: any Unicode,
 //! and text built from the characters that matter (controls, line breaks, bidi and zero-width
 //! characters, noncharacters, XML's specials).
 

@@ -604,7 +604,7 @@ function Ctx:bind(session, resource)
 end
 
 -- The SASL2 success chain as mod_sasl2, mod_sasl2_bind2 and mod_sasl2_fast register it
--- (SPEC §1: 1000 sasl2 auth, 100 bind2, 75 fast, −1000 <success>, −1500
+-- (ARCHITECTURE.md §1: 1000 sasl2 auth, 100 bind2, 75 fast, −1000 <success>, −1500
 -- authentication-success, −2000 drops the handler). Installed once per context.
 function Ctx:install_sasl2_stack()
 	if self.sasl2_installed then return; end

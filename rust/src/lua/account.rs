@@ -4,26 +4,29 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mlua::{LuaString, Result, Table, UserData, UserDataMethods, Value};
+use mlua::{LuaString, Result, Table, UserData, UserDataMethods};
 
 use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_record};
-use super::encode::{entry_table, login_outcome_table, plan_table, record_table};
+use super::encode::{entry_table, login_outcome_table, plan_table};
 use super::stanza::element_to_stanza;
-use crate::account::{Account, NotReady, Part, Purpose};
+use crate::account::{Account, Moment, NotReady, Part};
+use crate::driver::{Driver, ReadResult, Stored};
 use crate::listing::list_entries;
 use crate::model::AccountFacts;
 use crate::render::{render_clients, Protocol};
 use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others, Action, RevocationPlan};
-use crate::notices::{Announcement, Flush, NoticeGates};
+use crate::notices::{Announcement, NoticeGates};
 use crate::text::{client_listing, describe_entry, revocation_report, sign_out_question, Report};
 
-/// The notice gates of a module instance, shared by its account handles.
-pub type SharedGates = Rc<RefCell<NoticeGates>>;
+/// The driver of a module instance, shared by its account handles.
+pub type SharedDriver = Rc<RefCell<Driver>>;
 
+/// An account: the one the driver holds in memory, or one read for a host-wide walk and not
+/// kept (`detached`) unless it has changes to store.
 pub struct AccountHandle {
-    pub account: Account,
+    detached: Option<Account>,
     username: String,
-    gates: SharedGates,
+    driver: SharedDriver,
 }
 
 fn runtime(message: String) -> mlua::Error {
@@ -37,15 +40,6 @@ fn not_ready(reason: NotReady) -> &'static str {
     }
 }
 
-fn purpose(name: &str) -> Result<Purpose> {
-    match name {
-        "login" => Ok(Purpose::Login),
-        "listing" => Ok(Purpose::Listing),
-        "change" => Ok(Purpose::Change),
-        other => Err(runtime(format!("unknown purpose '{other}'"))),
-    }
-}
-
 /// Both reports of a plan from an ad-hoc command: what it did, and what it could not finish.
 fn reports(plan: &RevocationPlan, facts: &AccountFacts, closed_others: usize) -> (Report, Report) {
     let entries = list_entries(facts);
@@ -53,24 +47,65 @@ fn reports(plan: &RevocationPlan, facts: &AccountFacts, closed_others: usize) ->
     (revocation_report(plan, label, false, closed_others), revocation_report(plan, label, true, closed_others))
 }
 
+/// The facts at `moment`, refusing parts never read: a caller that skipped reading what
+/// `missing` named would otherwise act on nothing.
+fn facts_at(account: &mut Account, moment: Moment, needs_records: bool) -> Result<&AccountFacts> {
+    ensure_read(account, needs_records)?;
+    Ok(account.facts_at(moment))
+}
+
+fn ensure_read(account: &Account, needs_records: bool) -> Result<()> {
+    if account.unread().iter().any(|part| *part != Part::Records || needs_records) {
+        return Err(runtime("account facts used before they were read".to_owned()));
+    }
+    Ok(())
+}
+
 impl AccountHandle {
-    pub fn new(account: Account, username: String, gates: SharedGates) -> Self {
-        AccountHandle { account, username, gates }
+    /// The account `username` of the driver.
+    pub fn held(username: String, driver: SharedDriver) -> Self {
+        AccountHandle { detached: None, username, driver }
     }
 
-    /// The facts at `moment`, refusing parts never read: a caller that skipped reading what
-    /// `missing` named would otherwise act on nothing.
-    fn facts(&mut self, moment: &Table, needs_records: bool) -> Result<&AccountFacts> {
-        let moment = decode_moment(moment)?;
-        self.ensure_read(needs_records)?;
-        Ok(self.account.facts_at(moment))
+    /// A fresh account the driver does not keep.
+    pub fn detached(driver: SharedDriver) -> Self {
+        let account = Account::new(*driver.borrow().policy());
+        AccountHandle { detached: Some(account), username: String::new(), driver }
     }
 
-    fn ensure_read(&self, needs_records: bool) -> Result<()> {
-        if self.account.unread().iter().any(|part| *part != Part::Records || needs_records) {
-            return Err(runtime("account facts used before they were read".to_owned()));
+    /// The account `username` as the driver holds it, else a fresh one it does not keep.
+    pub fn walking(username: String, driver: SharedDriver) -> Self {
+        let in_memory = driver.borrow_mut().cached(&username).is_some();
+        let detached = (!in_memory).then(|| Account::new(*driver.borrow().policy()));
+        AccountHandle { detached, username, driver }
+    }
+
+    /// Runs `f` on the account and the notice gates (the driver is borrowed meanwhile: `f`
+    /// must not call back into Lua code that uses it).
+    pub fn with<R>(&mut self, f: impl FnOnce(&mut Account, &mut NoticeGates) -> R) -> R {
+        let mut driver = self.driver.borrow_mut();
+        match &mut self.detached {
+            Some(account) => f(account, driver.gates()),
+            None => {
+                let (account, gates) = driver.account_and_gates(&self.username);
+                f(account, gates)
+            }
         }
-        Ok(())
+    }
+
+    /// The `<clients>` element of the list in the protocol of `xmlns`, at `moment`.
+    fn clients_element(&mut self, moment: &Table, xmlns: &LuaString) -> Result<crate::render::Element> {
+        let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
+        let moment = decode_moment(moment)?;
+        self.with(|account, _| facts_at(account, moment, true).map(|facts| render_clients(&list_entries(facts), protocol)))
+    }
+
+    /// A detached account with changes to store goes to the driver, which stores them.
+    fn adopt_if_pending(&mut self) {
+        if self.detached.as_ref().is_some_and(Account::has_pending_writes) {
+            let account = self.detached.take().expect("checked above");
+            self.driver.borrow_mut().adopt(&self.username, account);
+        }
     }
 }
 
@@ -79,64 +114,47 @@ impl UserData for AccountHandle {
         // Reading storage -------------------------------------------------------------
 
         // `account:missing(purpose, now)` → names of the parts to read first.
-        methods.add_method("missing", |lua, this, (purpose_name, now): (String, f64)| {
-            let parts = this.account.missing(purpose(&purpose_name)?, now);
+        methods.add_method_mut("missing", |lua, this, (purpose_name, now): (String, f64)| {
+            let purpose = super::driver::purpose_named(&purpose_name)?;
+            let parts = this.with(|account, _| account.missing(purpose, now));
             lua.create_sequence_from(parts.into_iter().map(Part::name))
         });
         // `account:load(part, stored, roles, now)` → how many stored items were malformed.
         methods.add_method_mut("load", |_, this, (part, stored, roles, now): (String, Option<Table>, Option<Table>, f64)| {
-            match part.as_str() {
-                "records" => {
-                    let (records, skipped) = decode_map(stored, decode_record)?;
-                    this.account.load_records(records);
+            match decode_stored(&part, stored, roles.as_ref())? {
+                ReadResult::Read { data, skipped } => {
+                    this.with(|account, _| match data {
+                        Stored::Records(records) => account.load_records(records),
+                        Stored::Grants(grants) => account.load_grants(grants, now),
+                        Stored::FastTokens(tokens) => account.load_fast_tokens(tokens),
+                    });
                     Ok(skipped)
                 }
-                "grants" => {
-                    let (grants, skipped) = decode_map(stored, |k, v| decode_grant(k, v, roles.as_ref()))?;
-                    this.account.load_grants(grants, now);
-                    Ok(skipped)
-                }
-                "fast_tokens" => {
-                    let (tokens, skipped) = decode_fast_tokens(stored)?;
-                    this.account.load_fast_tokens(tokens);
-                    Ok(skipped)
-                }
-                other => Err(runtime(format!("unknown part '{other}'"))),
+                ReadResult::Failed { .. } => Ok(0),
             }
         });
-        methods.add_method("records_loaded", |_, this, ()| Ok(this.account.records_loaded()));
-        // `account:record(id)` → the record as stored, or nil.
-        methods.add_method("record", |lua, this, id: LuaString| {
-            let id = id.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            this.account.record(&id).map(|record| record_table(lua, record)).transpose()
-        });
-        methods.add_method_mut("note", |_, this, event: String| {
-            let event = crate::account::CacheEvent::from_name(&event).ok_or_else(|| runtime(format!("unknown event '{event}'")))?;
-            this.account.note(event);
-            Ok(())
-        });
-        methods.add_method_mut("mark_deleted", |_, this, ()| {
-            this.account.mark_deleted();
-            Ok(())
-        });
+        // `account:is_detached()`: read for a host-wide walk, not held by the driver (its reads
+        // go through `missing` and `load`).
+        methods.add_method("is_detached", |_, this, ()| Ok(this.detached.is_some()));
 
-        // Logins -------------------------------------------------------------------------
+        // Logins (the module records them through the driver: `engine:handle`) -------------
 
         // `account:record_login(login, moment)` → outcome, or nil and "records-missing" |
-        // "deleted".
+        // "deleted". Changes are not stored by this.
         methods.add_method_mut("record_login", |lua, this, (login, moment): (Table, Table)| {
             let login = decode_login(&login)?;
             let at = login.at;
             let moment = decode_moment(&moment)?;
             let now = moment.now;
-            match this.account.record_login(login, moment) {
+            let username = this.username.clone();
+            this.with(|account, gates| match account.record_login(login, moment) {
                 Ok(outcome) => {
                     let (mut notify, mut notice, mut check_in) = (Vec::new(), None, None);
-                    if let Some(record) = this.account.record(&outcome.client_id).filter(|_| outcome.announce) {
+                    if let Some(record) = account.record(&outcome.client_id).filter(|_| outcome.announce) {
                         let announcement = Announcement { software: record.user_agent.software.clone(), device: record.user_agent.device.clone(), at };
-                        let recipients = this.account.notice_recipients(&outcome.client_id);
-                        let interval = this.account.policy().notice_interval;
-                        let offer = this.gates.borrow_mut().offer(&this.username, announcement, !recipients.is_empty(), now, interval);
+                        let recipients = account.notice_recipients(&outcome.client_id);
+                        let interval = account.policy().notice_interval;
+                        let offer = gates.offer(&username, announcement, !recipients.is_empty(), now, interval);
                         if offer.notice.is_some() {
                             notify = recipients;
                         }
@@ -145,70 +163,22 @@ impl UserData for AccountHandle {
                     Ok((Some(login_outcome_table(lua, &outcome, &notify, notice, check_in)?), None))
                 }
                 Err(reason) => Ok((None, Some(not_ready(reason)))),
-            }
+            })
         });
-
-        // `account:flush_notices(moment)` → session indices and the summary of the notices held
-        // back, and when to flush again; or nil, nil, when to flush; or nothing (no more to say).
-        // Without the records, every bound stream hears it.
-        methods.add_method_mut("flush_notices", |lua, this, moment: Table| {
-            let moment = decode_moment(&moment)?;
-            let interval = this.account.policy().notice_interval;
-            match this.gates.borrow_mut().flush(&this.username, moment.now, interval) {
-                Flush::Done => Ok((None, None, None)),
-                Flush::Wait { check_in } => Ok((None, None, Some(check_in))),
-                Flush::Summary { text, since, check_in } => {
-                    let recipients = this.account.summary_recipients(moment, since);
-                    Ok((Some(lua.create_sequence_from(recipients)?), Some(text), Some(check_in)))
-                }
-            }
-        });
-
-        // Storing --------------------------------------------------------------------------
-
-        methods.add_method("has_pending_writes", |_, this, ()| Ok(this.account.has_pending_writes()));
-        // `account:take_writes(remove)` → `{ serial, changes = { id → record | remove } }` or
-        // nil; `remove` is the store's deletion marker.
-        methods.add_method("take_writes", |lua, this, remove: Value| {
-            let Some(batch) = this.account.take_writes() else { return Ok(None) };
-            let changes = lua.create_table_with_capacity(0, batch.changed.len() + batch.removed.len())?;
-            for id in &batch.changed {
-                if let Some(record) = this.account.record(id) {
-                    changes.raw_set(id.as_str(), record_table(lua, record)?)?;
-                }
-            }
-            for id in &batch.removed {
-                changes.raw_set(id.as_str(), remove.clone())?;
-            }
-            let table = lua.create_table()?;
-            table.raw_set("serial", batch.serial)?;
-            table.raw_set("changes", changes)?;
-            Ok(Some(table))
-        });
-        methods.add_method_mut("writes_stored", |_, this, serial: u64| {
-            this.account.writes_stored(serial);
-            Ok(())
-        });
-        methods.add_method_mut("writes_failed", |_, this, ()| Ok(this.account.writes_failed()));
-        methods.add_method("retry_delay", |_, this, ()| Ok(this.account.retry_delay()));
+        methods.add_method_mut("has_pending_writes", |_, this, ()| Ok(this.with(|account, _| account.has_pending_writes())));
 
         // Listing ------------------------------------------------------------------------
 
         // `account:list_stanza(moment, xmlns, stanza_mt)` → `<clients>` stanza.
         methods.add_method_mut("list_stanza", |lua, this, (moment, xmlns, stanza_mt): (Table, LuaString, Table)| {
-            let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
-            let facts = this.facts(&moment, true)?;
-            let reply = render_clients(&list_entries(facts), protocol);
-            element_to_stanza(lua, &reply, &stanza_mt)
+            element_to_stanza(lua, &this.clients_element(&moment, &xmlns)?, &stanza_mt)
         });
         // `account:list_xml(moment, xmlns, start_tag)` → the whole reply as serialized XML:
         // `start_tag`, the same `<clients>` as `list_stanza`'s, `</iq>`. For a stream on which no
         // `stanzas/out` filter could read the stanza (issue 16): no Lua tree, and one Lua string
         // (the collector's work grows with what is allocated).
         methods.add_method_mut("list_xml", |lua, this, (moment, xmlns, start_tag): (Table, LuaString, LuaString)| {
-            let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
-            let facts = this.facts(&moment, true)?;
-            let clients = render_clients(&list_entries(facts), protocol).to_xml();
+            let clients = this.clients_element(&moment, &xmlns)?.to_xml();
             let start_tag = start_tag.as_bytes();
             let mut reply = Vec::with_capacity(start_tag.len() + clients.len() + 5);
             reply.extend_from_slice(&start_tag);
@@ -218,30 +188,42 @@ impl UserData for AccountHandle {
         });
         // `account:active_clients(moment)` → entries in the community module's shape.
         methods.add_method_mut("active_clients", |lua, this, moment: Table| {
-            let facts = this.facts(&moment, true)?;
-            let entries = list_entries(facts);
-            let list = lua.create_table_with_capacity(entries.len(), 0)?;
-            for (index, entry) in entries.iter().enumerate() {
-                list.raw_seti(index + 1, entry_table(lua, entry, facts)?)?;
-            }
-            Ok(list)
+            let moment = decode_moment(&moment)?;
+            this.with(|account, _| {
+                let facts = facts_at(account, moment, true)?;
+                let entries = list_entries(facts);
+                let list = lua.create_table_with_capacity(entries.len(), 0)?;
+                for (index, entry) in entries.iter().enumerate() {
+                    list.raw_seti(index + 1, entry_table(lua, entry, facts)?)?;
+                }
+                Ok(list)
+            })
         });
         // `account:client_listing(moment, width)` → lines to print, number of clients.
         methods.add_method_mut("client_listing", |lua, this, (moment, width): (Table, usize)| {
-            let entries = list_entries(this.facts(&moment, true)?);
-            Ok((lua.create_sequence_from(client_listing(&entries, width))?, entries.len()))
+            let moment = decode_moment(&moment)?;
+            let (lines, count) = this.with(|account, _| {
+                facts_at(account, moment, true).map(|facts| {
+                    let entries = list_entries(facts);
+                    (client_listing(&entries, width), entries.len())
+                })
+            })?;
+            Ok((lua.create_sequence_from(lines)?, count))
         });
         // `account:client_options(moment)` → `{ { value = listed id, label } … }`.
         methods.add_method_mut("client_options", |lua, this, moment: Table| {
-            let entries = list_entries(this.facts(&moment, true)?);
-            let options = lua.create_table_with_capacity(entries.len(), 0)?;
-            for (index, entry) in entries.iter().enumerate() {
-                let option = lua.create_table()?;
-                option.raw_set("value", entry.listed_id())?;
-                option.raw_set("label", describe_entry(entry))?;
-                options.raw_seti(index + 1, option)?;
-            }
-            Ok(options)
+            let moment = decode_moment(&moment)?;
+            this.with(|account, _| {
+                let entries = list_entries(facts_at(account, moment, true)?);
+                let options = lua.create_table_with_capacity(entries.len(), 0)?;
+                for (index, entry) in entries.iter().enumerate() {
+                    let option = lua.create_table()?;
+                    option.raw_set("value", entry.listed_id())?;
+                    option.raw_set("label", describe_entry(entry))?;
+                    options.raw_seti(index + 1, option)?;
+                }
+                Ok(options)
+            })
         });
 
         // Revoking -----------------------------------------------------------------------
@@ -249,36 +231,57 @@ impl UserData for AccountHandle {
         // `account:plan_revocation(selector, moment)` → plan (see encode::plan_table). Works
         // without the client records when the selector names a grant.
         methods.add_method_mut("plan_revocation", |lua, this, (selector, moment): (LuaString, Table)| {
-            let records_known = this.account.records_loaded();
-            let facts = this.facts(&moment, false)?;
+            let moment = decode_moment(&moment)?;
             // A selector that is not UTF-8 cannot name anything we store.
             let selector = selector.to_str().map(|s| s.to_owned()).unwrap_or_default();
-            plan_table(lua, &plan_revocation(facts, &selector, records_known), None)
+            let plan = this.with(|account, _| {
+                let records_known = account.records_loaded();
+                facts_at(account, moment, false).map(|facts| plan_revocation(facts, &selector, records_known))
+            })?;
+            plan_table(lua, &plan, None)
         });
         // `account:plan_selection(listed_ids, moment)` → plan with reports.
         methods.add_method_mut("plan_selection", |lua, this, (ids, moment): (Vec<String>, Table)| {
-            let facts = this.facts(&moment, true)?;
-            let plan = plan_selection(facts, &ids);
-            plan_table(lua, &plan, Some(reports(&plan, facts, 0)))
+            let moment = decode_moment(&moment)?;
+            let (plan, reports) = this.with(|account, _| {
+                facts_at(account, moment, true).map(|facts| {
+                    let plan = plan_selection(facts, &ids);
+                    let reports = reports(&plan, facts, 0);
+                    (plan, reports)
+                })
+            })?;
+            plan_table(lua, &plan, Some(reports))
         });
         // `account:plan_sign_out(moment, requester_index)` → plan with reports and `question`,
         // what to confirm.
         methods.add_method_mut("plan_sign_out", |lua, this, (moment, requester): (Table, usize)| {
-            let facts = this.facts(&moment, true)?;
-            let plan = plan_sign_out_others(facts, requester);
-            let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
-            let table = plan_table(lua, &plan, Some(reports(&plan, facts, closed)))?;
+            let moment = decode_moment(&moment)?;
+            let (plan, reports, closed) = this.with(|account, _| {
+                facts_at(account, moment, true).map(|facts| {
+                    let plan = plan_sign_out_others(facts, requester);
+                    let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
+                    let reports = reports(&plan, facts, closed);
+                    (plan, reports, closed)
+                })
+            })?;
+            let table = plan_table(lua, &plan, Some(reports))?;
             table.raw_set("question", sign_out_question(&plan, closed))?;
             Ok(table)
         });
 
         // Retention ------------------------------------------------------------------------
 
-        // `account:prune(moment, dry_run)` → `{ deleted, minimised }`, or nil and a reason.
+        // `account:prune(moment, dry_run)` → `{ deleted, minimised }`, or nil and a reason. A
+        // detached account with changes goes to the driver, which stores them
+        // (`engine:handle(username, { type = "store" })`).
         methods.add_method_mut("prune", |lua, this, (moment, dry_run): (Table, bool)| {
             let moment = decode_moment(&moment)?;
-            this.ensure_read(true)?;
-            match this.account.prune(moment, dry_run) {
+            let outcome = this.with(|account, _| {
+                ensure_read(account, true)?;
+                Ok::<_, mlua::Error>(account.prune(moment, dry_run))
+            })?;
+            this.adopt_if_pending();
+            match outcome {
                 Ok(outcome) => {
                     let table = lua.create_table()?;
                     table.raw_set("deleted", outcome.deleted.len())?;
@@ -291,7 +294,27 @@ impl UserData for AccountHandle {
     }
 }
 
-/// Facts of one account for host-wide statistics.
-pub fn account_facts<'a>(account: &'a mut AccountHandle, moment: &Table) -> Result<&'a AccountFacts> {
-    account.facts(moment, true)
+/// `f` of one account's listed entries (host-wide statistics).
+pub fn with_entries<R>(account: &mut AccountHandle, moment: &Table, f: impl FnOnce(&[crate::listing::Entry]) -> R) -> Result<R> {
+    let moment = decode_moment(moment)?;
+    account.with(|account, _| facts_at(account, moment, true).map(|facts| f(&list_entries(facts))))
+}
+
+/// One stored part as Lua read it: `stored` (nil when nothing is stored), `roles` for grants.
+pub fn decode_stored(part: &str, stored: Option<Table>, roles: Option<&Table>) -> Result<ReadResult> {
+    Ok(match part {
+        "records" => {
+            let (records, skipped) = decode_map(stored, decode_record)?;
+            ReadResult::Read { data: Stored::Records(records), skipped }
+        }
+        "grants" => {
+            let (grants, skipped) = decode_map(stored, |k, v| decode_grant(k, v, roles))?;
+            ReadResult::Read { data: Stored::Grants(grants), skipped }
+        }
+        "fast_tokens" => {
+            let (tokens, skipped) = decode_fast_tokens(stored)?;
+            ReadResult::Read { data: Stored::FastTokens(tokens), skipped }
+        }
+        other => return Err(runtime(format!("unknown part '{other}'"))),
+    })
 }

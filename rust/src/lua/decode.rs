@@ -1,5 +1,5 @@
 //! Lua values in, core types out. Written by hand: it runs over every stored record of an
-//! account when it is read, and the stores are untrusted (SPEC §11). A credential the owning
+//! account when it is read, and the stores are untrusted (ARCHITECTURE.md §11). A credential the owning
 //! module would accept is never dropped for what its metadata holds: text that is not UTF-8 is
 //! repaired (U+FFFD), numbers become text, a field of another wrong type is left out. Only an
 //! item that its owning module itself never accepts (mod_tokenauth, mod_sasl2_fast: they
@@ -258,7 +258,7 @@ fn field<T>(table: &Table, key: &str, convert: fn(Value) -> Field<T>) -> Result<
 /// `{ sessions = { { full_jid, client_id, grant_id }, … }, password_updated,
 /// account_role_priority, now }`. A session's index is its position in `sessions`.
 pub fn decode_moment(table: &Table) -> Result<Moment> {
-    let mut sessions = Vec::new();
+    let (mut sessions, mut stream_keys) = (Vec::new(), Vec::new());
     if let Some(list) = field(table, "sessions", as_table)? {
         for (position, value) in list.sequence_values::<Value>().enumerate() {
             let session = as_table(value?).ok().flatten().ok_or_else(|| bad("sessions"))?;
@@ -268,10 +268,12 @@ pub fn decode_moment(table: &Table) -> Result<Moment> {
                 client_id: field(&session, "client_id", as_string)?,
                 grant_id: field(&session, "grant_id", as_string)?,
             });
+            stream_keys.push(field(&session, "key", as_string)?);
         }
     }
     Ok(Moment {
         sessions,
+        stream_keys,
         password_updated: field(table, "password_updated", as_time)?,
         account_role_priority: field(table, "account_role_priority", as_integer)?,
         now: field(table, "now", as_number)?.ok_or_else(|| bad("now"))?,
@@ -301,7 +303,7 @@ pub fn decode_login(table: &Table) -> Result<Login> {
 
 /// Module options, read once: `{ max_clients, retention, store_full_jids, store_device_names,
 /// tokenless_grant_ttl, grant_cache_ttl, write_delay, notify_new_clients, notice_interval,
-/// requests_per_minute }`. A period that is
+/// requests_per_minute, cache_size }`; what is left out takes its default (`Policy::default`). A period that is
 /// infinite (Prosody's "never") means no limit.
 pub fn decode_policy(table: &Table) -> Result<Policy> {
     let defaults = Policy::default();
@@ -322,5 +324,6 @@ pub fn decode_policy(table: &Table) -> Result<Policy> {
         notice_interval: seconds("notice_interval", defaults.notice_interval)?,
         requests_per_minute: field(table, "requests_per_minute", as_integer)?
             .map_or(defaults.requests_per_minute, |n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        cache_size: field(table, "cache_size", as_integer)?.map_or(defaults.cache_size, |n| n.max(1) as usize),
     })
 }

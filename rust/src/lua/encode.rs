@@ -34,7 +34,7 @@ fn mechanisms_table(lua: &Lua, record: &ClientRecord) -> Result<Table> {
     Ok(mechanisms)
 }
 
-/// A record as the `clients` store keeps it (SPEC §2), readable by the community module.
+/// A record as the `clients` store keeps it (ARCHITECTURE.md §2), readable by the community module.
 pub fn record_table(lua: &Lua, record: &ClientRecord) -> Result<Table> {
     let table = lua.create_table()?;
     table.raw_set("id", record.id.as_str())?;

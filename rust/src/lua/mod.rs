@@ -4,25 +4,28 @@
 
 mod account;
 mod decode;
+mod driver;
 mod encode;
 mod serialize;
 mod stanza;
 mod web;
 
-use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods};
+use std::cell::RefCell;
+use std::rc::Rc;
 
-use crate::account::{Account, Policy};
-use crate::listing::list_entries;
-use crate::model::{client_id_problem, timestamp_from_f64};
+use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
+
+use crate::account::Policy;
+use crate::driver::Driver;
+use crate::model::client_id_problem;
 use crate::revocation::parse_selector;
 use crate::stats::SoftwareStats;
 use crate::adhoc::step_of;
 use crate::budget::{over_budget_text, RequestBudget};
-use crate::notices::Announcement;
 use crate::text::{format_day, stats_cell};
 
-use account::{account_facts, AccountHandle, SharedGates};
-use decode::{decode_moment, decode_policy, grant_user_agent};
+use account::{with_entries, AccountHandle, SharedDriver};
+use decode::{decode_moment, decode_policy};
 
 /// Read by the Lua module from the library file before loading it, so that a library of
 /// another version is refused without running any of its code.
@@ -44,44 +47,37 @@ const fn marker_bytes() -> [u8; MARKER.len()] {
 #[used]
 pub static CLIENT_MANAGEMENT_VERSION_MARKER: [u8; MARKER.len()] = marker_bytes();
 
-/// One module instance: its options (a host loads its own) and the notice gates of its
-/// accounts, shared with every account handle it makes.
+/// One module instance: its options (a host loads its own) and the driver of its accounts.
 struct Engine {
     policy: Policy,
-    gates: SharedGates,
+    driver: SharedDriver,
+    /// The `clients` store's deletion marker, for writes.
+    remove: Value,
 }
 
 impl UserData for Engine {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `engine:new_account(username)`.
-        methods.add_method("new_account", |_, this, username: Option<String>| {
-            Ok(AccountHandle::new(Account::new(this.policy), username.unwrap_or_default(), this.gates.clone()))
-        });
-        // `engine:grant_notice(username, grant, moment)` → session indices to tell now (or nil),
-        // the text, and when to flush the account's notices (seconds from now); nothing when
-        // notices are off.
-        methods.add_method("grant_notice", |lua, this, (username, grant, moment): (String, Table, Table)| {
-            if !this.policy.notify_new_clients {
-                return Ok((None, None, None));
-            }
+        // `engine:handle(username, event, moment)` → the actions to carry out, in order (see
+        // driver::actions_table); storage results go back as events.
+        methods.add_method("handle", |lua, this, (username, event, moment): (String, Table, Table)| {
             let moment = decode_moment(&moment)?;
-            let agent = grant_user_agent(&grant).cleaned();
-            let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
-            let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
-            let announcement = Announcement { software: agent.software, device: agent.device, at };
-            let bound: Vec<usize> = moment.sessions.iter().filter(|s| s.is_bound()).map(|s| s.index).collect();
-            let offer = this.gates.borrow_mut().offer(&username, announcement, !bound.is_empty(), moment.now, this.policy.notice_interval);
-            let recipients = match offer.notice {
-                Some(_) => Some(lua.create_sequence_from(bound)?),
-                None => None,
-            };
-            Ok((recipients, offer.notice, offer.check_in))
+            let event = driver::decode_event(&event, &moment)?;
+            let actions = this.driver.borrow_mut().handle(&username, event, moment);
+            driver::actions_table(lua, actions, &this.remove)
         });
-        // `engine:forget(username)`: the account was deleted.
-        methods.add_method("forget", |_, this, username: String| {
-            this.gates.borrow_mut().forget(&username);
-            Ok(())
+        // `engine:pending()` → usernames with changes not stored or logins not recorded.
+        methods.add_method("pending", |lua, this, ()| lua.create_sequence_from(this.driver.borrow().pending()));
+        // `engine:new_account(username)`: the account as the driver holds it (made recent);
+        // without a name, a fresh account of its own (benches, tests).
+        methods.add_method("new_account", |_, this, username: Option<String>| {
+            Ok(match username {
+                Some(username) => AccountHandle::held(username, this.driver.clone()),
+                None => AccountHandle::detached(this.driver.clone()),
+            })
         });
+        // `engine:walk_account(username)`: for host-wide walks, an account not in memory is
+        // read without being kept (unless a prune leaves changes to store).
+        methods.add_method("walk_account", |_, this, username: String| Ok(AccountHandle::walking(username, this.driver.clone())));
         // `engine:new_budget(now)`: a stream's budget of list and ad-hoc requests.
         methods.add_method("new_budget", |_, this, now: f64| Ok(BudgetHandle(RequestBudget::new(this.policy.requests_per_minute, now))));
     }
@@ -108,8 +104,7 @@ impl UserData for StatsHandle {
         // `stats:add(account, moment)`.
         methods.add_method_mut("add", |_, this, (account, moment): (mlua::AnyUserData, Table)| {
             let mut account = account.borrow_mut::<AccountHandle>()?;
-            this.0.add_account(&list_entries(account_facts(&mut account, &moment)?));
-            Ok(())
+            with_entries(&mut account, &moment, |entries| this.0.add_account(entries))
         });
         // `stats:totals()` → accounts, clients.
         methods.add_method("totals", |_, this, ()| Ok((this.0.accounts, this.0.clients)));
@@ -131,7 +126,8 @@ impl UserData for StatsHandle {
     }
 }
 
-/// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`,
+/// The module table: `version`, `new_engine(options)` (options: see decode::decode_policy, plus
+/// `store_remove`, the `clients` store's deletion marker), `client_id_problem(id)`,
 /// `selector_kind(selector)`, `adhoc_step(action, form_type)`, `new_software_stats()`,
 /// `new_web(options)`, `serialize_stanza(stanza, stanza_mt)`.
 pub fn open(lua: &Lua) -> Result<Table> {
@@ -139,7 +135,11 @@ pub fn open(lua: &Lua) -> Result<Table> {
     exports.set("version", crate::VERSION)?;
     exports.set(
         "new_engine",
-        lua.create_function(|_, options: Table| Ok(Engine { policy: decode_policy(&options)?, gates: SharedGates::default() }))?,
+        lua.create_function(|_, options: Table| {
+            let policy = decode_policy(&options)?;
+            let driver = Rc::new(RefCell::new(Driver::new(policy)));
+            Ok(Engine { policy, driver, remove: options.raw_get("store_remove")? })
+        })?,
     )?;
     exports.set(
         "client_id_problem",

@@ -23,7 +23,31 @@ fn lua_with_core() -> Lua {
             return table.concat(out)
         end
         REMOVE = {}
-        engine = core.new_engine({ max_clients = 3, retention = 100, write_delay = 10 })
+        engine = core.new_engine({ max_clients = 3, retention = 100, write_delay = 10, store_remove = REMOVE })
+        -- Carries out the driver's actions against `stored` (part -> data, or false: unreadable)
+        -- until it asks for nothing more; returns the actions seen, by type.
+        function drive(username, event, stored, m)
+            local seen, actions = {}, engine:handle(username, event, m or moment)
+            while actions do
+                local answer
+                for _, a in ipairs(actions) do
+                    seen[a.type] = seen[a.type] or {}
+                    table.insert(seen[a.type], a)
+                    if a.type == "read" then
+                        local results = {}
+                        for _, part in ipairs(a.parts) do
+                            local data = stored[part]
+                            results[#results + 1] = { part = part, data = data or nil, error = data == false and "unreadable" or nil }
+                        end
+                        answer = { type = "read", results = results, roles = {} }
+                    elseif a.type == "write" then
+                        answer = { type = "written", serial = a.serial, error = stored.write_error }
+                    end
+                end
+                actions = answer and engine:handle(username, answer, m or moment)
+            end
+            return seen
+        end
         moment = { now = 2000, password_updated = 100 }
         function account_of(records, grants, fast_tokens)
             local account = engine:new_account()
@@ -186,53 +210,53 @@ fn no_two_clients_share_a_mutable_table_and_shared_empties_are_read_only() {
 }
 
 #[test]
-fn logins_come_back_as_outcomes_and_queued_writes() {
+fn logins_go_through_the_driver_one_event_at_a_time() {
     let lua = lua_with_core();
-    let (first, again, changes, after): (String, String, String, bool) = lua
+    let (reads, written, again, pending): (String, String, String, i64) = lua
         .load(
             r#"
-            local account = account_of({ old = { id = "old", last_seen = 1, mechanisms = { PLAIN = 1 } } })
+            local stored = { records = { old = { id = "old", last_seen = 1, mechanisms = { PLAIN = 1 } } } }
             local login = { client_id = "phone", full_jid = "u@h/phone", mechanism = "PLAIN", software = "Chat",
                 device = 42, at = 1000 }
-            local o = account:record_login(login, moment)
-            local first = ("%s %s %s %d %s"):format(o.client_id, tostring(o.is_new), o.write, #o.evicted, tostring(o.notice))
-            local o2 = account:record_login(login, moment)
-            local again = ("%s %s"):format(tostring(o2.is_new), o2.write)
-            local batch = account:take_writes(REMOVE)
-            local phone = batch.changes.phone
+            local seen = drive("u", { type = "login", stream = "s1", login = login }, stored)
+            local reads = table.concat(seen.read[1].parts, ",")
+            local phone = seen.write[1].changes.phone
             assert(phone.user_agent.software == "Chat" and phone.user_agent.device == "42", "a device that is a number becomes text")
             assert(phone.mechanisms.PLAIN == 1000 and phone.first_seen == 1000 and phone.full_jid == "u@h/phone")
+            assert(seen.new_client[1].client.id == "phone" and seen.new_client[1].stream == "s1")
             local keys = {}
-            for k in pairs(batch.changes) do keys[#keys + 1] = k end
+            for k in pairs(seen.write[1].changes) do keys[#keys + 1] = k end
             table.sort(keys)
-            account:writes_stored(batch.serial)
-            return first, again, table.concat(keys, ","), account:has_pending_writes()
+            -- Known now: no read, stored later.
+            local second = drive("u", { type = "login", stream = "s1", login = login }, {})
+            local again = ("%s %s %g"):format(tostring(second.read), tostring(second.write), second.timer[1].after)
+            return reads, table.concat(keys, ","), again, #engine:pending()
             "#,
         )
         .eval()
         .unwrap();
-    assert_eq!(first, "phone true now 0 nil");
-    assert_eq!(again, "false later");
-    assert_eq!(changes, "phone");
-    assert!(!after);
+    assert_eq!(reads, "records");
+    assert_eq!(written, "phone");
+    assert_eq!(again, "nil nil 10");
+    assert_eq!(pending, 1);
 }
 
 #[test]
-fn evictions_are_queued_as_removals_with_the_stores_marker() {
+fn evictions_are_written_as_removals_with_the_stores_marker() {
     let lua = lua_with_core();
     let removed: bool = lua
         .load(
             r#"
-            local account = account_of({
+            local stored = { records = {
                 a = { id = "a", last_seen = 1, mechanisms = { PLAIN = 1 } },
                 b = { id = "b", last_seen = 2, mechanisms = { PLAIN = 200 } },
                 c = { id = "c", last_seen = 3, mechanisms = { PLAIN = 300 } },
-            })
-            local o = account:record_login({ full_jid = "u@h/new", mechanism = "PLAIN", at = 1000 }, moment)
-            assert(#o.evicted == 1 and o.evicted[1] == "a", "the record without access goes")
-            local batch = account:take_writes(REMOVE)
-            assert(batch.changes[o.client_id].legacy == true)
-            return batch.changes.a == REMOVE
+            }, grants = {}, fast_tokens = {} }
+            local seen = drive("u", { type = "login", stream = "s", login = { full_jid = "u@h/new", mechanism = "PLAIN", at = 1000 } }, stored)
+            local changes = seen.write[1].changes
+            local new_id = seen.new_client[1].client.id
+            assert(changes[new_id].legacy == true)
+            return changes.a == REMOVE
             "#,
         )
         .eval()
@@ -241,26 +265,48 @@ fn evictions_are_queued_as_removals_with_the_stores_marker() {
 }
 
 #[test]
-fn records_missing_and_deleted_accounts_are_answers_not_errors() {
+fn unreadable_records_and_deleted_accounts_are_answers_not_errors() {
     let lua = lua_with_core();
-    let (missing, deleted, parts): (String, String, String) = lua
+    let (logged, timer, after_delete, parts): (String, f64, i64, String) = lua
         .load(
             r#"
-            local fresh = engine:new_account()
             local login = { client_id = "x", mechanism = "PLAIN", at = 1 }
-            local _, missing = fresh:record_login(login, moment)
+            local m = { now = 2000, sessions = { { key = "s" } } }
+            local seen = drive("u", { type = "login", stream = "s", login = login }, { records = false }, m)
+            local fresh = engine:new_account()
             local parts = table.concat(fresh:missing("listing", 2000), ",")
-            local account = account_of({})
-            account:mark_deleted()
-            local _, deleted = account:record_login(login, moment)
-            assert(account:take_writes(REMOVE) == nil)
-            return missing, deleted, parts
+            drive("u", { type = "deleted" }, {})
+            local after = drive("u", { type = "tick" }, { records = {} }, m)
+            local n = 0
+            for _ in pairs(after) do n = n + 1 end
+            return seen.log[1].level .. ": " .. seen.log[1].message, seen.timer[1].after, n, parts
             "#,
         )
         .eval()
         .unwrap();
-    assert_eq!((missing.as_str(), deleted.as_str()), ("records-missing", "deleted"));
+    assert_eq!(logged, "error: Unable to read records of u: unreadable");
+    assert_eq!(timer, 10.0);
+    assert_eq!(after_delete, 0, "nothing is done for a deleted account");
     assert_eq!(parts, "records,grants,fast_tokens");
+}
+
+#[test]
+fn a_prepared_request_says_whether_the_core_refuses_it() {
+    let lua = lua_with_core();
+    let (listing, change, reads): (bool, bool, i64) = lua
+        .load(
+            r#"
+            local stored = { records = false, grants = {}, fast_tokens = {} }
+            local listing = drive("u", { type = "prepare", purpose = "listing" }, stored).prepared[1].refused
+            local seen = drive("v", { type = "prepare", purpose = "change" }, stored)
+            return listing, seen.prepared[1].refused, #seen.read
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert!(listing, "a listing without the records is refused");
+    assert!(!change, "a change goes on without the records");
+    assert_eq!(reads, 1, "every part read once, in one request");
 }
 
 #[test]

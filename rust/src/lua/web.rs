@@ -57,25 +57,33 @@ fn response_table(lua: &Lua, response: Response) -> Result<Table> {
     Ok(table)
 }
 
-/// The account's facts at `moment`, plus (with `requester_grant`) a stream-less requester
-/// holding that grant, so that sign-out spares it. Refuses facts never read.
-fn facts<'a>(account: &'a mut AccountHandle, moment: &Table, requester_grant: Option<String>) -> Result<(&'a AccountFacts, usize)> {
+/// `f` of the account's facts at `moment`, plus (with `requester_grant`) a stream-less
+/// requester holding that grant, so that sign-out spares it. Refuses facts never read.
+fn with_facts<R>(
+    account: &mut AccountHandle,
+    moment: &Table,
+    requester_grant: Option<String>,
+    f: impl FnOnce(&AccountFacts, usize) -> R,
+) -> Result<R> {
     let mut moment = decode_moment(moment)?;
-    if !account.account.unread().is_empty() {
-        return Err(runtime("account facts used before they were read".to_owned()));
-    }
     let requester = moment.sessions.len() + 1;
     if requester_grant.is_some() {
         moment.sessions.push(SessionFact { index: requester, full_jid: None, client_id: None, grant_id: requester_grant });
     }
-    Ok((account.account.facts_at(moment), requester))
+    account.with(|account, _| {
+        if !account.unread().is_empty() {
+            return Err(runtime("account facts used before they were read".to_owned()));
+        }
+        Ok(f(account.facts_at(moment), requester))
+    })
 }
 
 fn sign_out_plan(account: &mut AccountHandle, moment: &Table, grant: String) -> Result<(RevocationPlan, usize)> {
-    let (facts, requester) = facts(account, moment, Some(grant))?;
-    let plan = plan_sign_out_others(facts, requester);
-    let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
-    Ok((plan, closed))
+    with_facts(account, moment, Some(grant), |facts, requester| {
+        let plan = plan_sign_out_others(facts, requester);
+        let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
+        (plan, closed)
+    })
 }
 
 /// `{ account = jid, csrf, grant_id, notice = code }` of a logged-in page.
@@ -221,19 +229,19 @@ impl UserData for WebHandle {
         methods.add_method("page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
             let ctx = context(&ctx)?;
             let mut account = account.borrow_mut::<AccountHandle>()?;
-            let (facts, _) = facts(&mut account, &moment, None)?;
-            let body = html::clients_page(&list_entries(facts), &ctx.page(&this.policy));
+            let body = with_facts(&mut account, &moment, None, |facts, _| html::clients_page(&list_entries(facts), &ctx.page(&this.policy)))?;
             response_table(lua, web::html_response(200, body))
         });
         // `web:revoke_page(account, moment, context, listed_id)` → the confirm step.
         methods.add_method("revoke_page", |lua, this, (account, moment, ctx, id): (AnyUserData, Table, Table, String)| {
             let ctx = context(&ctx)?;
             let mut account = account.borrow_mut::<AccountHandle>()?;
-            let (facts, _) = facts(&mut account, &moment, None)?;
-            let entries = list_entries(facts);
-            let entry = entries.iter().find(|e| e.listed_id() == id);
-            let body = html::revoke_password_client_page(entry, &ctx.page(&this.policy));
-            response_table(lua, web::html_response(if entry.is_some() { 200 } else { 404 }, body))
+            let (found, body) = with_facts(&mut account, &moment, None, |facts, _| {
+                let entries = list_entries(facts);
+                let entry = entries.iter().find(|e| e.listed_id() == id);
+                (entry.is_some(), html::revoke_password_client_page(entry, &ctx.page(&this.policy)))
+            })?;
+            response_table(lua, web::html_response(if found { 200 } else { 404 }, body))
         });
         // `web:sign_out_page(account, moment, context)` → the confirm step.
         methods.add_method("sign_out_page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
@@ -258,8 +266,7 @@ impl UserData for WebHandle {
 
         methods.add_method("api_clients", |lua, _, (account, moment, grant): (AnyUserData, Table, Option<String>)| {
             let mut account = account.borrow_mut::<AccountHandle>()?;
-            let (facts, _) = facts(&mut account, &moment, None)?;
-            let body = json::clients_body(&list_entries(facts), grant.as_deref());
+            let body = with_facts(&mut account, &moment, None, |facts, _| json::clients_body(&list_entries(facts), grant.as_deref()))?;
             response_table(lua, web::json_response(200, body))
         });
         methods.add_method("api_error", |lua, _, code: String| response_table(lua, api_error(&code)?.response()));

@@ -1,4 +1,4 @@
-//! Web self-service (SPEC §12): a page and a JSON API where a user sees and cuts off the
+//! Web self-service (ARCHITECTURE.md §12): a page and a JSON API where a user sees and cuts off the
 //! clients of their account. Sans-I/O like the rest of the core: the Lua module routes
 //! requests, checks passwords and tokens through Prosody and carries out revocation plans;
 //! everything decided here is the answer itself: which requests are accepted (HTTPS, Origin,

@@ -6,8 +6,37 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 pub const MANIFEST: &str = "expectations.json";
+
+/// A capture directory's manifest: what each capture must hold, of a test's own kind `C`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest<C> {
+    pub captures: Vec<C>,
+}
+
+/// What every capture of a manifest names: its file, and the e2e test that wrote it.
+pub trait Captured {
+    fn file(&self) -> &str;
+    fn test(&self) -> &str;
+}
+
+/// [`Captured`] for a capture type with `file` and `test` fields.
+#[macro_export]
+macro_rules! captured_by_fields {
+    ($capture:ty) => {
+        impl common::Captured for $capture {
+            fn file(&self) -> &str {
+                &self.file
+            }
+            fn test(&self) -> &str {
+                &self.test
+            }
+        }
+    };
+}
 
 /// `$env_var` (relative to the repository root), else `build/e2e-captures/<default>`.
 pub fn capture_dir(env_var: &str, default: &str) -> PathBuf {
@@ -18,9 +47,9 @@ pub fn capture_dir(env_var: &str, default: &str) -> PathBuf {
     }
 }
 
-/// The manifest of `dir`; `files` names the captures it lists, which must be exactly the
-/// `.xml` files there. `test_file` is the e2e test that writes them, for the messages.
-pub fn load_manifest<M: DeserializeOwned>(dir: &Path, test_file: &str, files: impl Fn(&M) -> Vec<String>) -> M {
+/// The manifest of `dir`, whose captures must be exactly the `.xml` files there. `test_file` is
+/// the e2e test that writes them, for the messages.
+pub fn load_manifest<C: DeserializeOwned + Captured>(dir: &Path, test_file: &str) -> Manifest<C> {
     assert!(
         dir.is_dir(),
         "capture directory {} is missing: run the e2e tests first (make plugin && tests/e2e/run.sh {test_file})",
@@ -29,14 +58,14 @@ pub fn load_manifest<M: DeserializeOwned>(dir: &Path, test_file: &str, files: im
     let manifest_path = dir.join(MANIFEST);
     let text = fs::read_to_string(&manifest_path)
         .unwrap_or_else(|e| panic!("{}: {e} (run tests/e2e/run.sh {test_file})", manifest_path.display()));
-    let manifest: M = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
+    let manifest: Manifest<C> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", manifest_path.display()));
 
     let on_disk: BTreeSet<String> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".xml"))
         .collect();
-    let names = files(&manifest);
+    let names: Vec<String> = manifest.captures.iter().map(|c| c.file().to_owned()).collect();
     let listed: BTreeSet<String> = names.iter().cloned().collect();
     assert_eq!(listed.len(), names.len(), "a capture file is listed twice in {MANIFEST}");
     assert_eq!(on_disk, listed, "the .xml files in {} and those in {MANIFEST} differ", dir.display());
@@ -44,13 +73,8 @@ pub fn load_manifest<M: DeserializeOwned>(dir: &Path, test_file: &str, files: im
 }
 
 /// Checks every capture and fails with one report naming each that does not hold up, with its
-/// problems and its XML. `file_and_test` gives a capture's file and the e2e test that wrote it.
-pub fn assert_every_capture<C>(
-    dir: &Path,
-    captures: &[C],
-    file_and_test: impl Fn(&C) -> (&str, &str),
-    check: impl Fn(&C) -> Vec<String>,
-) {
+/// problems and its XML.
+pub fn assert_every_capture<C: Captured>(dir: &Path, captures: &[C], check: impl Fn(&C) -> Vec<String>) {
     use std::fmt::Write as _;
     let mut report = String::new();
     for capture in captures {
@@ -58,7 +82,7 @@ pub fn assert_every_capture<C>(
         if problems.is_empty() {
             continue;
         }
-        let (file, test) = file_and_test(capture);
+        let (file, test) = (capture.file(), capture.test());
         let xml = fs::read_to_string(dir.join(file)).unwrap_or_default();
         let _ = writeln!(report, "\n{file} (e2e test: {test}):");
         for problem in problems {

@@ -1,5 +1,5 @@
 // XEP-0050 ad-hoc commands and XEP-0004 data forms, as a client drives them
-// (SPEC §10, issue 11): disco#items of a commands node, executing a command
+// (ARCHITECTURE.md §10, issue 11): disco#items of a commands node, executing a command
 // stage by stage, plain-object views of <command/> and <x xmlns='jabber:x:data'/>,
 // a form builder for submissions, and the capture of every command reply for
 // rust/tests/adhoc_captures.rs (xmpp-parsers `data_forms`, pedantic).

@@ -1,4 +1,4 @@
-// The module's XMPP protocol (SPEC §5, §6): list and revoke requests, and
+// The module's XMPP protocol (ARCHITECTURE.md §5, §6): list and revoke requests, and
 // plain-object views of the replies for assertions.
 
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import { xml, NS } from "./client.js";
 export const NS_MC = "xmpp:prosody.im/protocol/manage-clients";
 export const NS_CAM = "urn:xmpp:cam:0";
 
-/** `YYYY-MM-DDThh:mm:ssZ`, as SPEC §6 wants timestamps. */
+/** `YYYY-MM-DDThh:mm:ssZ`, as ARCHITECTURE.md §6 wants timestamps. */
 export const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 /** A generated legacy client id: 12 chars base64url (9 random bytes). */
 export const LEGACY_ID = /^[A-Za-z0-9_-]{12}$/;
@@ -103,7 +103,7 @@ export function ids(clients) {
   return clients.map((c) => c.id);
 }
 
-/** Every <first-seen>/<last-seen> present has the SPEC's timestamp shape. */
+/** Every <first-seen>/<last-seen> present has the XEP-0082 timestamp shape (ARCHITECTURE.md §6). */
 export function assertTimestamps(clients) {
   for (const c of clients) {
     for (const [k, v] of [["first-seen", c.firstSeen], ["last-seen", c.lastSeen]]) {

@@ -1,4 +1,4 @@
-// The web page and JSON API (issue #17, SPEC §12): a server with Prosody's HTTP service on
+// The web page and JSON API (issue #17, §12): a server with Prosody's HTTP service on
 // 127.0.0.1 only (plain HTTP and HTTPS with a self-signed certificate made at test time),
 // a plain HTTP(S) client that ignores the certificate, and headless Chromium (Debian's
 // /usr/bin/chromium) driven by playwright-core.

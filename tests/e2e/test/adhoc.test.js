@@ -1,4 +1,4 @@
-// XEP-0050 ad-hoc commands on the user's own account (SPEC §10, issue 11,
+// XEP-0050 ad-hoc commands on the user's own account (ARCHITECTURE.md §10, issue 11,
 // PLAN "Ad-hoc commands"): "Manage clients" and "Sign out all other clients",
 // offered at the account's bare JID and at the host JID (mod_adhoc), driven
 // by a real client stage by stage; the tests check the effect (sessions

@@ -1,4 +1,4 @@
-// XEP-0494 (urn:xmpp:cam:0) beside the Prosody namespace: SPEC §5, §6.
+// XEP-0494 (urn:xmpp:cam:0) beside the Prosody namespace: ARCHITECTURE.md §5, §6.
 //
 // Every urn:xmpp:cam:0 reply these tests look at is also captured, byte for byte
 // as it came off the socket (the <clients/> element, or the application

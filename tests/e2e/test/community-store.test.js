@@ -1,4 +1,4 @@
-// Drop-in compatibility (SPEC §2, §4): records that the community
+// Drop-in compatibility (ARCHITECTURE.md §2, §4): records that the community
 // mod_client_management, mod_sasl2_fast and mod_tokenauth wrote on a real
 // Prosody 13.0.1 (shared/fixtures/community-module-store) are listed and
 // revoked as they are, without any migration.
@@ -29,7 +29,7 @@ function fixture(store, user) {
 // 01:21:34Z. The accounts they belong to existed before that session; on
 // our fresh server the accounts are created now, and an account's creation
 // sets its password_updated (mod_auth_internal_hashed: `updated`), which
-// SPEC §4 and Prosody compare against: password logins before it grant no
+// ARCHITECTURE.md §4 and Prosody compare against: password logins before it grant no
 // access, FAST tokens issued before it are invalid, and mod_tokenauth
 // deletes grants created before it. To list the records the way they were
 // listed when they were written, the accounts' password change time is set

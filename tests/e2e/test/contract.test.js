@@ -7,12 +7,12 @@
 //   - which grants get_grant_info accepts  ==  the grants the module lists (grant/<id>
 //     entries, plus grants linked to client entries through active.grant);
 //   - which clients mod_sasl2_fast would let in with FAST (is_client_fast, or its own token
-//     tester accepting a token the client holds: SPEC §4's fix for unused tokens)
+//     tester accepting a token the client holds: ARCHITECTURE.md §4's fix for unused tokens)
 //     ==  the clients with active.fast;
 //   - XEP-0494 permission "restricted"  ==  the grant has live tokens and every one has a
 //     role of lower priority than the account's role (Prosody's role objects; a grant without
 //     live tokens is read as not restricted, which is what the module answers);
-//   - password access (SPEC §4) and the rest of the listing follow from those answers;
+//   - password access (ARCHITECTURE.md §4) and the rest of the listing follow from those answers;
 //   - and a client listing over XMPP (both namespaces) shows what get_active_clients said.
 //
 // The data (grants in auth_tokens, client records, FAST tokens in fast_tokens) is written
@@ -176,7 +176,7 @@ const fastClients = [
   fclient("f-both-invalid", { cur: { issued: P(100), expires: DEAD }, new: { issued: P(-1), expires: LIVE } }, { isClientFast: false, cur: false, new: false }),
   fclient("f-token-in-unknown-slot", { old: fastOk }, { isClientFast: false }),
   fclient("f-with-password-and-cur", { cur: fastOk, mechanisms: { "SCRAM-SHA-1": P(10), ...HT } }, { isClientFast: true, cur: true }),
-  // password mechanisms (SPEC §4: a non-token mechanism used at or after P)
+  // password mechanisms (ARCHITECTURE.md §4: a non-token mechanism used at or after P)
   fclient("c-password-after-change", { mechanisms: { "SCRAM-SHA-1": P(1) }, fastAuth: undefined }, { isClientFast: false }),
   fclient("c-password-at-change", { mechanisms: { PLAIN: P(0) }, fastAuth: undefined }, { isClientFast: false }),
   fclient("c-password-before-change", { mechanisms: { "SCRAM-SHA-1": P(-1) }, fastAuth: undefined }, { isClientFast: false }),
@@ -755,7 +755,7 @@ describe("contract with mod_tokenauth and mod_sasl2_fast", () => {
     assertNone(await contractRun(server), "fast", "FAST");
   });
 
-  e2eTest(fx, "listing: password access and listed-ness follow from the real modules' answers (SPEC §4)", async ({ server }) => {
+  e2eTest(fx, "listing: password access and listed-ness follow from the real modules' answers (ARCHITECTURE.md §4)", async ({ server }) => {
     assertNone(await contractRun(server), "listing", "listing");
   });
 

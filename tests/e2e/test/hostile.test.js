@@ -1,4 +1,4 @@
-// Hostile data (SPEC §11, issue #14 items 1, 2, 4, 5), against a real Prosody:
+// Hostile data (ARCHITECTURE.md §11, issue #14 items 1, 2, 4, 5), against a real Prosody:
 //
 // 1. Every credential is listed and revocable: a grant that mod_tokenauth
 //    accepts is listed, revoked and its token refused afterwards, whatever its

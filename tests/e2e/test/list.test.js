@@ -1,4 +1,4 @@
-// Recording logins and listing clients: SPEC §3, §4, §6 (and §8's API).
+// Recording logins and listing clients: ARCHITECTURE.md §3, §4, §6 (and §8's API).
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";
@@ -338,7 +338,7 @@ describe("listing clients", () => {
   });
 });
 
-describe("public API (SPEC §8)", () => {
+describe("public API (ARCHITECTURE.md §8)", () => {
   const fx = useServer();
 
   e2eTest(fx, "client_management/new-client fires once per new record, with the session", async ({ server, account, login }) => {
@@ -403,7 +403,7 @@ describe("public API (SPEC §8)", () => {
   });
 });
 
-describe("shell commands from the command line (SPEC §7)", () => {
+describe("shell commands from the command line (ARCHITECTURE.md §7)", () => {
   const fx = useServer();
 
   e2eTest(fx, "prosodyctl shell user clients / user revoke_client", async ({ server, account, login }) => {

@@ -1,4 +1,4 @@
-// New-client notices (SPEC §10, issue 11, PLAN "New-client notices"): with
+// New-client notices (ARCHITECTURE.md §10, issue 11, PLAN "New-client notices"): with
 // client_management_notify_new_clients = true, when a client with a new id
 // (SASL2), a new grant or a new legacy client first gains access, every other
 // bound session of the account gets one <message from='HOST' to='FULLJID'>

@@ -1,4 +1,4 @@
-// Revocation: SPEC §5 (and §6's revoke request).
+// Revocation: ARCHITECTURE.md §5 (and §6's revoke request).
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";

@@ -1,4 +1,4 @@
-// The admin shell (SPEC §7, with §5's revocation), run the way an admin runs
+// The admin shell (ARCHITECTURE.md §7, with §5's revocation), run the way an admin runs
 // it: `prosodyctl --config F shell user clients JID` (command-line form) and
 // `prosodyctl --config F shell` reading console lines on stdin (interactive
 // form), against the real Prosody started by the harness.
@@ -102,7 +102,7 @@ function assertAligned(table, what) {
   }
 }
 
-// `user clients` prints one of two layouts (SPEC §7, lua "Shell" section):
+// `user clients` prints one of two layouts (ARCHITECTURE.md §7, lua "Shell" section):
 // - a table, when the whole of it fits the session width: columns ID,
 //   Software, First seen, Last seen, Expires, Authentication, each as wide as
 //   its title + 1 or its longest cell, cells padded on the right, " | "
@@ -284,7 +284,7 @@ const longId = () => `org.example.messenger/desktop:linux-${randomBytes(16).toSt
 
 // ------------------------------------------------------------------ user clients / revoke_client
 
-describe("shell: user clients / user revoke_client (SPEC §7)", () => {
+describe("shell: user clients / user revoke_client (ARCHITECTURE.md §7)", () => {
   const fx = useServer();
 
   /**

@@ -1,4 +1,4 @@
-// Strict mode, enforce_client_ids = true: SPEC §3 (last bullet), with and
+// Strict mode, enforce_client_ids = true: ARCHITECTURE.md §3 (last bullet), with and
 // without mod_saslauth loaded.
 
 import assert from "node:assert/strict";

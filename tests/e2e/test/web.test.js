@@ -1,4 +1,4 @@
-// The web page and JSON API (issue #17, SPEC §12) against a real Prosody: its HTTP service on
+// The web page and JSON API (issue #17, §12) against a real Prosody: its HTTP service on
 // 127.0.0.1 (HTTPS with a certificate made at test time), driven by headless Chromium
 // (Debian's package, through playwright-core) and by a plain HTTP client.
 //

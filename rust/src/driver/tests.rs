@@ -1,0 +1,413 @@
+//! Event sequences in, actions out.
+
+use super::*;
+use crate::model::{SessionFact, Timestamp};
+
+const T: Timestamp = 1_000_000;
+const NOW: f64 = T as f64;
+
+fn policy() -> Policy {
+    Policy { write_delay: 10.0, ..Policy::default() }
+}
+
+/// A moment at `now` with streams `(key, full JID)`; a key `s-ID` is a stream of client `ID`.
+fn moment_with(now: f64, streams: &[(&str, Option<&str>)]) -> Moment {
+    Moment {
+        sessions: streams
+            .iter()
+            .enumerate()
+            .map(|(i, (key, jid))| SessionFact {
+                index: i + 1,
+                full_jid: jid.map(str::to_owned),
+                client_id: key.strip_prefix("s-").map(str::to_owned),
+                grant_id: None,
+            })
+            .collect(),
+        stream_keys: streams.iter().map(|(key, _)| Some((*key).to_owned())).collect(),
+        now,
+        ..Moment::default()
+    }
+}
+
+fn moment() -> Moment {
+    moment_with(NOW, &[])
+}
+
+fn login(id: &str) -> Event {
+    Event::Login {
+        stream: format!("s-{id}"),
+        login: Box::new(Login { client_id: Some(id.into()), full_jid: Some(format!("u@h/{id}")), mechanism: Some("PLAIN".into()), at: T, ..Login::default() }),
+    }
+}
+
+fn records(list: Vec<ClientRecord>) -> Event {
+    Event::Read(vec![ReadResult::Read { data: Stored::Records(list), skipped: 0 }])
+}
+
+fn records_failed() -> Event {
+    Event::Read(vec![ReadResult::Failed { part: Part::Records, error: "disk on fire".into() }])
+}
+
+fn written(serial: u64) -> Event {
+    Event::Written { serial, result: Ok(()) }
+}
+
+fn write_failed(serial: u64) -> Event {
+    Event::Written { serial, result: Err("disk full".into()) }
+}
+
+/// The write among `actions`: serial and ids of the records it stores.
+fn write_of(actions: &[Action]) -> Option<(u64, Vec<String>, Vec<String>)> {
+    actions.iter().find_map(|action| match action {
+        Action::Write { serial, changed, removed } => Some((*serial, changed.iter().map(|r| r.id.clone()).collect(), removed.clone())),
+        _ => None,
+    })
+}
+
+fn timers(actions: &[Action]) -> Vec<f64> {
+    actions.iter().filter_map(|a| if let Action::Timer { after } = a { Some(*after) } else { None }).collect()
+}
+
+fn kinds(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Read(_) => "read",
+            Action::Write { .. } => "write",
+            Action::Timer { .. } => "timer",
+            Action::NoticeTimer { .. } => "notice-timer",
+            Action::NewClient { .. } => "new-client",
+            Action::Notify { .. } => "notify",
+            Action::Prepared { .. } => "prepared",
+            Action::CarryOut(_) => "carry-out",
+            Action::Answer { .. } => "answer",
+            Action::Log { .. } => "log",
+        })
+        .collect()
+}
+
+fn record(id: &str) -> ClientRecord {
+    ClientRecord { id: id.into(), first_seen: Some(T - 5000), last_seen: Some(T - 100), mechanisms: vec![("PLAIN".into(), T - 100)], ..Default::default() }
+}
+
+#[test]
+fn a_new_login_reads_the_records_once_stores_at_once_then_announces() {
+    let mut driver = Driver::new(policy());
+    assert_eq!(driver.handle("u", login("phone"), moment()), [Action::Read(vec![Part::Records])]);
+    let actions = driver.handle("u", records(vec![record("laptop")]), moment());
+    assert_eq!(kinds(&actions), ["write", "new-client"], "stored before the login completes, then the event");
+    let (serial, changed, removed) = write_of(&actions).unwrap();
+    assert_eq!((changed, removed), (vec!["phone".to_owned()], vec![]));
+    assert_eq!(driver.handle("u", written(serial), moment()), []);
+    assert!(driver.pending().is_empty());
+    // In memory now: the next login reads nothing and waits to be stored.
+    let again = Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) };
+    assert_eq!(driver.handle("u", again, moment()), [Action::Timer { after: 10.0 }]);
+    assert_eq!(driver.handle("u", login("laptop"), moment()), [], "one timer per account");
+    assert_eq!(driver.pending(), ["u"]);
+    let actions = driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &[]));
+    let (serial, changed, _) = write_of(&actions).unwrap();
+    assert_eq!(changed, ["laptop", "phone"]);
+    assert_eq!(driver.handle("u", written(serial), moment()), []);
+    assert!(driver.pending().is_empty());
+}
+
+fn login_of(id: &str) -> Login {
+    match login(id) {
+        Event::Login { login, .. } => *login,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn failed_writes_stay_queued_and_back_off_until_stored() {
+    let mut driver = Driver::new(policy());
+    driver.handle("u", login("phone"), moment());
+    let actions = driver.handle("u", records(Vec::new()), moment());
+    let (serial, ..) = write_of(&actions).unwrap();
+    let actions = driver.handle("u", write_failed(serial), moment());
+    assert_eq!(kinds(&actions), ["log", "timer"]);
+    assert_eq!(timers(&actions), [10.0]);
+    let actions = driver.handle("u", Event::Tick, moment());
+    let (serial, changed, _) = write_of(&actions).expect("tried again");
+    assert_eq!(changed, ["phone"], "nothing dropped");
+    assert_eq!(timers(&driver.handle("u", write_failed(serial), moment())), [20.0], "doubled");
+    let actions = driver.handle("u", Event::Tick, moment());
+    let (serial, ..) = write_of(&actions).unwrap();
+    // A login while the write is out is not lost when it succeeds.
+    let relogin = Event::Login { stream: "s-x".into(), login: Box::new(Login { at: T + 50, ..login_of("phone") }) };
+    assert_eq!(driver.handle("u", relogin, moment()), [], "a write is out: no second one, no timer yet");
+    assert_eq!(timers(&driver.handle("u", written(serial), moment())), [10.0], "the change since, at the normal delay");
+    let (serial, ..) = write_of(&driver.handle("u", Event::Tick, moment())).unwrap();
+    assert_eq!(driver.handle("u", written(serial), moment()), []);
+    assert!(driver.pending().is_empty());
+}
+
+#[test]
+fn a_login_seen_while_the_records_cannot_be_read_is_recorded_once_they_can() {
+    let mut driver = Driver::new(policy());
+    let streams = [("s-phone", None)];
+    driver.handle("u", login("phone"), moment_with(NOW, &streams));
+    let actions = driver.handle("u", records_failed(), moment());
+    assert_eq!(kinds(&actions), ["log", "timer"]);
+    assert_eq!(timers(&actions), [10.0]);
+    assert_eq!(driver.pending(), ["u"]);
+    // Still failing: the read backs off on its own count, never as a failed write.
+    assert_eq!(driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &streams)), [Action::Read(vec![Part::Records])]);
+    assert_eq!(timers(&driver.handle("u", records_failed(), moment())), [20.0]);
+    assert_eq!(driver.account("u").retry_delay(), 10.0, "no write failed");
+    // The stream bound meanwhile; the records come back.
+    let bound = [("s-phone", Some("u@h/bound"))];
+    driver.handle("u", Event::Tick, moment_with(NOW + 30.0, &bound));
+    let actions = driver.handle("u", records(Vec::new()), moment());
+    assert_eq!(kinds(&actions), ["write", "new-client"]);
+    let Some(Action::Write { changed, .. }) = actions.first() else { unreachable!() };
+    assert_eq!(changed[0].full_jid.as_deref(), Some("u@h/bound"), "with the JID the stream has now");
+}
+
+#[test]
+fn a_queued_login_of_a_stream_that_is_gone_is_dropped() {
+    let mut driver = Driver::new(policy());
+    driver.handle("u", login("phone"), moment_with(NOW, &[("s-phone", None)]));
+    driver.handle("u", records_failed(), moment());
+    driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &[]));
+    assert_eq!(driver.handle("u", records(Vec::new()), moment()), []);
+    assert!(driver.pending().is_empty());
+    assert!(driver.account("u").records().is_empty());
+}
+
+#[test]
+fn nothing_is_written_for_a_deleted_account() {
+    let mut driver = Driver::new(policy());
+    driver.handle("u", records(Vec::new()), moment()); // nothing waited for it: not in memory
+    driver.handle("u", login("phone"), moment());
+    let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
+    driver.handle("u", written(serial), moment());
+    // A change waits for its timer; the account is deleted before it comes.
+    driver.handle("u", Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) }, moment());
+    assert_eq!(driver.pending(), ["u"]);
+    assert_eq!(driver.handle("u", Event::AccountDeleted, moment()), []);
+    assert_eq!(driver.handle("u", Event::Tick, moment()), [], "the timer finds nothing to store");
+    assert_eq!(driver.handle("u", Event::StoreNow, moment()), []);
+    assert!(driver.pending().is_empty());
+    assert_eq!(driver.in_memory(), 0);
+    // Deleted while a write was out: its answer changes nothing.
+    driver.handle("v", login("a"), moment());
+    let (serial, ..) = write_of(&driver.handle("v", records(Vec::new()), moment())).unwrap();
+    driver.handle("v", Event::AccountDeleted, moment());
+    assert_eq!(driver.handle("v", write_failed(serial), moment()), []);
+    assert_eq!(driver.handle("v", Event::Tick, moment()), []);
+}
+
+#[test]
+fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
+    let mut driver = Driver::new(policy());
+    driver.handle("u", login("phone"), moment());
+    let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
+    driver.handle("u", written(serial), moment());
+    driver.handle("u", Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) }, moment());
+    let actions = driver.handle("u", Event::StoreNow, moment());
+    let Some(Action::Write { changed, .. }) = actions.first() else { panic!("{actions:?}") };
+    assert_eq!(changed[0].last_seen, Some(T + 5));
+    assert_eq!(driver.handle("nobody", Event::StoreNow, moment()), [], "accounts not in memory are left alone");
+    let stored = changed.clone();
+
+    let mut reloaded = Driver::new(policy());
+    let relogin = Event::Login { stream: "s-3".into(), login: Box::new(Login { at: T + 9, ..login_of("phone") }) };
+    assert_eq!(reloaded.handle("u", relogin, moment()), [Action::Read(vec![Part::Records])]);
+    assert_eq!(timers(&reloaded.handle("u", records(stored), moment())), [10.0], "known client: stored later");
+    assert_eq!(reloaded.account("u").record("phone").unwrap().last_seen, Some(T + 9));
+}
+
+#[test]
+fn accounts_without_work_left_are_dropped_least_recently_used_first() {
+    let mut driver = Driver::new(Policy { cache_size: 2, ..policy() });
+    for name in ["a", "b"] {
+        driver.handle(name, login("x"), moment());
+        let (serial, ..) = write_of(&driver.handle(name, records(Vec::new()), moment())).unwrap();
+        driver.handle(name, written(serial), moment());
+    }
+    driver.account("a"); // used again
+    // "c" has work left when "d" comes: "b" goes, "c" stays.
+    driver.handle("c", login("x"), moment());
+    driver.handle("c", records_failed(), moment());
+    driver.handle("d", login("x"), moment());
+    assert_eq!(driver.in_memory(), 3, "{:?}", driver.pending());
+    assert!(driver.cached("b").is_none());
+    assert!(driver.cached("a").is_some() && driver.cached("c").is_some() && driver.cached("d").is_some());
+    assert_eq!(driver.handle("b", login("y"), moment()), [Action::Read(vec![Part::Records])], "read again");
+}
+
+#[test]
+fn a_full_account_reads_the_credentials_in_a_second_round_and_goes_on_without_them() {
+    let mut driver = Driver::new(Policy { max_clients: 1, ..policy() });
+    driver.handle("u", login("new"), moment());
+    let actions = driver.handle("u", records(vec![record("old")]), moment());
+    assert_eq!(actions, [Action::Read(vec![Part::Grants, Part::FastTokens])]);
+    let failed = Event::Read(vec![
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 2 },
+    ]);
+    let actions = driver.handle("u", failed, moment());
+    assert_eq!(kinds(&actions), ["log", "log", "write", "new-client"], "{actions:?}");
+    let (_, changed, removed) = write_of(&actions).unwrap();
+    // Grants unknown: the old record has no grant id, so it may go.
+    assert_eq!((changed, removed), (vec!["new".to_owned()], vec!["old".to_owned()]));
+}
+
+#[test]
+fn a_new_client_is_announced_to_the_other_streams_then_summarised() {
+    let mut driver = Driver::new(Policy { notify_new_clients: true, notice_interval: 600.0, ..policy() });
+    let streams = [("s-other", Some("u@h/other")), ("s-phone", Some("u@h/phone"))];
+    driver.handle("u", login("phone"), moment_with(NOW, &streams));
+    let actions = driver.handle("u", records(Vec::new()), moment());
+    assert_eq!(kinds(&actions), ["write", "new-client", "notify", "notice-timer"]);
+    let Some(Action::Notify { streams: to, .. }) = actions.get(2) else { unreachable!() };
+    assert_eq!(to, &[1], "not the new client's own stream");
+    let (serial, ..) = write_of(&actions).unwrap();
+    driver.handle("u", written(serial), moment());
+    // A second one within the interval is held for the summary.
+    let actions = driver.handle("u", login("tablet"), moment_with(NOW + 1.0, &streams));
+    assert_eq!(kinds(&actions), ["write", "new-client"]);
+    let (serial, ..) = write_of(&actions).unwrap();
+    driver.handle("u", written(serial), moment());
+    let actions = driver.handle("u", Event::NoticesDue, moment_with(NOW + 600.0, &streams));
+    assert_eq!(kinds(&actions), ["notify", "notice-timer"]);
+    // A grant created by mod_tokenauth is announced the same way, to every bound stream.
+    driver.handle("u", Event::NoticesDue, moment_with(NOW + 1200.0, &streams));
+    let grant = Event::GrantCreated(Announcement { software: Some("App".into()), device: None, at: T + 1300 });
+    let actions = driver.handle("u", grant, moment_with(NOW + 1300.0, &streams));
+    assert!(matches!(&actions[..], [Action::Notify { streams, .. }, Action::NoticeTimer { .. }] if streams == &[1, 2]), "{actions:?}");
+}
+
+#[test]
+fn credentials_events_make_cached_credentials_stale() {
+    let mut driver = Driver::new(policy());
+    driver.handle("u", Event::Credentials(CacheEvent::GrantsChanged), moment());
+    assert_eq!(driver.in_memory(), 0, "an account not in memory is not made so");
+    driver.handle("u", login("phone"), moment());
+    driver.handle("u", records(Vec::new()), moment());
+    let account = driver.cached("u").unwrap();
+    account.load_grants(Vec::new(), NOW);
+    assert!(account.missing(Purpose::Listing, NOW).contains(&Part::FastTokens));
+    assert!(!account.missing(Purpose::Listing, NOW).contains(&Part::Grants));
+    driver.handle("u", Event::Credentials(CacheEvent::GrantsChanged), moment());
+    assert!(driver.cached("u").unwrap().missing(Purpose::Listing, NOW).contains(&Part::Grants));
+}
+
+#[test]
+fn a_request_reads_what_its_purpose_needs_and_the_core_says_which_failures_refuse_it() {
+    let mut driver = Driver::new(policy());
+    let prepared = |actions: &[Action]| actions.iter().find_map(|a| if let Action::Prepared { refused } = a { Some(*refused) } else { None });
+    // A listing refuses when any part is missing.
+    let actions = driver.handle("u", Event::Prepare(Purpose::Listing), moment());
+    assert_eq!(actions, [Action::Read(vec![Part::Records, Part::Grants, Part::FastTokens])]);
+    let partly = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(vec![record("a")]), skipped: 0 },
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", partly, moment())), Some(true));
+    // A revocation goes on without the records (a grant selector needs none), not without
+    // the credentials.
+    let mut driver = Driver::new(policy());
+    driver.handle("u", Event::Prepare(Purpose::Change), moment());
+    let no_records = Event::Read(vec![
+        ReadResult::Failed { part: Part::Records, error: "x".into() },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", no_records, moment())), Some(false));
+    driver.handle("u", Event::Prepare(Purpose::Change), moment());
+    let no_tokens = Event::Read(vec![
+        ReadResult::Failed { part: Part::Records, error: "x".into() },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Failed { part: Part::FastTokens, error: "x".into() },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", no_tokens, moment())), Some(true));
+    // Everything in memory and fresh: no read, an answer at once.
+    let mut driver = Driver::new(policy());
+    driver.handle("u", Event::Prepare(Purpose::Listing), moment());
+    let all = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    assert_eq!(prepared(&driver.handle("u", all, moment())), Some(false));
+    assert_eq!(driver.handle("u", Event::Prepare(Purpose::Listing), moment()), [Action::Prepared { refused: false }]);
+}
+
+#[test]
+fn a_request_without_streams_leaves_queued_logins_for_the_timer() {
+    let mut driver = Driver::new(policy());
+    let streams = [("s-phone", None)];
+    driver.handle("u", login("phone"), moment_with(NOW, &streams));
+    driver.handle("u", records_failed(), moment());
+    // A listing reads the records; its moment names no streams, so the login is not dropped.
+    driver.handle("u", Event::Prepare(Purpose::Listing), moment());
+    let all = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    driver.handle("u", all, moment());
+    assert_eq!(driver.pending(), ["u"]);
+    let actions = driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &streams));
+    assert_eq!(kinds(&actions), ["write", "new-client"]);
+}
+
+fn everything(records_list: Vec<ClientRecord>) -> Event {
+    Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(records_list), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ])
+}
+
+fn revoke(selector: &str) -> Event {
+    Event::Revoke { selector: selector.into() }
+}
+
+#[test]
+fn a_revocation_reads_afresh_plans_is_carried_out_and_answers_with_the_error_that_wins() {
+    let mut driver = Driver::new(policy());
+    let fast_client = ClientRecord { id: "app".into(), last_seen: Some(T), fast_auth: Some(T), full_jid: Some("u@h/app".into()), ..Default::default() };
+    // Credentials unreadable: refused before anything is planned.
+    assert_eq!(kinds(&driver.handle("u", revoke("client/app"), moment())), ["read"]);
+    let no_grants = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(vec![record("pw"), fast_client.clone()]), skipped: 0 },
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", no_grants, moment());
+    assert_eq!(actions.last(), Some(&Action::Answer { error: Some("internal-server-error") }));
+    assert!(!actions.iter().any(|a| matches!(a, Action::CarryOut(_))));
+
+    // A change reads the credentials afresh every time (the records stay).
+    let streams = [("s-app", Some("u@h/app"))];
+    assert_eq!(driver.handle("u", revoke("client/app"), moment_with(NOW, &streams)), [Action::Read(vec![Part::Grants, Part::FastTokens])]);
+    let credentials = Event::Read(vec![
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", credentials, moment_with(NOW, &streams));
+    let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+    assert!(!plan.actions.is_empty(), "its stream is closed: {plan:?}");
+    assert_eq!(driver.handle("u", Event::CarriedOut { complete: true }, moment()), [Action::Answer { error: None }]);
+    // What was revoked is stale: a listing reads the credentials again.
+    assert!(driver.cached("u").unwrap().missing(Purpose::Listing, NOW).contains(&Part::FastTokens));
+
+    // Nothing to revoke, a password client: the plan's error, nothing carried out but the
+    // (empty) plan.
+    for (selector, error) in [("client/nope", "item-not-found"), ("client/pw", "password-reset-required")] {
+        driver.handle("u", revoke(selector), moment());
+        let actions = driver.handle("u", everything(Vec::new()), moment());
+        let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+        assert!(plan.actions.is_empty());
+        assert_eq!(driver.handle("u", Event::CarriedOut { complete: true }, moment()), [Action::Answer { error: Some(error) }]);
+    }
+    // A step failed: internal-server-error wins over the plan's own error.
+    driver.handle("u", revoke("client/pw"), moment());
+    driver.handle("u", everything(Vec::new()), moment());
+    assert_eq!(driver.handle("u", Event::CarriedOut { complete: false }, moment()), [Action::Answer { error: Some("internal-server-error") }]);
+}

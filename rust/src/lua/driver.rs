@@ -1,0 +1,160 @@
+//! The driver's events in and actions out, as Lua tables: `engine:handle(username, event,
+//! moment)` (docs/ARCHITECTURE.md, "The driver").
+
+use mlua::{Lua, Result, Table, Value};
+
+use super::account::decode_stored;
+use super::decode::{decode_login, grant_user_agent};
+use super::encode::{plan_table, record_table};
+use crate::account::{CacheEvent, Moment};
+use crate::driver::{Action, Event, LogLevel, ReadResult};
+use crate::model::timestamp_from_f64;
+use crate::notices::Announcement;
+use crate::account::{Part, Purpose};
+
+fn runtime(message: String) -> mlua::Error {
+    mlua::Error::runtime(format!("client_management: {message}"))
+}
+
+pub fn purpose_named(name: &str) -> Result<Purpose> {
+    match name {
+        "login" => Ok(Purpose::Login),
+        "listing" => Ok(Purpose::Listing),
+        "change" => Ok(Purpose::Change),
+        other => Err(runtime(format!("unknown purpose '{other}'"))),
+    }
+}
+
+fn part_named(name: &str) -> Result<Part> {
+    [Part::Records, Part::Grants, Part::FastTokens].into_iter().find(|p| p.name() == name).ok_or_else(|| runtime(format!("unknown part '{name}'")))
+}
+
+/// `{ type = "login", stream, login }` | `{ type = "prepare", purpose = "listing" | "change" |
+/// "login" }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
+/// `{ type = "read", results = { { part, data, error } },
+/// roles }` | `{ type = "written", serial, error }` | `{ type = "tick" }` |
+/// `{ type = "notices_due" }` | `{ type = "credentials", name }` (mod_tokenauth's event name,
+/// or "revoked") | `{ type = "grant_created", grant }` | `{ type = "deleted" }` |
+/// `{ type = "store" }`.
+pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
+    let kind: String = table.raw_get("type")?;
+    Ok(match kind.as_str() {
+        "login" => Event::Login { stream: table.raw_get("stream")?, login: Box::new(decode_login(&table.raw_get("login")?)?) },
+        "read" => {
+            let roles: Option<Table> = table.raw_get("roles")?;
+            let mut results = Vec::new();
+            for result in table.raw_get::<Table>("results")?.sequence_values::<Table>() {
+                let result = result?;
+                let part: String = result.raw_get("part")?;
+                match result.raw_get::<Option<String>>("error")? {
+                    Some(error) => results.push(ReadResult::Failed { part: part_named(&part)?, error }),
+                    None => results.push(decode_stored(&part, result.raw_get("data")?, roles.as_ref())?),
+                }
+            }
+            Event::Read(results)
+        }
+        "written" => {
+            let serial: u64 = table.raw_get("serial")?;
+            let result = match table.raw_get::<Option<String>>("error")? {
+                Some(error) => Err(error),
+                None => Ok(()),
+            };
+            Event::Written { serial, result }
+        }
+        "prepare" => {
+            let name: String = table.raw_get("purpose")?;
+            Event::Prepare(purpose_named(&name)?)
+        }
+        "revoke" => {
+            // A selector that is not UTF-8 cannot name anything we store.
+            let selector: Option<mlua::LuaString> = table.raw_get("selector")?;
+            Event::Revoke { selector: selector.and_then(|s| s.to_str().ok().map(|s| s.to_owned())).unwrap_or_default() }
+        }
+        "carried_out" => Event::CarriedOut { complete: table.raw_get("complete")? },
+        "tick" => Event::Tick,
+        "notices_due" => Event::NoticesDue,
+        "credentials" => {
+            let name: String = table.raw_get("name")?;
+            Event::Credentials(CacheEvent::from_name(&name).ok_or_else(|| runtime(format!("unknown event '{name}'")))?)
+        }
+        "grant_created" => {
+            let grant: Table = table.raw_get("grant")?;
+            let agent = grant_user_agent(&grant).cleaned();
+            let created = grant.raw_get::<Option<f64>>("created").ok().flatten().and_then(timestamp_from_f64);
+            let at = created.or_else(|| timestamp_from_f64(moment.now)).unwrap_or_default();
+            Event::GrantCreated(Announcement { software: agent.software, device: agent.device, at })
+        }
+        "deleted" => Event::AccountDeleted,
+        "store" => Event::StoreNow,
+        other => return Err(runtime(format!("unknown event '{other}'"))),
+    })
+}
+
+/// Each action as `{ type, … }`: `read` (`parts`), `write` (`serial`, `changes` = id → record,
+/// or `remove` for deleted ones), `timer` / `notice_timer` (`after`), `new_client` (`client`,
+/// `stream`), `notify` (`streams`, `text`), `prepared` (`refused`), `carry_out`
+/// (`plan`, see encode::plan_table), `answer` (`error`), `log` (`level`, `message`).
+pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<Table> {
+    let list = lua.create_table_with_capacity(actions.len(), 0)?;
+    for (index, action) in actions.into_iter().enumerate() {
+        let item = lua.create_table()?;
+        match action {
+            Action::Read(parts) => {
+                item.raw_set("type", "read")?;
+                item.raw_set("parts", lua.create_sequence_from(parts.into_iter().map(Part::name))?)?;
+            }
+            Action::Write { serial, changed, removed } => {
+                item.raw_set("type", "write")?;
+                item.raw_set("serial", serial)?;
+                let changes = lua.create_table_with_capacity(0, changed.len() + removed.len())?;
+                for record in &changed {
+                    changes.raw_set(record.id.as_str(), record_table(lua, record)?)?;
+                }
+                for id in &removed {
+                    changes.raw_set(id.as_str(), remove.clone())?;
+                }
+                item.raw_set("changes", changes)?;
+            }
+            Action::Timer { after } => {
+                item.raw_set("type", "timer")?;
+                item.raw_set("after", after)?;
+            }
+            Action::NoticeTimer { after } => {
+                item.raw_set("type", "notice_timer")?;
+                item.raw_set("after", after)?;
+            }
+            Action::NewClient { record, stream } => {
+                item.raw_set("type", "new_client")?;
+                item.raw_set("client", record_table(lua, &record)?)?;
+                item.raw_set("stream", stream)?;
+            }
+            Action::Notify { streams, text } => {
+                item.raw_set("type", "notify")?;
+                item.raw_set("streams", lua.create_sequence_from(streams)?)?;
+                item.raw_set("text", text)?;
+            }
+            Action::CarryOut(plan) => {
+                item.raw_set("type", "carry_out")?;
+                item.raw_set("plan", plan_table(lua, &plan, None)?)?;
+            }
+            Action::Answer { error } => {
+                item.raw_set("type", "answer")?;
+                item.raw_set("error", error)?;
+            }
+            Action::Prepared { refused } => {
+                item.raw_set("type", "prepared")?;
+                item.raw_set("refused", refused)?;
+            }
+            Action::Log { level, message } => {
+                item.raw_set("type", "log")?;
+                item.raw_set("level", match level {
+                    LogLevel::Warn => "warn",
+                    LogLevel::Error => "error",
+                })?;
+                item.raw_set("message", message)?;
+            }
+        }
+        list.raw_seti(index + 1, item)?;
+    }
+    Ok(list)
+}
