@@ -1,5 +1,8 @@
 //! The Lua -> Rust -> Lua crossing as Prosody makes it: an account's stored records in, a
 //! util.stanza-shaped `<clients>` (or the API's entry tables) out; and a login recorded.
+//! `list_serialized_cam` / `list_lua_tostring_cam`: the reply plus its wire bytes, made by
+//! `core.serialize_stanza` (what the module writes) or by a Lua serialiser like util.stanza's;
+//! `list_xml_cam`: the whole reply as the core's XML (a stream no stanza filter reads).
 //!
 //! `decode_by_*` compares the record decoder the module uses (hand-written, behind
 //! `account:load("records", map)`) with mlua's serde decoding of the same map: each is ONE call
@@ -109,6 +112,9 @@ fn bench_crossing(c: &mut Criterion) {
     let decode_by_hand: Function = lua.globals().get("decode_by_hand").unwrap();
     let record_login: Function = lua.globals().get("record_login").unwrap();
     let stanza_mt: Table = lua.globals().get("stanza_mt").unwrap();
+    lua.load(include_str!("stanza_tostring.lua")).exec().unwrap();
+    let stanza_tostring: Function = lua.globals().get("stanza_tostring").unwrap();
+    let serialize_stanza: Function = lua.globals().get::<Table>("core").unwrap().get("serialize_stanza").unwrap();
 
     let mut group = c.benchmark_group("crossing");
     for n in [10, 100, 1000, 10_000] {
@@ -125,6 +131,30 @@ fn bench_crossing(c: &mut Criterion) {
             b.iter(|| {
                 let clients: Table = list_stanza.call((&account, &moment, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
                 clients.raw_len()
+            })
+        });
+        // The reply and its wire bytes (issue 16): serialised by the core from the Lua tree, as
+        // the module writes it, against a Lua serialiser made like util.stanza's.
+        group.bench_with_input(BenchmarkId::new("list_serialized_cam", n), &(), |b, ()| {
+            b.iter(|| {
+                let clients: Table = list_stanza.call((&account, &moment, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
+                let bytes: mlua::String = serialize_stanza.call((&clients, &stanza_mt)).unwrap();
+                bytes.as_bytes().len()
+            })
+        });
+        // The reply on a stream where nothing reads stanzas: the core's XML, no Lua tree.
+        let list_xml: Function = account.get("list_xml").unwrap();
+        group.bench_with_input(BenchmarkId::new("list_xml_cam", n), &(), |b, ()| {
+            b.iter(|| {
+                let bytes: mlua::String = list_xml.call((&account, &moment, "urn:xmpp:cam:0", "<iq type='result' id='x'>")).unwrap();
+                bytes.as_bytes().len()
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("list_lua_tostring_cam", n), &(), |b, ()| {
+            b.iter(|| {
+                let clients: Table = list_stanza.call((&account, &moment, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
+                let bytes: mlua::String = stanza_tostring.call(&clients).unwrap();
+                bytes.as_bytes().len()
             })
         });
         group.bench_with_input(BenchmarkId::new("active_clients", n), &(), |b, ()| {

@@ -12,6 +12,7 @@
 local st = require "prosody.util.stanza";
 local usermanager = require "prosody.core.usermanager";
 local time_now = require "prosody.util.time".now;
+local add_filter = require "prosody.util.filters".add_filter;
 
 -- Written by `make plugin` from Cargo.toml, the one place the version is kept.
 local MODULE_VERSION = "@VERSION@";
@@ -435,6 +436,59 @@ local function forbidden_unless(permission, event)
 	if not module:may(permission, event) then return core.error("forbidden"); end
 end
 
+-- A list reply is written as the bytes the core serialises from the reply as it stands after
+-- every other `stanzas/out` filter of the stream (XEP-0198's queue, CSI, any module's) has had
+-- it and may have changed it: the same bytes Prosody's serialiser would make, without its
+-- temporary strings (issue 16). The filter runs last and only for a reply marked here; anything
+-- it cannot serialise itself, or a filter added after it, leaves the stanza to Prosody.
+local serialize_stanza = core.serialize_stanza;
+local list_replies = setmetatable({}, { __mode = "k" });
+local function write_list_reply(stanza, session)
+	if not list_replies[stanza] then return stanza; end
+	list_replies[stanza] = nil;
+	local out_filters = session.filters["stanzas/out"];
+	if out_filters[#out_filters] ~= write_list_reply then return stanza; end
+	-- With XEP-0198 the bytes follow mod_smacks's copy (see serialize.rs), so a replay after
+	-- resumption is byte-identical.
+	local bytes = serialize_stanza(stanza, stanza_mt, session.smacks and true or false);
+	if not bytes then return stanza; end
+	session.log("debug", "List reply serialised by the core (%d bytes)", #bytes);
+	return bytes;
+end
+
+local function send_list_reply(origin, reply)
+	if origin.filters and origin.rawsend then -- a c2s stream (not a fake origin of the shell)
+		add_filter(origin, "stanzas/out", write_list_reply, -math.huge); -- once per stream
+		list_replies[reply] = true;
+	end
+	origin.send(reply);
+	list_replies[reply] = nil; -- when a filter dropped or replaced it
+end
+
+-- Whether a reply sent on `origin` could be seen as a stanza by anyone: a c2s stream made by
+-- Prosody's session manager whose `stanzas/out` filters are none (or only ours) writes a stanza
+-- as tostring(stanza) and nothing else; then the reply is written as the core's XML and no Lua
+-- tree is built at all (issue 16). XEP-0198, CSI while inactive, WebSocket and any module that
+-- adds a filter get the util.stanza reply (send_list_reply), BOSH (no rawsend) too, and so does a
+-- stream whose send function some module replaced.
+local prosody_send = setmetatable({}, { __mode = "k" }); -- send function → made by sessionmanager
+local function nobody_reads_stanzas(origin)
+	local filters = origin.filters;
+	if not (filters and origin.rawsend) then return false; end
+	local out_filters = filters["stanzas/out"];
+	if out_filters and out_filters[1] and not (out_filters[1] == write_list_reply and not out_filters[2]) then
+		return false;
+	end
+	local send = origin.send;
+	local made_by_prosody = prosody_send[send];
+	if made_by_prosody == nil then
+		local source = type(send) == "function" and debug.getinfo(send, "S").source or "";
+		made_by_prosody = source:sub(-#"/core/sessionmanager.lua") == "/core/sessionmanager.lua";
+		prosody_send[send] = made_by_prosody;
+	end
+	return made_by_prosody;
+end
+
 local function handle_list(event)
 	local origin, stanza = event.origin, event.stanza;
 	local refusal = forbidden_unless(":list-clients", event) or over_budget(origin);
@@ -445,17 +499,24 @@ local function handle_list(event)
 	local username = origin.username;
 	local account = get_account(username);
 	local ok, clients = false, "storage unreadable";
+	local reply = st.reply(stanza);
+	local as_xml = nobody_reads_stanzas(origin);
 	if not read_missing(username, account, "listing") then
-		ok, clients = pcall(account.list_stanza, account, (moment_of(username)), stanza.tags[1].attr.xmlns, stanza_mt);
+		ok, clients = pcall(as_xml and account.list_xml or account.list_stanza, account, (moment_of(username)),
+			stanza.tags[1].attr.xmlns, as_xml and reply:top_tag() or stanza_mt);
 	end
 	if not ok then
 		module:log("error", "Unable to list clients of %s: %s", username, tostring(clients));
 		origin.send(st.error_reply(stanza, core.error("list-failed")));
 		return true;
 	end
-	local reply = st.reply(stanza);
+	if as_xml then -- the whole reply, its start tag made by util.stanza
+		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #clients);
+		origin.send(clients);
+		return true;
+	end
 	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining
-	origin.send(reply);
+	send_list_reply(origin, reply);
 	return true;
 end
 

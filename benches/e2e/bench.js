@@ -24,6 +24,7 @@ process.env.E2E_LOG_LEVEL = process.env.BENCH_LOG_LEVEL || process.env.E2E_LOG_L
 const { startServer, luaString, luaValue, HOST, STORAGE, scaled } = await import("../../tests/e2e/lib/server.js");
 const { login } = await import("../../tests/e2e/lib/client.js");
 const { listClients, NS_MC, NS_CAM } = await import("../../tests/e2e/lib/manage.js");
+const { LIMITS_PLUGINS, GC_MODES, communityDir, allocatedLua, holdLua, limitRequest } = await import("./limits.js");
 
 // xmpp.js's SCRAM (sasl-scram-sha-1 1.3) computes Hi() as a loop of WebCrypto
 // HMACs: ~0.5 s for Prosody's 10000 iterations, which would drown what the
@@ -66,7 +67,9 @@ const LEGACY_BINDS = intEnv("LEGACY_BINDS", 300, 0);
 // in-server and shell figures raise the cap. The legacy-bind servers keep every default.
 const MAX_CLIENTS = intEnv("BENCH_MAX_CLIENTS", Math.max(10000, 4 * SEEDED));
 const WITHOUT_MODULE = process.env.BENCH_WITHOUT_MODULE !== "0";
-const ALL_PARTS = ["list", "sm", "memory", "inserver", "logins", "binds", "shell"];
+const ALL_PARTS = ["limits", "list", "sm", "memory", "inserver", "logins", "binds", "shell"];
+const LIMIT_SIZES = (process.env.LIMIT_SIZES || "20,200,2000").split(",").map((x) => Number(x.trim())).filter((n) => Number.isInteger(n) && n >= 2);
+const LIMIT_ROUNDS = intEnv("LIMIT_ROUNDS", ROUNDS);
 const PARTS = new Set((process.env.BENCH_PARTS || ALL_PARTS.join(",")).split(",").map((x) => x.trim()).filter(Boolean));
 for (const x of PARTS) if (!ALL_PARTS.includes(x)) throw new Error(`BENCH_PARTS: unknown part '${x}' (parts: ${ALL_PARTS.join(", ")})`);
 const TIMEOUT_SCALE_SET = process.env.BENCH_TIMEOUT_SCALE ? Number(process.env.BENCH_TIMEOUT_SCALE) : null;
@@ -384,42 +387,60 @@ class RawMeter {
     await sleep(2);
   }
 
-  /** Write an iq; resolve { ms, bytes, clients, type, reply } when its closing </iq> has arrived. */
-  roundTrip(id, ns) {
+  /**
+   * Write an iq (a list in `ns`, or the request element `child`); resolve { ms, bytes, clients,
+   * type, reply } when its closing </iq> has arrived. Its cost per chunk does not grow with the
+   * reply: each chunk is searched alone (with the last 4 bytes of the one before) for the end,
+   * and the chunks are joined once, after the time is taken.
+   */
+  roundTrip(id, ns, child = null) {
     const to = this.session.bareJid;
-    const text = `<iq type='get' id='${id}' to='${to}'><list xmlns='${ns}'/></iq>`;
+    const text = `<iq type='get' id='${id}' to='${to}'>${child ?? `<list xmlns='${ns}'/>`}</iq>`;
     const idRe = new RegExp(`<iq\\b[^>]*\\bid=(['"])${id}\\1[^>]*>`);
     const timeout = scaled(30000);
     return new Promise((resolve, reject) => {
-      let received = "";
+      const chunks = [];
+      let head = ""; // what came before the reply's start tag was found (normally one chunk)
+      let tail = ""; // the last 4 bytes so far: "</iq>" may straddle two chunks
+      let total = 0;
       let start = -1;
       let startTag = null;
       const timer = setTimeout(() => {
         this.handler = null;
-        reject(new Error(`no reply to iq ${id} within ${timeout / 1000} s: ${received.slice(0, 300)}`));
+        reject(new Error(`no reply to iq ${id} within ${timeout / 1000} s: ${(head || chunks.join("")).slice(0, 300)}`));
       }, timeout);
       this.handler = (d, now) => {
-        const from = Math.max(0, received.length - 8);
-        received += d.toString("latin1"); // byte for byte; the markers are ASCII
+        const s = d.toString("latin1"); // byte for byte; the markers are ASCII
+        const base = total;
+        total += s.length;
+        chunks.push(s);
+        let end = -1;
         if (start < 0) {
-          const m = idRe.exec(received);
+          head += s;
+          const m = idRe.exec(head);
           if (!m) {
-            if (/<stream:error\b|<\/stream:stream>/.test(received)) {
+            if (/<stream:error\b|<\/stream:stream>/.test(head)) {
               clearTimeout(timer);
               this.handler = null;
-              reject(new Error(`stream closed while waiting for iq ${id}: ${received.slice(0, 500)}`));
+              reject(new Error(`stream closed while waiting for iq ${id}: ${head.slice(0, 500)}`));
             }
+            tail = head.slice(-4);
             return;
           }
-          start = m.index;
+          start = m.index; // head starts at the first byte received
           startTag = m[0];
+          end = head.indexOf("</iq>", start);
+          head = "";
+        } else {
+          const e = (tail + s).indexOf("</iq>");
+          if (e >= 0) end = base - tail.length + e;
         }
-        const end = received.indexOf("</iq>", Math.max(from, start));
+        tail = (tail + s).slice(-4);
         if (end < 0) return;
         clearTimeout(timer);
         this.handler = null;
         if (this.sm) this.h++;
-        const reply = received.slice(start, end + 5);
+        const reply = chunks.join("").slice(start, end + 5);
         resolve({
           ms: now - t0,
           bytes: reply.length,
@@ -693,6 +714,11 @@ export async function main({ repo }) {
     }
     report.server = builds[0].server.info;
     for (const b of builds) log(`  ${b.label}: Prosody ${b.server.info.version} (${b.server.info.lua}, ${b.server.info.backend}), module ${b.server.info.module_path}`);
+
+    if (PARTS.has("limits")) {
+      phase("limits: ours, C, D, community module; both GC modes");
+      await measureLimits({ builds, report, servers, password: `pw-lim-${randomBytes(6).toString("hex")}`, now: Math.floor(Date.now() / 1000) });
+    }
 
     // ---------------------------------------------------------- accounts and data
     p = phase("seeding (store files)");
@@ -1098,6 +1124,156 @@ export async function main({ repo }) {
   log(`written to ${out} (${report.seconds.toFixed(0)} s)`);
 }
 
+/**
+ * Part 0 (issue 16): ours, C, D and the community module at LIMIT_SIZES, under both GC modes,
+ * all interleaved round by round; then the Lua memory one list allocates. See limits.js.
+ */
+async function measureLimits({ builds, report, servers, password, now }) {
+  const community = communityDir();
+  const out = { sizes: LIMIT_SIZES, modes: [], community: community.dir, communityWhy: community.why, samples: {}, alloc: {}, counts: {} };
+  report.limits = out;
+  if (!community.dir) log(`  community module column skipped: ${community.why} (BENCH_COMMUNITY=DIR holding mod_client_management/)`);
+  const users = Object.fromEntries(LIMIT_SIZES.map((n) => [n, { user: `bench-lim${n}`, password, jid: `bench-lim${n}@${HOST}` }]));
+  const targets = []; // { key, mode, kind: ours|C|D|community, build?, server, sessions: n → RawMeter }
+  const limitServers = [];
+  for (const mode of GC_MODES) {
+    out.modes.push(mode);
+    const options = { client_management_max_clients: MAX_CLIENTS, client_management_requests_per_minute: 0 };
+    const started = [];
+    for (const b of builds) {
+      const server = await startServer({
+        pluginPaths: [b.snap, LIMITS_PLUGINS], allowMissingModule: true, extraModules: ["bench_limits"],
+        options, globalOptions: mode.globalOptions,
+      });
+      started.push({ server, build: b.label });
+    }
+    if (community.dir) {
+      const server = await startServer({ pluginPaths: [community.dir], allowMissingModule: true, globalOptions: mode.globalOptions });
+      started.push({ server, build: null });
+    }
+    for (const { server, build } of started) {
+      servers.push(server);
+      limitServers.push(server);
+      await createAccounts(server, Object.values(users), now);
+      // N − 2 records and the two measuring clients (one with XEP-0198 stream management).
+      for (const n of LIMIT_SIZES) await server.seedStore("clients", users[n].user, clientRecords(users[n].user, n - 2, now, `lim${n}`));
+      const gc = await server.lua(`return require "prosody.core.configmanager".get("*", "gc") or "default";`);
+      const meters = {};
+      const smMeters = {};
+      for (const n of LIMIT_SIZES) {
+        const smSession = await login(server, {
+          username: users[n].user, password, userAgent: { id: `bench-limits-sm-${n}`, software: "e2e bench", device: "loopback" },
+        });
+        smMeters[n] = new RawMeter(smSession);
+        await smMeters[n].enableSm();
+        const session = await login(server, {
+          username: users[n].user, password, userAgent: { id: `bench-limits-${n}`, software: "e2e bench", device: "loopback" },
+        });
+        const listed = (await listClients(session, { ns: NS_MC })).clients.length;
+        out.counts[`${mode.key} ${build ?? "community"} ${n}`] = listed;
+        if (listed !== n) throw new Error(`${build ?? "community"} (${mode.key} GC): the account of ${n} lists ${listed} clients`);
+        out.filters ??= {};
+        out.filters[`${mode.key} ${build ?? "community"} ${n}`] = await server.lua(`
+          local count = {};
+          for _, s in pairs(prosody.full_sessions) do
+            local f = s.filters and s.filters["stanzas/out"];
+            count[s.smacks and "sm" or "plain"] = f and #f or 0;
+          end
+          return count;`);
+        meters[n] = new RawMeter(session);
+        if (build) {
+          const held = await server.lua(holdLua({ HOST, luaString, user: users[n].user, ns: NS_MC, moduleEnv: (m) => server.moduleEnv(m) }));
+          log(`  ${mode.key} GC (${JSON.stringify(gc)}), ${build}: ${n} entries listed; C and D hold ${held} bytes`);
+        } else {
+          log(`  ${mode.key} GC (${JSON.stringify(gc)}), community module: ${n} entries listed`);
+        }
+      }
+      const kinds = build ? ["ours", "ours+SM", "C", "D"] : ["community"];
+      for (const kind of kinds) {
+        const label = build ? (kind === "ours" ? build : kind === "ours+SM" ? `${build}, SM` : `${kind} (${build})`) : "community";
+        targets.push({ key: `${mode.key} ${label}`, mode: mode.key, label, kind, server, meters: kind === "ours+SM" ? smMeters : meters });
+      }
+      if (!build) targets.at(-1).extra = smMeters; // connected, not measured
+    }
+  }
+  // One size at a time: the collector's debt a request leaves on its server is paid by the next
+  // request there, so requests of one size are timed next to requests of the same size only.
+  for (const n of LIMIT_SIZES) {
+    for (let i = 0; i < WARMUP + LIMIT_ROUNDS; i++) {
+      for (const t of turn(targets, i)) {
+        const child = t.kind === "C" ? limitRequest("stanza") : t.kind === "D" ? limitRequest("string") : null;
+        const rBefore = t.meters[n].rCount;
+        const r = await t.meters[n].roundTrip(`bench-lim-${n}-${i}`, NS_MC, child);
+        if (t.meters[n].sm) await t.meters[n].settle(rBefore); // the <r/> answered before the next request
+        if (r.type !== "result" || r.clients !== n) throw new Error(`${t.key}: ${n} entries answered ${r.type} with ${r.clients} <client/>: ${r.reply.slice(0, 300)}`);
+        if (i >= WARMUP) (out.samples[`${t.key} ${n}`] ??= []).push(r.ms);
+        RAW.list.push({ config: `limits-${n}`, round: i, gc: t.mode, target: t.label, ms: r.ms, bytes: r.bytes });
+      }
+      if (i % 10 === 9) log(`  ${n} entries: round ${i + 1}/${WARMUP + LIMIT_ROUNDS}`);
+    }
+  }
+  out.targets = targets.map((t) => ({ key: t.key, mode: t.mode, label: t.label, kind: t.kind }));
+  out.stats = Object.fromEntries(Object.entries(out.samples).map(([k, v]) => [k, stats(v)]));
+  // Memory one list allocates (collector stopped), ours and the community module's.
+  for (const t of targets.filter((x) => x.kind === "ours" || x.kind === "community")) {
+    for (const n of LIMIT_SIZES) {
+      for (const reader of [false, true]) {
+        out.alloc[`${t.key} ${n}${reader ? " reader" : ""}`] = await t.server.lua(allocatedLua({ HOST, luaString, user: users[n].user, ns: NS_MC, reader }));
+      }
+    }
+  }
+  // The meters keep the sockets (xmpp.js's parser never sees these streams again): cut them.
+  for (const t of targets) for (const m of [...Object.values(t.meters), ...Object.values(t.extra ?? {})]) m.sock.destroy();
+  for (const s of limitServers) {
+    await s.stop();
+    servers.splice(servers.indexOf(s), 1);
+  }
+}
+
+function renderLimits(L, x) {
+  L.push("### 0. Limits: ours, C, D and the community module (issue 16)");
+  L.push("");
+  L.push("List round trip (iq written → `</iq>` read), prosody namespace, N entries. "
+    + "C: the same server answering with a pre-built util.stanza reply of identical content (Prosody's serialisation and the write); "
+    + "D: the same reply already serialised (the socket path alone). All targets of both GC modes interleaved round by round. Median (p90), ms.");
+  L.push(x.community ? `Community module: \`${x.community}\`.` : `Community module: not measured (${x.communityWhy}).`);
+  L.push("The account has N − 2 SASL2 records and two measuring clients: one without stream management (its stream has no `stanzas/out` filter: "
+    + "the module writes its XML without a util.stanza tree), one with XEP-0198 enabled (mod_smacks's filter: the module builds the util.stanza reply, "
+    + "mod_smacks clones it into its queue, the module serialises it; the client acks each reply before the next request). "
+    + `\`stanzas/out\` filters on the measuring streams: ${JSON.stringify(x.filters ? Object.values(x.filters).at(-1) : {})}.`);
+  L.push("");
+  for (const mode of x.modes) {
+    const ts = x.targets.filter((t) => t.mode === mode.key);
+    const ours = ts.filter((t) => t.kind === "ours");
+    const lastOurs = ours.at(-1);
+    const cOf = ts.filter((t) => t.kind === "C").at(-1);
+    const dOf = ts.filter((t) => t.kind === "D").at(-1);
+    const comm = ts.find((t) => t.kind === "community");
+    L.push(`#### ${mode.label}`);
+    L.push("");
+    L.push(`| N | ${ts.map((t) => t.label).join(" | ")} | ${lastOurs.label}/C | ${lastOurs.label}/D |${comm ? ` community/${lastOurs.label} |` : ""}`);
+    L.push(`|---:|${ts.map(() => "---:|").join("")}---:|---:|${comm ? "---:|" : ""}`);
+    for (const n of x.sizes) {
+      const med = (t) => x.stats[`${t.key} ${n}`]?.median;
+      L.push(`| ${n} | ${ts.map((t) => cell(x.stats[`${t.key} ${n}`])).join(" | ")} | ${ratio(med(lastOurs), med(cOf))} | ${ratio(med(lastOurs), med(dOf))} |${comm ? ` ${ratio(med(comm), med(lastOurs))} |` : ""}`);
+    }
+    L.push("");
+  }
+  L.push("Lua memory allocated by one list request (collector stopped: handler, `stanzas/out` filters, serialisation), KiB, on a stream made by "
+    + "Prosody's session manager over a fake connection: without any `stanzas/out` filter / with one filter that reads every stanza:");
+  L.push("");
+  const allocTargets = x.targets.filter((t) => t.kind === "ours" || t.kind === "community");
+  L.push(`| N | ${allocTargets.map((t) => `${t.label} (${t.mode})`).join(" | ")} | reply bytes |`);
+  L.push(`|---:|${allocTargets.map(() => "---:|").join("")}---:|`);
+  const kib = (a) => (a ? a.kib.toFixed(0) : "–");
+  for (const n of x.sizes) {
+    const cells = allocTargets.map((t) => `${kib(x.alloc[`${t.key} ${n}`])} / ${kib(x.alloc[`${t.key} ${n} reader`])}`);
+    const bytes = x.alloc[`${allocTargets[0].key} ${n}`]?.bytes;
+    L.push(`| ${n} | ${cells.join(" | ")} | ${bytes ?? "–"} |`);
+  }
+  L.push("");
+}
+
 // ------------------------------------------------------------------ report
 
 const nsName = (ns) => (ns === NS_MC ? "prosody" : "cam:0");
@@ -1139,6 +1315,9 @@ function render(r) {
   L.push("");
   L.push("Parts: " + r.phases.map((p) => `${p.name.split(":")[0]} ${p.seconds.toFixed(0)} s (load ${p.load.split(" ")[0]})`).join("; ") + ".");
   L.push("");
+
+  // 0
+  if (r.limits) renderLimits(L, r.limits);
 
   // 1
   if (r.roundTrip) {

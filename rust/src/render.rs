@@ -78,7 +78,9 @@ impl Element {
         self.child(Element::new(name));
     }
 
-    /// Serialized XML, for tests and debugging; Prosody serializes the real reply.
+    /// Serialized XML: the list reply written to a stream no `stanzas/out` filter reads
+    /// (attributes in document order, `'"<>&` escaped, an element without children as
+    /// `<name/>`, as util.stanza writes them).
     pub fn to_xml(&self) -> String {
         let mut out = String::new();
         self.write_xml(&mut out);
@@ -89,7 +91,11 @@ impl Element {
         out.push('<');
         out.push_str(self.name);
         for (name, value) in &self.attrs {
-            let _ = write!(out, " {name}='{}'", escape(value));
+            out.push(' ');
+            out.push_str(name);
+            out.push_str("='");
+            escape_into(out, value);
+            out.push('\'');
         }
         if self.children.is_empty() {
             out.push_str("/>");
@@ -99,7 +105,7 @@ impl Element {
         for child in &self.children {
             match child {
                 Node::Element(element) => element.write_xml(out),
-                Node::Text(text) => out.push_str(&escape(text)),
+                Node::Text(text) => escape_into(out, text),
             }
         }
         let _ = write!(out, "</{}>", self.name);
@@ -121,8 +127,7 @@ pub fn xml_safe(text: String) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -133,7 +138,6 @@ fn escape(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// XEP-0082 `YYYY-MM-DDThh:mm:ssZ` in UTC; `None` for times no calendar can show.

@@ -93,6 +93,13 @@ impl AccountHandle {
         }
     }
 
+    /// The `<clients>` element of the list in the protocol of `xmlns`, at `moment`.
+    fn clients_element(&mut self, moment: &Table, xmlns: &LuaString) -> Result<crate::render::Element> {
+        let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
+        let moment = decode_moment(moment)?;
+        self.with(|account, _| facts_at(account, moment, true).map(|facts| render_clients(&list_entries(facts), protocol)))
+    }
+
     /// A detached account with changes to store goes to the driver, which stores them.
     fn adopt_if_pending(&mut self) {
         if self.detached.as_ref().is_some_and(Account::has_pending_writes) {
@@ -164,10 +171,20 @@ impl UserData for AccountHandle {
 
         // `account:list_stanza(moment, xmlns, stanza_mt)` → `<clients>` stanza.
         methods.add_method_mut("list_stanza", |lua, this, (moment, xmlns, stanza_mt): (Table, LuaString, Table)| {
-            let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
-            let moment = decode_moment(&moment)?;
-            let reply = this.with(|account, _| facts_at(account, moment, true).map(|facts| render_clients(&list_entries(facts), protocol)))?;
-            element_to_stanza(lua, &reply, &stanza_mt)
+            element_to_stanza(lua, &this.clients_element(&moment, &xmlns)?, &stanza_mt)
+        });
+        // `account:list_xml(moment, xmlns, start_tag)` → the whole reply as serialized XML:
+        // `start_tag`, the same `<clients>` as `list_stanza`'s, `</iq>`. For a stream on which no
+        // `stanzas/out` filter could read the stanza (issue 16): no Lua tree, and one Lua string
+        // (the collector's work grows with what is allocated).
+        methods.add_method_mut("list_xml", |lua, this, (moment, xmlns, start_tag): (Table, LuaString, LuaString)| {
+            let clients = this.clients_element(&moment, &xmlns)?.to_xml();
+            let start_tag = start_tag.as_bytes();
+            let mut reply = Vec::with_capacity(start_tag.len() + clients.len() + 5);
+            reply.extend_from_slice(&start_tag);
+            reply.extend_from_slice(clients.as_bytes());
+            reply.extend_from_slice(b"</iq>");
+            lua.create_string(reply)
         });
         // `account:active_clients(moment)` → entries in the community module's shape.
         methods.add_method_mut("active_clients", |lua, this, moment: Table| {

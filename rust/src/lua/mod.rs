@@ -7,6 +7,7 @@ mod account;
 mod decode;
 mod driver;
 mod encode;
+mod serialize;
 mod stanza;
 mod web;
 mod words;
@@ -95,7 +96,7 @@ impl UserData for BudgetHandle {
 }
 
 /// The module table: `version`, `new_engine(options)`, `client_id_problem(id)`, and what
-/// [`words::register`] and [`web::register`] add.
+/// [`words::register`], [`serialize::register`] and [`web::register`] add.
 pub fn open(lua: &Lua) -> Result<Table> {
     let exports = lua.create_table()?;
     exports.set("version", crate::VERSION)?;
@@ -112,6 +113,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         lua.create_function(|_, id: LuaString| Ok(client_id_problem(&id.as_bytes())))?,
     )?;
     words::register(lua, &exports)?;
+    serialize::register(lua, &exports)?;
     web::register(lua, &exports)?;
     Ok(exports)
 }
