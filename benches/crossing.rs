@@ -138,7 +138,7 @@ fn bench_crossing(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("list_serialized_cam", n), &(), |b, ()| {
             b.iter(|| {
                 let clients: Table = list_stanza.call((&account, &moment, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
-                let bytes: mlua::String = serialize_stanza.call((&clients, &stanza_mt)).unwrap();
+                let bytes: mlua::LuaString = serialize_stanza.call((&clients, &stanza_mt)).unwrap();
                 bytes.as_bytes().len()
             })
         });
@@ -146,14 +146,14 @@ fn bench_crossing(c: &mut Criterion) {
         let list_xml: Function = account.get("list_xml").unwrap();
         group.bench_with_input(BenchmarkId::new("list_xml_cam", n), &(), |b, ()| {
             b.iter(|| {
-                let bytes: mlua::String = list_xml.call((&account, &moment, "urn:xmpp:cam:0", "<iq type='result' id='x'>")).unwrap();
+                let bytes: mlua::LuaString = list_xml.call((&account, &moment, "urn:xmpp:cam:0", "<iq type='result' id='x'>")).unwrap();
                 bytes.as_bytes().len()
             })
         });
         group.bench_with_input(BenchmarkId::new("list_lua_tostring_cam", n), &(), |b, ()| {
             b.iter(|| {
                 let clients: Table = list_stanza.call((&account, &moment, "urn:xmpp:cam:0", &stanza_mt)).unwrap();
-                let bytes: mlua::String = stanza_tostring.call(&clients).unwrap();
+                let bytes: mlua::LuaString = stanza_tostring.call(&clients).unwrap();
                 bytes.as_bytes().len()
             })
         });

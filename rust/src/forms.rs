@@ -2,6 +2,9 @@
 //! forms (XEP-0004) described as data, and the short answers they end with. The Lua module
 //! turns a [`Form`] into util.dataforms and acts on what comes back.
 
+use crate::listing::Entry;
+use crate::text::describe_entry;
+
 pub const XMLNS_MANAGE_CLIENTS: &str = "xmpp:prosody.im/protocol/manage-clients";
 
 /// A command the module offers.
@@ -47,6 +50,11 @@ impl Command {
 pub struct Choice {
     pub label: String,
     pub value: String,
+}
+
+/// The choices of "Manage clients": each listed client, by its listed id.
+pub fn client_choices(entries: &[Entry]) -> Vec<Choice> {
+    entries.iter().map(|entry| Choice { label: describe_entry(entry), value: entry.listed_id() }).collect()
 }
 
 /// A field of a form, as util.dataforms lays it out.

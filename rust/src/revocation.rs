@@ -90,6 +90,13 @@ pub struct RevocationPlan {
     pub not_found: Vec<String>,
 }
 
+impl RevocationPlan {
+    /// How many streams the plan closes.
+    pub fn closed_streams(&self) -> usize {
+        self.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count()
+    }
+}
+
 /// What a plan must never touch: the requester's own session, client and grant when it signs
 /// out everything else.
 #[derive(Debug, Default)]

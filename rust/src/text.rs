@@ -272,6 +272,13 @@ pub fn revocation_report(plan: &RevocationPlan, label: impl Fn(&str) -> String, 
     Report { level: if clean { "info" } else { "warn" }, text: lines.join("\n") }
 }
 
+/// Both reports of a plan from an ad-hoc command, its clients named as `entries` list them:
+/// what it did, and what it could not finish.
+pub fn plan_reports(plan: &RevocationPlan, entries: &[Entry], closed_others: usize) -> (Report, Report) {
+    let label = |id: &str| entries.iter().find(|e| e.listed_id() == id).map_or_else(|| id.to_owned(), describe_entry);
+    (revocation_report(plan, label, false, closed_others), revocation_report(plan, label, true, closed_others))
+}
+
 /// The question "Sign out all other clients" asks before doing anything.
 pub fn sign_out_question(plan: &RevocationPlan, connections: usize) -> String {
     format!(

@@ -14,9 +14,10 @@ use crate::driver::{Driver, ReadResult, Stored};
 use crate::listing::list_entries;
 use crate::model::AccountFacts;
 use crate::render::{render_clients, Protocol};
-use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others, Action, RevocationPlan};
+use crate::forms::client_choices;
+use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others};
 use crate::notices::{Announcement, NoticeGates};
-use crate::text::{client_listing, describe_entry, revocation_report, sign_out_question, Report};
+use crate::text::{client_listing, plan_reports, sign_out_question};
 
 /// The driver of a module instance, shared by its account handles.
 pub type SharedDriver = Rc<RefCell<Driver>>;
@@ -38,13 +39,6 @@ fn not_ready(reason: NotReady) -> &'static str {
         NotReady::RecordsMissing => "records-missing",
         NotReady::Deleted => "deleted",
     }
-}
-
-/// Both reports of a plan from an ad-hoc command: what it did, and what it could not finish.
-fn reports(plan: &RevocationPlan, facts: &AccountFacts, closed_others: usize) -> (Report, Report) {
-    let entries = list_entries(facts);
-    let label = |id: &str| entries.iter().find(|e| e.listed_id() == id).map_or_else(|| id.to_owned(), describe_entry);
-    (revocation_report(plan, label, false, closed_others), revocation_report(plan, label, true, closed_others))
 }
 
 /// The facts at `moment`, refusing parts never read: a caller that skipped reading what
@@ -214,12 +208,12 @@ impl UserData for AccountHandle {
         methods.add_method_mut("client_options", |lua, this, moment: Table| {
             let moment = decode_moment(&moment)?;
             this.with(|account, _| {
-                let entries = list_entries(facts_at(account, moment, true)?);
-                let options = lua.create_table_with_capacity(entries.len(), 0)?;
-                for (index, entry) in entries.iter().enumerate() {
+                let choices = client_choices(&list_entries(facts_at(account, moment, true)?));
+                let options = lua.create_table_with_capacity(choices.len(), 0)?;
+                for (index, choice) in choices.into_iter().enumerate() {
                     let option = lua.create_table()?;
-                    option.raw_set("value", entry.listed_id())?;
-                    option.raw_set("label", describe_entry(entry))?;
+                    option.raw_set("value", choice.value)?;
+                    option.raw_set("label", choice.label)?;
                     options.raw_seti(index + 1, option)?;
                 }
                 Ok(options)
@@ -246,7 +240,7 @@ impl UserData for AccountHandle {
             let (plan, reports) = this.with(|account, _| {
                 facts_at(account, moment, true).map(|facts| {
                     let plan = plan_selection(facts, &ids);
-                    let reports = reports(&plan, facts, 0);
+                    let reports = plan_reports(&plan, &list_entries(facts), 0);
                     (plan, reports)
                 })
             })?;
@@ -259,8 +253,8 @@ impl UserData for AccountHandle {
             let (plan, reports, closed) = this.with(|account, _| {
                 facts_at(account, moment, true).map(|facts| {
                     let plan = plan_sign_out_others(facts, requester);
-                    let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
-                    let reports = reports(&plan, facts, closed);
+                    let closed = plan.closed_streams();
+                    let reports = plan_reports(&plan, &list_entries(facts), closed);
                     (plan, reports, closed)
                 })
             })?;

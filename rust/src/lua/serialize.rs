@@ -236,7 +236,7 @@ unsafe fn copy_attrs_as_cloned(state: *mut ffi::lua_State, element: c_int, attr_
 /// `tostring(stanza)` as Prosody would make it, or `None` when only Prosody can (see the
 /// module documentation). With `as_queued`, the attribute tables are first replaced as
 /// mod_smacks's copy has them (see [`copy_attrs_as_cloned`]).
-pub fn serialize_stanza<'lua>(lua: &'lua Lua, stanza: &Table, stanza_mt: &Table, as_queued: bool) -> Result<Option<LuaString>> {
+pub fn serialize_stanza(lua: &Lua, stanza: &Table, stanza_mt: &Table, as_queued: bool) -> Result<Option<LuaString>> {
     if as_queued {
         // SAFETY: the closure only reads and sets raw fields of the tree and pops what it pushed.
         unsafe {

@@ -71,7 +71,7 @@ fn with_facts<R>(
 }
 
 fn sign_out_plan(account: &mut AccountHandle, moment: &Table, grant: String) -> Result<(RevocationPlan, usize)> {
-    with_facts(account, moment, Some(grant), |facts, requester| answers::sign_out(facts, requester))
+    with_facts(account, moment, Some(grant), answers::sign_out)
 }
 
 /// `{ account = jid, csrf, grant_id, notice = code }` of a logged-in page.

@@ -7,7 +7,7 @@ use super::limiter::{Limit, LoginLimiter};
 use super::{html_response, redirect, Notice, Response, WebPolicy};
 use crate::listing::Entry;
 use crate::model::{AccountFacts, SessionFact};
-use crate::revocation::{plan_sign_out_others, Action, RevocationPlan};
+use crate::revocation::{plan_sign_out_others, RevocationPlan};
 use crate::text::sign_out_question;
 
 /// The module's `client_management_web_*` options as configured: each `None` when unset.
@@ -82,7 +82,7 @@ pub fn add_requester(sessions: &mut Vec<SessionFact>, grant: Option<String>) -> 
 /// closes.
 pub fn sign_out(facts: &AccountFacts, requester: usize) -> (RevocationPlan, usize) {
     let plan = plan_sign_out_others(facts, requester);
-    let closed = plan.actions.iter().filter(|a| matches!(a, Action::CloseSession { .. })).count();
+    let closed = plan.closed_streams();
     (plan, closed)
 }
 
