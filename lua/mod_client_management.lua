@@ -251,7 +251,7 @@ end
 -- Returns whether every read and write worked, whether the core refused a prepared request,
 -- and the parts that could not be read -> error. A revocation's `request` carries its plan out
 -- (`request.carry_out(plan, streams)` → whether every step worked) and gets its answer
--- (`request.error`).
+-- (`request.error`); a list's `request` gets its `<clients>` (`request.clients`).
 local needs_no_streams = { prepare = true; credentials = true; deleted = true };
 
 function drive(username, event, request)
@@ -300,6 +300,8 @@ function drive(username, event, request)
 				refused = action.refused;
 			elseif kind == "carry_out" then
 				answer = { type = "carried_out"; complete = request.carry_out(action.plan, streams) };
+			elseif kind == "listing" then
+				request.clients = action.clients;
 			elseif kind == "answer" then
 				request.error = action.error;
 			elseif kind == "log" then
@@ -496,26 +498,22 @@ local function handle_list(event)
 		origin.send(st.error_reply(stanza, refusal));
 		return true;
 	end
-	local username = origin.username;
-	local account = get_account(username);
-	local ok, clients = false, "storage unreadable";
-	local reply = st.reply(stanza);
-	local as_xml = nobody_reads_stanzas(origin);
-	if not read_missing(username, account, "listing") then
-		ok, clients = pcall(as_xml and account.list_xml or account.list_stanza, account, (moment_of(username)),
-			stanza.tags[1].attr.xmlns, as_xml and reply:top_tag() or stanza_mt);
-	end
-	if not ok then
-		module:log("error", "Unable to list clients of %s: %s", username, tostring(clients));
+	local username, request = origin.username, {};
+	local ok, err = pcall(drive, username, { type = "list"; xmlns = stanza.tags[1].attr.xmlns }, request);
+	local clients = ok and request.clients;
+	if not clients then
+		module:log("error", "Unable to list clients of %s: %s", username, tostring(ok and request.error or err));
 		origin.send(st.error_reply(stanza, core.error("list-failed")));
 		return true;
 	end
-	if as_xml then -- the whole reply, its start tag made by util.stanza
-		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #clients);
-		origin.send(clients);
+	local reply = st.reply(stanza);
+	if nobody_reads_stanzas(origin) then -- the whole reply, its start tag made by util.stanza
+		local xml = clients:xml(reply:top_tag());
+		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #xml);
+		origin.send(xml);
 		return true;
 	end
-	reply:add_direct_child(clients); -- returns nothing in 13.0.x, so no chaining
+	reply:add_direct_child(clients:stanza(stanza_mt)); -- returns nothing in 13.0.x, so no chaining
 	send_list_reply(origin, reply);
 	return true;
 end

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, Purpose, WriteBatch, WriteTiming};
 use crate::model::{ClientRecord, FastToken, Grant};
 use crate::notices::{Announcement, Flush, NoticeGates};
+use crate::listing::list_entries;
+use crate::render::{render_clients, Element, Protocol};
 use crate::revocation::{plan_revocation, RevocationPlan};
 
 /// Identifies a stream across events (Prosody's `session.id`); matched against
@@ -54,6 +56,8 @@ pub enum Event {
     Login { stream: StreamKey, login: Box<Login> },
     /// A request (list, revoke, ad-hoc, shell, web) needs the account's facts for `purpose`.
     Prepare(Purpose),
+    /// List the account's clients in `protocol` (a list iq).
+    List { protocol: Protocol },
     /// Revoke what `selector` names (`client/…`, `grant/…`, `software/…`).
     Revoke { selector: String },
     /// The plan of [`Action::CarryOut`] was carried out; `complete`: every step worked.
@@ -100,8 +104,10 @@ pub enum Action {
     /// Carry out this revocation plan (FAST tokens, grants, then streams) and answer with
     /// [`Event::CarriedOut`].
     CarryOut(RevocationPlan),
+    /// A list request's `<clients>` element.
+    Listing(Element),
     /// The request's answer: success, or the name of its error (`item-not-found`,
-    /// `password-reset-required`, `internal-server-error`).
+    /// `password-reset-required`, `internal-server-error`; a list's `list-failed`).
     Answer { error: Option<&'static str> },
     /// Something the admin should know (a read or write failed, stored items were malformed).
     Log { level: LogLevel, message: String },
@@ -301,7 +307,7 @@ impl Driver {
                 let error = if complete { planned.flatten() } else { Some("internal-server-error") };
                 actions.push(Action::Answer { error });
             }
-            Event::Login { .. } | Event::Prepare(_) | Event::Revoke { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
+            Event::Login { .. } | Event::Prepare(_) | Event::List { .. } | Event::Revoke { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
                 let slot = self.slot(username);
                 match &event {
                     Event::Tick => slot.timer = false,
@@ -332,6 +338,7 @@ impl Driver {
         }
         let purpose = match &event {
             Event::Prepare(purpose) => Some(*purpose),
+            Event::List { .. } => Some(Purpose::Listing),
             Event::Revoke { .. } => Some(Purpose::Change),
             Event::Login { .. } | Event::NoticesDue => Some(Purpose::Login),
             _ => (!slot.unrecorded.is_empty()).then_some(Purpose::Login),
@@ -360,6 +367,15 @@ impl Driver {
             Event::Prepare(purpose) => {
                 let refused = refuses(purpose, &slot.failed);
                 actions.push(Action::Prepared { refused });
+                false
+            }
+            Event::List { protocol } => {
+                // A list shows every part or nothing (see `refuses`).
+                if refuses(Purpose::Listing, &slot.failed) {
+                    actions.push(Action::Answer { error: Some("list-failed") });
+                } else {
+                    actions.push(Action::Listing(render_clients(&list_entries(slot.account.facts_at(moment.clone())), protocol)));
+                }
                 false
             }
             Event::Revoke { selector } => {

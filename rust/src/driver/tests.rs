@@ -80,6 +80,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::Notify { .. } => "notify",
             Action::Prepared { .. } => "prepared",
             Action::CarryOut(_) => "carry-out",
+            Action::Listing(_) => "listing",
             Action::Answer { .. } => "answer",
             Action::Log { .. } => "log",
         })
@@ -411,3 +412,31 @@ fn a_revocation_reads_afresh_plans_is_carried_out_and_answers_with_the_error_tha
     driver.handle("u", everything(Vec::new()), moment());
     assert_eq!(driver.handle("u", Event::CarriedOut { complete: false }, moment()), [Action::Answer { error: Some("internal-server-error") }]);
 }
+
+#[test]
+fn a_list_reads_every_part_once_and_answers_with_its_clients_or_refuses() {
+    let mut driver = Driver::new(policy());
+    let list = || Event::List { protocol: Protocol::Cam };
+    // Nothing in memory: every part is read, in one round, then the listing.
+    assert_eq!(kinds(&driver.handle("u", list(), moment())), ["read"]);
+    let actions = driver.handle("u", everything(vec![record("pw")]), moment());
+    let [Action::Listing(clients)] = &actions[..] else { panic!("{actions:?}") };
+    assert_eq!(clients.name, "clients");
+    assert_eq!(clients.children.len(), 1, "the one password client: {clients:?}");
+    // In memory and fresh: answered at once, nothing read.
+    assert_eq!(kinds(&driver.handle("u", list(), moment())), ["listing"]);
+
+    // A part that cannot be read: nothing is listed (a list without the grants would hide
+    // clients), and the answer says why.
+    let mut driver = Driver::new(policy());
+    driver.handle("u", list(), moment());
+    let no_grants = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(vec![record("pw")]), skipped: 0 },
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", no_grants, moment());
+    assert_eq!(kinds(&actions), ["log", "answer"]);
+    assert_eq!(actions.last(), Some(&Action::Answer { error: Some("list-failed") }));
+}
+

@@ -8,7 +8,7 @@ use mlua::{LuaString, Result, Table, UserData, UserDataMethods};
 
 use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_record};
 use super::encode::{entry_table, login_outcome_table, plan_table};
-use super::stanza::element_to_stanza;
+use super::stanza::{element_to_stanza, reply_xml};
 use crate::account::{Account, Moment, NotReady, Part};
 use crate::driver::{Driver, ReadResult, Stored};
 use crate::listing::list_entries;
@@ -167,18 +167,11 @@ impl UserData for AccountHandle {
         methods.add_method_mut("list_stanza", |lua, this, (moment, xmlns, stanza_mt): (Table, LuaString, Table)| {
             element_to_stanza(lua, &this.clients_element(&moment, &xmlns)?, &stanza_mt)
         });
-        // `account:list_xml(moment, xmlns, start_tag)` → the whole reply as serialized XML:
-        // `start_tag`, the same `<clients>` as `list_stanza`'s, `</iq>`. For a stream on which no
-        // `stanzas/out` filter could read the stanza (issue 16): no Lua tree, and one Lua string
-        // (the collector's work grows with what is allocated).
+        // `account:list_xml(moment, xmlns, start_tag)` → the whole reply as serialized XML (see
+        // stanza::reply_xml). The module lists through the driver (`{ type = "list" }`); these
+        // two serve benches and tests.
         methods.add_method_mut("list_xml", |lua, this, (moment, xmlns, start_tag): (Table, LuaString, LuaString)| {
-            let clients = this.clients_element(&moment, &xmlns)?.to_xml();
-            let start_tag = start_tag.as_bytes();
-            let mut reply = Vec::with_capacity(start_tag.len() + clients.len() + 5);
-            reply.extend_from_slice(&start_tag);
-            reply.extend_from_slice(clients.as_bytes());
-            reply.extend_from_slice(b"</iq>");
-            lua.create_string(reply)
+            reply_xml(lua, &this.clients_element(&moment, &xmlns)?, &start_tag.as_bytes())
         });
         // `account:active_clients(moment)` → entries in the community module's shape.
         methods.add_method_mut("active_clients", |lua, this, moment: Table| {

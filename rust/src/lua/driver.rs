@@ -1,15 +1,17 @@
 //! The driver's events in and actions out, as Lua tables: `engine:handle(username, event,
 //! moment)` (docs/ARCHITECTURE.md, "The driver").
 
-use mlua::{Lua, Result, Table, Value};
+use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use super::account::decode_stored;
 use super::decode::{decode_login, grant_user_agent};
 use super::encode::{plan_table, record_table};
+use super::stanza::{element_to_stanza, reply_xml};
 use crate::account::{CacheEvent, Moment};
 use crate::driver::{Action, Event, LogLevel, ReadResult};
 use crate::model::timestamp_from_f64;
 use crate::notices::Announcement;
+use crate::render::{Element, Protocol};
 use crate::account::{Part, Purpose};
 
 fn runtime(message: String) -> mlua::Error {
@@ -30,7 +32,7 @@ fn part_named(name: &str) -> Result<Part> {
 }
 
 /// `{ type = "login", stream, login }` | `{ type = "prepare", purpose = "listing" | "change" |
-/// "login" }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
+/// "login" }` | `{ type = "list", xmlns }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
 /// `{ type = "read", results = { { part, data, error } },
 /// roles }` | `{ type = "written", serial, error }` | `{ type = "tick" }` |
 /// `{ type = "notices_due" }` | `{ type = "credentials", name }` (mod_tokenauth's event name,
@@ -70,6 +72,11 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
             let selector: Option<mlua::LuaString> = table.raw_get("selector")?;
             Event::Revoke { selector: selector.and_then(|s| s.to_str().ok().map(|s| s.to_owned())).unwrap_or_default() }
         }
+        "list" => {
+            let xmlns: LuaString = table.raw_get("xmlns")?;
+            let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
+            Event::List { protocol }
+        }
         "carried_out" => Event::CarriedOut { complete: table.raw_get("complete")? },
         "tick" => Event::Tick,
         "notices_due" => Event::NoticesDue,
@@ -90,10 +97,22 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
     })
 }
 
+/// A list reply's `<clients>`, made into what the stream needs.
+struct Listing(Element);
+
+impl UserData for Listing {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        // `listing:stanza(stanza_mt)` → the `<clients>` util.stanza object.
+        methods.add_method("stanza", |lua, this, stanza_mt: Table| element_to_stanza(lua, &this.0, &stanza_mt));
+        // `listing:xml(start_tag)` → the whole reply as serialized XML (stanza::reply_xml).
+        methods.add_method("xml", |lua, this, start_tag: LuaString| reply_xml(lua, &this.0, &start_tag.as_bytes()));
+    }
+}
+
 /// Each action as `{ type, … }`: `read` (`parts`), `write` (`serial`, `changes` = id → record,
 /// or `remove` for deleted ones), `timer` / `notice_timer` (`after`), `new_client` (`client`,
 /// `stream`), `notify` (`streams`, `text`), `prepared` (`refused`), `carry_out`
-/// (`plan`, see encode::plan_table), `answer` (`error`), `log` (`level`, `message`).
+/// (`plan`, see encode::plan_table), `listing` (`clients`: see [`Listing`]), `answer` (`error`), `log` (`level`, `message`).
 pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<Table> {
     let list = lua.create_table_with_capacity(actions.len(), 0)?;
     for (index, action) in actions.into_iter().enumerate() {
@@ -136,6 +155,10 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
             Action::CarryOut(plan) => {
                 item.raw_set("type", "carry_out")?;
                 item.raw_set("plan", plan_table(lua, &plan, None)?)?;
+            }
+            Action::Listing(clients) => {
+                item.raw_set("type", "listing")?;
+                item.raw_set("clients", Listing(clients))?;
             }
             Action::Answer { error } => {
                 item.raw_set("type", "answer")?;

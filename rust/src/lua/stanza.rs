@@ -169,3 +169,16 @@ pub fn element_to_stanza(lua: &Lua, element: &Element, stanza_mt: &Table) -> Res
         })
     }
 }
+
+/// The whole list reply as serialized XML: `start_tag` (the iq's, made by util.stanza), the
+/// `<clients>` element, `</iq>`. For a stream on which no `stanzas/out` filter could read the
+/// stanza (docs/ARCHITECTURE.md, "The list reply"): no Lua tree, and one Lua string (the
+/// collector's work grows with what is allocated).
+pub fn reply_xml(lua: &Lua, clients: &Element, start_tag: &[u8]) -> Result<mlua::LuaString> {
+    let clients = clients.to_xml();
+    let mut reply = Vec::with_capacity(start_tag.len() + clients.len() + 5);
+    reply.extend_from_slice(start_tag);
+    reply.extend_from_slice(clients.as_bytes());
+    reply.extend_from_slice(b"</iq>");
+    lua.create_string(reply)
+}
