@@ -220,6 +220,11 @@ fn render_client(entry: &Entry, protocol: Protocol) -> Element {
 }
 
 /// `<clients xmlns=…>` with one `<client>` per entry, in list order.
+/// The `<clients>` element of a list request: the account's listing, in `protocol`.
+pub fn render_listing(facts: &crate::model::AccountFacts, protocol: Protocol) -> Element {
+    render_clients(&crate::listing::list_entries(facts), protocol)
+}
+
 pub fn render_clients(entries: &[Entry], protocol: Protocol) -> Element {
     let mut clients = Element::new("clients").attr("xmlns", protocol.namespace());
     clients.children.reserve(entries.len());

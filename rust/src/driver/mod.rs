@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, Purpose, WriteBatch, WriteTiming};
 use crate::model::{ClientRecord, FastToken, Grant};
 use crate::notices::{Announcement, Flush, NoticeGates};
-use crate::listing::list_entries;
-use crate::render::{render_clients, Element, Protocol};
+use crate::render::{render_listing, Element, Protocol};
 use crate::revocation::{plan_revocation, RevocationPlan};
 
 /// Identifies a stream across events (Prosody's `session.id`); matched against
@@ -374,7 +373,7 @@ impl Driver {
                 if refuses(Purpose::Listing, &slot.failed) {
                     actions.push(Action::Answer { error: Some("list-failed") });
                 } else {
-                    actions.push(Action::Listing(render_clients(&list_entries(slot.account.facts_at(moment.clone())), protocol)));
+                    actions.push(Action::Listing(render_listing(slot.account.facts_at(moment.clone()), protocol)));
                 }
                 false
             }

@@ -6,14 +6,14 @@ use std::rc::Rc;
 
 use mlua::{LuaString, Result, Table, UserData, UserDataMethods};
 
-use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_record};
+use super::decode::{decode_fast_tokens, decode_grant, decode_login, decode_map, decode_moment, decode_protocol, decode_record};
 use super::encode::{entry_table, login_outcome_table, plan_table};
 use super::stanza::{element_to_stanza, reply_xml};
 use crate::account::{Account, Moment, NotReady, Part};
 use crate::driver::{Driver, ReadResult, Stored};
 use crate::listing::list_entries;
 use crate::model::AccountFacts;
-use crate::render::{render_clients, Protocol};
+use crate::render::render_listing;
 use crate::forms::client_choices;
 use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others};
 use crate::notices::{Announcement, NoticeGates};
@@ -89,9 +89,9 @@ impl AccountHandle {
 
     /// The `<clients>` element of the list in the protocol of `xmlns`, at `moment`.
     fn clients_element(&mut self, moment: &Table, xmlns: &LuaString) -> Result<crate::render::Element> {
-        let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
+        let protocol = decode_protocol(xmlns)?;
         let moment = decode_moment(moment)?;
-        self.with(|account, _| facts_at(account, moment, true).map(|facts| render_clients(&list_entries(facts), protocol)))
+        self.with(|account, _| facts_at(account, moment, true).map(|facts| render_listing(facts, protocol)))
     }
 
     /// A detached account with changes to store goes to the driver, which stores them.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use mlua::{LuaString, Result, Table, Value};
 
 use crate::account::{Login, Moment, Policy};
+use crate::render::Protocol;
 use crate::model::{timestamp_from_f64, ClientRecord, FastToken, Grant, GrantToken, SessionFact, Timestamp, UserAgent};
 
 /// A stored value had the wrong type; the item holding it is skipped.
@@ -257,6 +258,11 @@ fn field<T>(table: &Table, key: &str, convert: fn(Value) -> Field<T>) -> Result<
 
 /// `{ sessions = { { full_jid, client_id, grant_id }, … }, password_updated,
 /// account_role_priority, now }`. A session's index is its position in `sessions`.
+/// The protocol of a list request's namespace.
+pub fn decode_protocol(xmlns: &LuaString) -> Result<Protocol> {
+    Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| mlua::Error::runtime("client_management: unknown protocol namespace"))
+}
+
 pub fn decode_moment(table: &Table) -> Result<Moment> {
     let (mut sessions, mut stream_keys) = (Vec::new(), Vec::new());
     if let Some(list) = field(table, "sessions", as_table)? {

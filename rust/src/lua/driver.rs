@@ -4,14 +4,14 @@
 use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use super::account::decode_stored;
-use super::decode::{decode_login, grant_user_agent};
+use super::decode::{decode_login, decode_protocol, grant_user_agent};
 use super::encode::{plan_table, record_table};
 use super::stanza::{element_to_stanza, reply_xml};
 use crate::account::{CacheEvent, Moment};
 use crate::driver::{Action, Event, LogLevel, ReadResult};
 use crate::model::timestamp_from_f64;
 use crate::notices::Announcement;
-use crate::render::{Element, Protocol};
+use crate::render::Element;
 use crate::account::{Part, Purpose};
 
 fn runtime(message: String) -> mlua::Error {
@@ -73,9 +73,7 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
             Event::Revoke { selector: selector.and_then(|s| s.to_str().ok().map(|s| s.to_owned())).unwrap_or_default() }
         }
         "list" => {
-            let xmlns: LuaString = table.raw_get("xmlns")?;
-            let protocol = Protocol::from_namespace(&xmlns.to_str()?).ok_or_else(|| runtime("unknown protocol namespace".to_owned()))?;
-            Event::List { protocol }
+            Event::List { protocol: decode_protocol(&table.raw_get("xmlns")?)? }
         }
         "carried_out" => Event::CarriedOut { complete: table.raw_get("complete")? },
         "tick" => Event::Tick,
