@@ -39,8 +39,11 @@ test-e2e-all: plugin dist
 # The e2e suite against Prosody trunk, built (once per tarball, into build/trunk/) from
 # ../shared/prosody-trunk/*.tar.gz or TRUNK_TARBALL=/path/to/snapshot.tar.gz, on internal storage
 # (E2E_STORAGES to choose), with only mod_sasl2* of prosody-modules beside it.
+# Its captures (build/e2e-captures-trunk/) go through the same parsers as test-cam-captures.
 test-trunk: deps plugin dist
 	E2E_REQUIRE_DIST=1 E2E_PROSODY=trunk tests/e2e/run-all.sh
+	CAM_CAPTURE_DIR=build/e2e-captures-trunk/cam ADHOC_CAPTURE_DIR=build/e2e-captures-trunk/adhoc \
+		cargo test --test cam_captures --test adhoc_captures
 
 # Just build that trunk (prints its directory: env, BUILD-INFO, prefix/).
 trunk: deps
