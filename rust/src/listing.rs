@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use crate::access::{live_tokens, AccessContext, AccessPaths};
-use crate::model::{timestamp_from_f64, AccountFacts, Grant, Timestamp, UserAgent};
+use crate::model::{timestamp_from_f64, AccountFacts, ClientRecord, Grant, Timestamp, UserAgent};
 use crate::sanitize::{canonical_id, for_people};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +203,46 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
 
     entries.sort_unstable_by(compare_entries);
     entries
+}
+
+/// One listed entry with what it came from, owned: what the public API
+/// (`get_active_clients`) shows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientEntry {
+    pub listed_id: String,
+    pub kind: EntryKind,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    pub expires: Option<Timestamp>,
+    pub permission: Permission,
+    pub access: AccessPaths,
+    pub user_agent: UserAgent,
+    /// The client's record (a `client/…` entry).
+    pub record: Option<ClientRecord>,
+    /// The grant it has access with, if any.
+    pub grant: Option<Grant>,
+}
+
+/// [`list_entries`], owned.
+pub fn client_entries(facts: &AccountFacts) -> Vec<ClientEntry> {
+    list_entries(facts)
+        .iter()
+        .map(|entry| ClientEntry {
+            listed_id: entry.listed_id(),
+            kind: entry.kind,
+            first_seen: entry.first_seen,
+            last_seen: entry.last_seen,
+            expires: entry.expires,
+            permission: entry.permission,
+            access: entry.access,
+            user_agent: entry.user_agent.clone(),
+            record: match entry.source {
+                Source::Record(index) => Some(facts.records[index].clone()),
+                Source::Grant(_) => None,
+            },
+            grant: entry.access.grant.map(|index| facts.grants[index].clone()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
