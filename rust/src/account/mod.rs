@@ -124,10 +124,6 @@ impl Account {
         }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     pub fn records_loaded(&self) -> bool {
         self.records_loaded
     }

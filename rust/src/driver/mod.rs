@@ -274,10 +274,6 @@ impl Driver {
         Driver { policy, cache_size: policy.cache_size.max(1), slots: HashMap::new(), clock: 0, gates: NoticeGates::default() }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// The account if it is in memory, without making it recent.
     pub fn cached(&mut self, username: &str) -> Option<&mut Account> {
         self.slots.get_mut(username).map(|slot| &mut slot.account)
