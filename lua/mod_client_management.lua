@@ -136,8 +136,6 @@ end
 
 local part_stores = { records = client_store, grants = grant_store, fast_tokens = fast_token_store };
 
-local drive; -- below: hands the core's driver an event and carries out its answer
-
 -- The SASL2 `<user-agent id>` a stream authenticated with, if it named one.
 local function client_id_of(session)
 	local id = session.client_id;
@@ -206,7 +204,7 @@ end
 -- a question's reply (`request.reply`).
 local needs_no_streams = { credentials = true; deleted = true };
 
-function drive(username, event, request)
+local function drive(username, event, request)
 	local moment, streams;
 	if needs_no_streams[event.type] then
 		moment, streams = { now = time_now() }, {};

@@ -81,8 +81,7 @@ pub enum Event {
     GrantCreated(Announcement),
     /// The account was deleted: nothing of it stays, nothing is written again.
     AccountDeleted,
-    /// Store what can be stored now: the module unloads, the server stops, or a host-wide
-    /// prune changed records.
+    /// Store what can be stored now: the module unloads, or the server stops.
     StoreNow,
 }
 
