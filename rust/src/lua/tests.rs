@@ -319,6 +319,34 @@ fn questions_are_answered_or_refused_as_lua_data() {
 }
 
 #[test]
+fn walks_answer_each_account_as_lua_data() {
+    let lua = lua_with_core();
+    let (summary, lines, pruned, pending): (String, String, i64, i64) = lua
+        .load(
+            r#"
+            local stats = core.new_software_stats()
+            local function record(id, software)
+                return { id = id, mechanisms = { PLAIN = 150 }, user_agent = { software = software } }
+            end
+            for name, records in pairs({ a = { x = record("x", "Chat"), y = record("y", "Chat") }, b = { z = record("z", "Chat") } }) do
+                local seen = drive(name, { type = "ask", question = "software_stats" }, { records = records })
+                stats:add(seen.reply[1].stats)
+            end
+            local old = { id = "old", last_seen = 1000 } -- no way in left, past retention
+            local seen = drive("c", { type = "ask", question = "prune" }, { records = { old = old } })
+            return stats:summary(), table.concat(stats:lines(80), "\n"), seen.reply[1].pruned.deleted, #seen.write
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(summary, "3 client(s) on 2 account(s)");
+    assert!(lines.contains("Chat"), "{lines}");
+    assert_eq!((pruned, pending), (1, 1), "stored at once");
+    let pending: i64 = lua.load(r#"return #engine:pending()"#).eval().unwrap();
+    assert_eq!(pending, 0, "nothing left to store");
+}
+
+#[test]
 fn grant_roles_and_validity_come_through() {
     let lua = lua_with_core();
     let (ids, permission, restricted): (String, String, String) = lua
