@@ -300,11 +300,14 @@ mod tests {
                 ..Default::default()
             }],
             grants: vec![Grant { id: "g".into(), created: Some(60.0), accessed: Some(120.0), ..Default::default() }],
-            moment: Moment { sessions: vec![SessionFact {
-                full_jid: Some("u@h/r".into()),
-                client_id: Some("laptop".into()),
+            moment: Moment {
+                sessions: vec![SessionFact {
+                    full_jid: Some("u@h/r".into()),
+                    client_id: Some("laptop".into()),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }], ..Default::default() },
+            },
             ..Default::default()
         }
     }
