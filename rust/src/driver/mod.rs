@@ -546,8 +546,10 @@ impl Driver {
                 return false;
             }
             Question::Web { request, view } => {
-                // The requester (a web session, an API token) holds a grant, and no stream.
-                let requester = answers::add_requester(&mut moment.sessions, view.grant.clone());
+                // A sign-out spares the requester (a web session, an API token): it holds a
+                // grant, and no stream.
+                let grant = if request.changes() { view.grant.clone() } else { None };
+                let requester = answers::add_requester(&mut moment.sessions, grant);
                 let facts: &AccountFacts = account.facts_at(moment);
                 if request.signs_out() {
                     let (plan, closed) = answers::sign_out(facts, requester);
