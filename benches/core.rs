@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use client_management::ids::fast_token_key_prefix;
 use client_management::listing::list_entries;
-use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
+use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, Moment, SessionFact, UserAgent};
 use client_management::render::{render_clients, Protocol};
 use client_management::revocation::plan_revocation;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -12,10 +12,13 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 /// N clients, a quarter each: password, FAST, OAuth (with grant), stale; plus N/10 idle grants.
 pub fn account(n: usize) -> AccountFacts {
     let mut facts = AccountFacts {
-        now: 1_800_000_000.0,
-        password_updated: Some(1_700_000_000),
-        account_role_priority: Some(35),
         fast_tokens: HashMap::new(),
+        moment: Moment {
+            now: 1_800_000_000.0,
+            password_updated: Some(1_700_000_000),
+            account_role_priority: Some(35),
+            ..Default::default()
+        },
         ..Default::default()
     };
     for i in 0..n {
@@ -69,8 +72,8 @@ pub fn account(n: usize) -> AccountFacts {
         });
     }
     for i in (0..n).step_by(50) {
-        facts.sessions.push(SessionFact {
-            index: facts.sessions.len() + 1,
+        facts.moment.sessions.push(SessionFact {
+            index: facts.moment.sessions.len() + 1,
             full_jid: Some(format!("user@example.com/res-{i}")),
             client_id: Some(format!("client-{i:06}")),
             grant_id: None,

@@ -13,7 +13,7 @@ local xmlns_commands = "http://jabber.org/protocol/commands";
 local host = module.host;
 
 -- What the main file hands over (see the end of this file).
-local core, over_budget, get_account, read_missing, moment_of, carry_out, close_stream;
+local core, over_budget, ask, stream_key, close_stream;
 
 local function requesting_account(data, permission)
 	local origin = data.origin;
@@ -31,15 +31,18 @@ local function completed(note)
 	return { status = "completed", [note.level] = note.level == "error" and { message = note.text } or note.text };
 end
 
-local function unreadable()
-	return completed(core.adhoc_note("unreadable"));
-end
-
-local function carry_out_for(data, account, plan, streams)
-	local later, complete = carry_out(data.origin.username, account, plan, streams, data.origin);
+-- Asks the core for the requester's account: a form to show, or a plan it carries out and then
+-- reports on (or, when the account could not be read, says so).
+local function ask_for(data, question)
+	local request = ask(data.origin.username, question, data.origin);
+	local later = request.later;
 	-- The requester signed itself out: it hears the answer, then goes.
 	if #later > 0 then module:add_timer(0, function () for _, s in ipairs(later) do close_stream(s); end end); end
-	return completed(complete and plan.report or plan.failure_report);
+	local reply = request.reply;
+	if reply and reply.form then
+		return { status = "executing", actions = { "complete", default = "complete" }, form = dataforms.new(reply.form) };
+	end
+	return completed(reply and reply.note or core.adhoc_note("unreadable"));
 end
 
 -- What a command step asks for, as the core reads XEP-0050 (cancel, show the form, act on a
@@ -58,51 +61,33 @@ end
 local handlers = {};
 
 function handlers.manage(_, data)
-	local step, answer, username = command_step(data, ":list-clients");
+	local step, answer = command_step(data, ":list-clients");
 	if answer then return answer; end
-	local account = get_account(username);
-	if step == "show-form" then
-		if read_missing(username, account, "listing") then return unreadable(); end
-		local options = account:client_options((moment_of(username)));
-		return { status = "executing", actions = { "complete", default = "complete" },
-			form = dataforms.new(core.adhoc_form("manage", options)) };
-	end
+	if step == "show-form" then return ask_for(data, { question = "manage_form" }); end
 	if not requesting_account(data, ":manage-clients") then return forbidden(); end
 	local fields = dataforms.new(core.adhoc_form("manage")):data(data.form);
 	local picked = {};
 	for _, value in ipairs(type(fields.revoke) == "table" and fields.revoke or {}) do
 		if type(value) == "string" and value ~= "" then table.insert(picked, value); end
 	end
-	if read_missing(username, account, "change") then return unreadable(); end
-	local moment, streams = moment_of(username);
-	return carry_out_for(data, account, account:plan_selection(picked, moment), streams);
+	return ask_for(data, { question = "revoke_listed"; ids = picked });
 end
 
 handlers["sign-out-others"] = function (_, data)
-	local step, answer, username = command_step(data, ":manage-clients");
+	local step, answer = command_step(data, ":manage-clients");
 	if answer then return answer; end
-	local account = get_account(username);
-	if read_missing(username, account, "change") then return unreadable(); end
-	local moment, streams = moment_of(username);
-	local me;
-	for index, session in ipairs(streams) do
-		if session == data.origin then me = index; end
+	local confirmed = false;
+	if step ~= "show-form" then
+		if dataforms.new(core.adhoc_form("sign-out-others")):data(data.form).confirm ~= true then
+			return completed(core.adhoc_note("nothing-changed"));
+		end
+		confirmed = true;
 	end
-	local plan = account:plan_sign_out(moment, me or 0);
-	local form = dataforms.new(core.adhoc_form("sign-out-others", plan.question));
-	if step == "show-form" then
-		return { status = "executing", actions = { "complete", default = "complete" }, form = form };
-	end
-	local fields = form:data(data.form);
-	if fields.confirm ~= true then
-		return completed(core.adhoc_note("nothing-changed"));
-	end
-	return carry_out_for(data, account, plan, streams);
+	return ask_for(data, { question = "sign_out_others"; requester = stream_key(data.origin); confirmed = confirmed });
 end
 
 return function (m)
-	core, over_budget, get_account, read_missing = m.core, m.over_budget, m.get_account, m.read_missing;
-	moment_of, carry_out, close_stream = m.moment_of, m.carry_out, m.close_stream;
+	core, over_budget, ask, stream_key, close_stream = m.core, m.over_budget, m.ask, m.stream_key, m.close_stream;
 
 	local commands = {};
 	for _, command in ipairs(core.adhoc_commands()) do

@@ -11,7 +11,7 @@ local jid_split = require "prosody.util.jid".split;
 local host = module.host;
 
 -- What the main file hands over (see the end of this file).
-local core, get_account, walk_account, read_missing, moment_of, carry_out, close_stream, drive;
+local core, ask, close_stream;
 local client_store, grant_store, old_legacy_index;
 
 local function account_of(user_jid)
@@ -78,19 +78,15 @@ end
 local function prune_host(print, dry_run)
 	local tally = core.new_host_prune(dry_run);
 	each_account(print, function (username)
-		local account = walk_account(username);
-		local outcome;
-		if not read_missing(username, account, "change") then
-			outcome = account:prune((moment_of(username)), dry_run);
-		end
-		if not outcome then
+		-- The core stores what it changed at once; a write that failed counts.
+		local request = ask(username, { question = "prune"; dry_run = dry_run });
+		local reply = request.reply;
+		if not reply then
 			tally:failed();
 			return;
 		end
-		tally:pruned(outcome.deleted);
-		if not dry_run and account:has_pending_writes() then
-			if not drive(username, { type = "store" }) then tally:failed(); end
-		end
+		tally:pruned(reply.pruned.deleted);
+		if not request.ok then tally:failed(); end
 	end);
 	if not dry_run and old_legacy_index then
 		local users = {};
@@ -111,16 +107,15 @@ local handlers = {
 	clients = function (self, user_jid)
 		local username, err = account_of(user_jid);
 		if not username then return nil, err; end
-		local account = get_account(username);
-		if read_missing(username, account, "listing") then
+		local reply = ask(username, { question = "client_lines"; width = self.session.width or 80 }).reply;
+		if not reply then
 			return nil, core.shell_text("unreadable");
 		end
-		local lines, count = account:client_listing((moment_of(username)), self.session.width or 80);
-		if count == 0 then
+		if reply.count == 0 then
 			return true, core.shell_text("no-clients");
 		end
-		print_lines(self.session, lines);
-		return true, core.shell_text("clients", count);
+		print_lines(self.session, reply.lines);
+		return true, core.shell_text("clients", reply.count);
 	end;
 
 	revoke_client = function (_, user_jid, selector)
@@ -140,11 +135,11 @@ local handlers = {
 		return run_async(function ()
 			local stats = core.new_software_stats();
 			each_account(print, function (username)
-				local account = walk_account(username);
-				if read_missing(username, account, "listing") then
-					stats:unreadable();
+				local reply = ask(username, { question = "software_stats" }).reply;
+				if reply then
+					stats:add(reply.stats);
 				else
-					stats:add(account, (moment_of(username)));
+					stats:unreadable();
 				end
 			end, true);
 			for _, line in ipairs(stats:lines(self.session.width or 80)) do print(line); end
@@ -160,17 +155,15 @@ local handlers = {
 		local print = self.session.print;
 		return run_async(function ()
 			each_account(print, function (username)
-				local account = walk_account(username);
-				if read_missing(username, account, "change") then
+				local request = ask(username, { question = "host_revoke"; selector = selector }, nil, function (plan)
+					return walk:plan(plan.revoked, plan.password_protected);
+				end);
+				for _, session in ipairs(request.later) do close_stream(session); end
+				if not request.plan then
 					walk:unreadable();
-					return;
+				elseif request.complete ~= nil then
+					walk:carried_out(request.plan.revoked, request.complete);
 				end
-				local moment, streams = moment_of(username);
-				local plan = account:plan_revocation(selector, moment);
-				if not walk:plan(plan.revoked, plan.password_protected) then return; end
-				local later, complete = carry_out(username, account, plan, streams, nil);
-				for _, session in ipairs(later) do close_stream(session); end
-				walk:carried_out(plan.revoked, complete);
 			end, true);
 			return walk:summary();
 		end);
@@ -185,8 +178,7 @@ local handlers = {
 };
 
 return function (m)
-	core, get_account, walk_account, read_missing = m.core, m.get_account, m.walk_account, m.read_missing;
-	moment_of, carry_out, close_stream, drive = m.moment_of, m.carry_out, m.close_stream, m.drive;
+	core, ask, close_stream = m.core, m.ask, m.close_stream;
 	client_store, grant_store, old_legacy_index = m.client_store, m.grant_store, m.old_legacy_index;
 
 	for _, command in ipairs(core.shell_commands()) do

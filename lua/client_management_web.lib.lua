@@ -16,7 +16,7 @@ local nodeprep = require "prosody.util.encodings".stringprep.nodeprep;
 local host = module.host;
 
 -- What the main file hands over (see the end of this file).
-local core, tokenauth, get_account, read_missing, moment_of, carry_out, close_stream;
+local core, tokenauth, ask, close_stream;
 
 local APP, DEFAULT_PATH = "client_management", "/clients";
 local web_options = {
@@ -81,11 +81,13 @@ local function page_context(session, notice)
 	return { account = user_jid(session.username), csrf = session.csrf, grant_id = session.grant_id, notice = notice };
 end
 
--- Reads what the account's state lacks; returns the account, or nil when storage failed.
-local function readable_account(username, purpose)
-	local account = get_account(username);
-	if read_missing(username, account, purpose) then return nil; end
-	return account;
+-- One web request of the account (`request`: "page", "revoke_page", "sign_out_page",
+-- "sign_out", "api_clients", "api_sign_out"): the core reads, carries out a sign-out, and
+-- answers with the response, also when the account could not be read.
+local function answer(username, request, context, id)
+	local asked = ask(username, { question = "web"; request = request; web = get_web(); context = context; id = id });
+	for _, session in ipairs(asked.later) do close_stream(session); end
+	return asked.reply.response;
 end
 
 local function query_value(request, name)
@@ -95,8 +97,8 @@ local function query_value(request, name)
 	return type(value) == "string" and value or nil;
 end
 
--- GET pages of a logged-in session: `render(w, session, account)` → response.
-local function logged_in_page(purpose, render)
+-- GET pages of a logged-in session: `render(session, request)` → response.
+local function logged_in_page(render)
 	return function (event)
 		local request, w = event.request, get_web();
 		if not request.secure then return w:refusal("insecure"); end
@@ -106,9 +108,7 @@ local function logged_in_page(purpose, render)
 			if stale then response.headers.set_cookie = w:cleared_cookie(); end
 			return response;
 		end
-		local account = readable_account(session.username, purpose);
-		if not account then return w:refusal("unavailable"); end
-		local response = render(w, session, account, request);
+		local response = render(session, request);
 		renew(session, response);
 		return response;
 	end;
@@ -187,18 +187,6 @@ local function login(event)
 	return w:redirect(nil, w:session_cookie(token));
 end
 
--- Sign out every other client, sparing the requester's grant; returns the plan and whether
--- every step worked, or nil when storage failed.
-local function sign_out_others_of(w, username, grant_id)
-	local account = readable_account(username, "change");
-	if not account then return nil; end
-	local moment, streams = moment_of(username);
-	local plan = w:sign_out_plan(account, moment, grant_id);
-	local later, complete = carry_out(username, account, plan, streams, nil);
-	for _, session in ipairs(later) do close_stream(session); end
-	return plan, complete;
-end
-
 -- The JSON API: `Authorization: Bearer` with any mod_tokenauth token of this host; its grant
 -- is the requester. `act(w, caller, request)` → response.
 local function api(permission, act)
@@ -232,8 +220,7 @@ local function api_body(w, request)
 end
 
 return function (m)
-	core, tokenauth, get_account, read_missing = m.core, m.tokenauth, m.get_account, m.read_missing;
-	moment_of, carry_out, close_stream = m.moment_of, m.carry_out, m.close_stream;
+	core, tokenauth, ask, close_stream = m.core, m.tokenauth, m.ask, m.close_stream;
 
 	module:depends("http");
 	module:provides("http", {
@@ -241,14 +228,13 @@ return function (m)
 		default_path = DEFAULT_PATH;
 		cors = { enabled = false };
 		route = {
-			["GET"] = logged_in_page("listing", function (w, session, account, request)
-				local notice = query_value(request, "done");
-				return w:page(account, (moment_of(session.username)), page_context(session, notice));
+			["GET"] = logged_in_page(function (session, request)
+				return answer(session.username, "page", page_context(session, query_value(request, "done")));
 			end);
 			["GET /"] = function () return get_web():redirect(nil, nil); end;
 			["POST /login"] = login;
-			["GET /revoke"] = logged_in_page("listing", function (w, session, account, request)
-				return w:revoke_page(account, (moment_of(session.username)), page_context(session), query_value(request, "id") or "");
+			["GET /revoke"] = logged_in_page(function (session, request)
+				return answer(session.username, "revoke_page", page_context(session), query_value(request, "id") or "");
 			end);
 			["POST /revoke"] = logged_in_post(function (w, session, form)
 				if not module:may(":manage-clients", user_jid(session.username)) then return w:redirect("failed"); end
@@ -256,13 +242,12 @@ return function (m)
 				local ok, err = revoke_client_access(session.username, id);
 				return w:redirect(w:notice_after_revoke(not ok and err or nil));
 			end);
-			["GET /sign-out-others"] = logged_in_page("change", function (w, session, account)
-				return w:sign_out_page(account, (moment_of(session.username)), page_context(session));
+			["GET /sign-out-others"] = logged_in_page(function (session)
+				return answer(session.username, "sign_out_page", page_context(session));
 			end);
 			["POST /sign-out-others"] = logged_in_post(function (w, session)
 				if not module:may(":manage-clients", user_jid(session.username)) then return w:redirect("failed"); end
-				local plan, complete = sign_out_others_of(w, session.username, session.grant_id);
-				return w:redirect(plan and complete and "signed-out" or "sign-out-incomplete");
+				return answer(session.username, "sign_out", page_context(session));
 			end);
 			["POST /logout"] = logged_in_post(function (w, session)
 				local ok, err = tokenauth.revoke_grant(session.username, session.grant_id);
@@ -272,10 +257,8 @@ return function (m)
 				end
 				return w:redirect("logged-out", w:cleared_cookie());
 			end);
-			["GET /api/clients"] = api(":list-clients", function (w, caller)
-				local account = readable_account(caller.username, "listing");
-				if not account then return w:api_error("service-unavailable"); end
-				return w:api_clients(account, (moment_of(caller.username)), caller.grant_id);
+			["GET /api/clients"] = api(":list-clients", function (_, caller)
+				return answer(caller.username, "api_clients", { grant_id = caller.grant_id });
 			end);
 			["POST /api/revoke"] = api(":manage-clients", function (w, caller, request)
 				local data, problem = api_body(w, request);
@@ -284,11 +267,8 @@ return function (m)
 				if not ok then return w:api_revocation_error(err); end
 				return w:api_revoked(data.id);
 			end);
-			["POST /api/sign-out-others"] = api(":manage-clients", function (w, caller)
-				local plan, complete = sign_out_others_of(w, caller.username, caller.grant_id);
-				if not plan then return w:api_error("service-unavailable"); end
-				if not complete then return w:api_error("internal-server-error"); end
-				return w:api_signed_out(plan.revoked, plan.password_protected, plan.closed);
+			["POST /api/sign-out-others"] = api(":manage-clients", function (_, caller)
+				return answer(caller.username, "api_sign_out", { grant_id = caller.grant_id });
 			end);
 		};
 	});

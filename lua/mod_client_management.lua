@@ -126,15 +126,6 @@ local stanza_mt = getmetatable(st.stanza("x"));
 -- The core's driver keeps them (recently used ones, and every one with work left); this file
 -- carries out what it says (see `drive` below).
 
-local function get_account(username)
-	return engine:new_account(username);
-end
-
--- For host-wide walks: an account not in memory is not made recent.
-local function walk_account(username)
-	return engine:walk_account(username);
-end
-
 local function role_priorities()
 	local priorities = {};
 	for name, role in pairs(usermanager.get_all_roles(host) or {}) do
@@ -144,47 +135,6 @@ local function role_priorities()
 end
 
 local part_stores = { records = client_store, grants = grant_store, fast_tokens = fast_token_store };
-
-local drive; -- below: hands the core's driver an event and carries out its answer
-
--- Reads what an account not held by the driver (a host-wide walk) lacks for `purpose`, until
--- the core asks for nothing more; each part at most once.
-local function read_detached(username, account, purpose)
-	local now = time_now();
-	local tried, failed = {}, nil;
-	local wanted = account:missing(purpose, now);
-	while #wanted > 0 do
-		local asked = false;
-		for _, part in ipairs(wanted) do
-			if not tried[part] then
-				tried[part], asked = true, true;
-				local data, err = part_stores[part]:get(username);
-				if err then
-					module:log("error", "Unable to read %s of %s: %s", part, username, err);
-					failed = failed or {};
-					failed[part] = err;
-				else
-					local skipped = account:load(part, data, part == "grants" and role_priorities() or nil, now);
-					if skipped > 0 then
-						module:log("warn", "Skipped %d malformed stored item(s) in %s of %s", skipped, part, username);
-					end
-				end
-			end
-		end
-		if not asked then break; end
-		wanted = account:missing(purpose, now);
-	end
-	return failed;
-end
-
--- Reads what the account lacks for `purpose` ("login", "listing", "change"), as the core
--- says; returns nil, or a table of the parts that could not be read -> error; and whether the
--- core refuses the purpose for what failed (ARCHITECTURE.md, "The driver").
-local function read_missing(username, account, purpose)
-	if account:is_detached() then return read_detached(username, account, purpose); end
-	local _, refused, failed = drive(username, { type = "prepare"; purpose = purpose });
-	return failed, refused;
-end
 
 -- The SASL2 `<user-agent id>` a stream authenticated with, if it named one.
 local function client_id_of(session)
@@ -248,20 +198,20 @@ end
 
 -- Hands the core one event of the account and carries out its answer: reads and writes (whose
 -- results go back as the next event), timers, the new-client event, notices, log lines.
--- Returns whether every read and write worked, whether the core refused a prepared request,
--- and the parts that could not be read -> error. A revocation's `request` carries its plan out
--- (`request.carry_out(plan, streams)` → whether every step worked) and gets its answer
--- (`request.error`); a list's `request` gets its `<clients>` (`request.clients`).
-local needs_no_streams = { prepare = true; credentials = true; deleted = true };
+-- Returns whether every read and write worked, and the parts that could not be read -> error.
+-- A request's `request` carries a plan out (`request.carry_out(plan, streams)` → whether every
+-- step worked) and gets its answer: `request.error`, a list's `<clients>` (`request.clients`),
+-- a question's reply (`request.reply`).
+local needs_no_streams = { credentials = true; deleted = true };
 
-function drive(username, event, request)
+local function drive(username, event, request)
 	local moment, streams;
 	if needs_no_streams[event.type] then
 		moment, streams = { now = time_now() }, {};
 	else
 		moment, streams = moment_of(username);
 	end
-	local actions, ok, refused, failed = engine:handle(username, event, moment), true, false, nil;
+	local actions, ok, failed = engine:handle(username, event, moment), true, nil;
 	while actions do
 		local answer;
 		for _, action in ipairs(actions) do
@@ -296,8 +246,8 @@ function drive(username, event, request)
 				module:fire_event("client_management/new-client", { client = action.client; session = session });
 			elseif kind == "notify" then
 				notify(streams, action.streams, action.text);
-			elseif kind == "prepared" then
-				refused = action.refused;
+			elseif kind == "reply" then
+				request.reply = action;
 			elseif kind == "carry_out" then
 				answer = { type = "carried_out"; complete = request.carry_out(action.plan, streams) };
 			elseif kind == "listing" then
@@ -310,7 +260,7 @@ function drive(username, event, request)
 		end
 		actions = answer and engine:handle(username, answer, moment);
 	end
-	return ok, refused, failed;
+	return ok, failed;
 end
 
 local function store_all()
@@ -398,26 +348,38 @@ local function run_plan(username, plan, streams, requester)
 	return later, complete;
 end
 
--- A plan made outside the driver (ad-hoc, web, shell): carried out, then what it revoked is
--- stale.
-local function carry_out(username, _, plan, streams, requester)
-	local later, complete = run_plan(username, plan, streams, requester);
-	drive(username, { type = "credentials"; name = "revoked" });
-	return later, complete;
+-- A request of the account's: carries out the plan the core hands it, if it does (the
+-- requester's own stream is not closed but listed in `request.later`, to hear the answer first;
+-- `consider(plan)` may decline to carry it out), and gets its answer (see `drive`).
+local function new_request(username, requester, consider)
+	local request = { later = {} };
+	function request.carry_out(plan, streams)
+		request.plan = plan;
+		if consider and not consider(plan) then return true; end
+		request.later, request.complete = run_plan(username, plan, streams, requester);
+		return request.complete;
+	end
+	return request;
 end
 
 -- Returns true, or nil and an error name; plus the streams to close after answering. The core
 -- reads, plans, and says which error wins.
 local function revoke(username, selector, requester)
-	local request = { later = {} };
-	function request.carry_out(plan, streams)
-		local later, complete = run_plan(username, plan, streams, requester);
-		request.later = later;
-		return complete;
-	end
+	local request = new_request(username, requester);
 	drive(username, { type = "revoke"; selector = selector }, request);
 	if request.error then return nil, request.error, request.later; end
 	return true, nil, request.later;
+end
+
+-- One question of an ad-hoc, shell or web request (`question`: its name and fields, see
+-- lua/driver.rs): the core reads, answers (`request.reply`) or refuses (`request.error`), and
+-- hands out a plan to carry out. Also `request.ok` (every read and write worked) and
+-- `request.failed` (parts that could not be read -> error).
+local function ask(username, question, requester, consider)
+	local request = new_request(username, requester, consider);
+	question.type = "ask";
+	request.ok, request.failed = drive(username, question, request);
+	return request;
 end
 
 -- XMPP protocol ------------------------------------------------------------------------------
@@ -548,10 +510,9 @@ end
 -- ("session" or "access"), `first_seen`, `last_seen`, `expires`, `user_agent`, the record's
 -- other fields, and `active = { password, fast, grant, connected }`.
 function get_active_clients(username)
-	local account = get_account(username);
-	local failed = read_missing(username, account, "listing");
-	if failed then return nil, select(2, next(failed)); end
-	return account:active_clients((moment_of(username)));
+	local request = ask(username, { question = "active_clients" });
+	if not request.reply then return nil, request.failed and select(2, next(request.failed)) or request.error; end
+	return request.reply.clients;
 end
 
 -- Returns true, or nil and one of "item-not-found", "password-reset-required",
@@ -565,20 +526,17 @@ end
 -- Ad-hoc commands (XEP-0050), web self-service, shell ---------------------------------------
 
 module:require "client_management_adhoc" {
-	core = core; over_budget = over_budget; get_account = get_account; read_missing = read_missing;
-	moment_of = moment_of; carry_out = carry_out; close_stream = close_stream;
+	core = core; over_budget = over_budget; ask = ask; stream_key = stream_key; close_stream = close_stream;
 };
 
 if module:get_option_boolean("client_management_web", false) then
 	module:require "client_management_web" {
-		core = core; tokenauth = tokenauth; get_account = get_account; read_missing = read_missing;
-		moment_of = moment_of; carry_out = carry_out; close_stream = close_stream;
+		core = core; tokenauth = tokenauth; ask = ask; close_stream = close_stream;
 	};
 end
 
 module:require "client_management_shell" {
-	core = core; get_account = get_account; walk_account = walk_account; read_missing = read_missing;
-	moment_of = moment_of; carry_out = carry_out; close_stream = close_stream; drive = drive;
+	core = core; ask = ask; close_stream = close_stream;
 	client_store = client_store; grant_store = grant_store;
 	old_legacy_index = old_legacy_index;
 };

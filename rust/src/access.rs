@@ -58,16 +58,16 @@ pub fn live_tokens(grant: &Grant, now: f64) -> impl Iterator<Item = &GrantToken>
 /// for longer than `tokenless_grant_ttl` after its last access, is gone. The e2e contract test
 /// compares the two over generated grants in a real Prosody.
 pub fn grant_is_valid(grant: &Grant, facts: &AccountFacts) -> bool {
-    let now = os_time(facts.now);
+    let now = os_time(facts.moment.now);
     let Some(created) = grant.created else { return false };
-    if grant.id_missing || facts.password_updated.is_some_and(|changed| created < changed as f64) {
+    if grant.id_missing || facts.moment.password_updated.is_some_and(|changed| created < changed as f64) {
         return false;
     }
     if grant.expires.is_some_and(|expires| expires <= now) || grant.tokens_missing {
         return false;
     }
-    if grant.expires.is_none() && live_tokens(grant, facts.now).next().is_none() {
-        if let Some(ttl) = facts.tokenless_grant_ttl {
+    if grant.expires.is_none() && live_tokens(grant, facts.moment.now).next().is_none() {
+        if let Some(ttl) = facts.policy.tokenless_grant_ttl {
             // Without an access time mod_tokenauth fails on the arithmetic: never accepted.
             return grant.accessed.is_some_and(|accessed| accessed + ttl as f64 > now);
         }
@@ -104,7 +104,7 @@ impl<'a> AccessContext<'a> {
             .filter(|(_, grant)| grant_is_valid(grant, facts))
             .map(|(index, grant)| (grant.id.as_str(), index))
             .collect();
-        let bound = facts.sessions.iter().filter(|s| s.is_bound());
+        let bound = facts.moment.sessions.iter().filter(|s| s.is_bound());
         let bound_anonymous_jids =
             bound.clone().filter(|s| s.client_id.is_none()).filter_map(|s| s.full_jid.as_deref()).collect();
         let bound_client_ids = bound.filter_map(|s| s.client_id.as_deref()).collect();
@@ -135,7 +135,7 @@ impl<'a> AccessContext<'a> {
 
     pub fn access_of(&self, record: &ClientRecord) -> AccessPaths {
         AccessPaths {
-            password: password_access(record, self.facts.password_updated),
+            password: password_access(record, self.facts.moment.password_updated),
             fast: self.holds_valid_fast_token(&record.id),
             grant: record.auth_token_id.as_deref().and_then(|id| self.grant_index(id)),
             connected: self.is_connected(record),
@@ -160,15 +160,15 @@ impl<'a> AccessContext<'a> {
     /// `is_client_fast` refuses a token issued at the very second of the password change, the
     /// tester does not).
     fn fast_token_is_valid(&self, token: &FastToken) -> bool {
-        token.expires_at >= self.facts.now
-            && self.facts.password_updated.is_none_or(|changed| token.issued_at >= changed as f64)
+        token.expires_at >= self.facts.moment.now
+            && self.facts.moment.password_updated.is_none_or(|changed| token.issued_at >= changed as f64)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{FastToken, SessionFact};
+    use crate::model::{FastToken, Moment, Policy, SessionFact};
 
     const P: Timestamp = 1_000;
 
@@ -182,7 +182,7 @@ mod tests {
     }
 
     fn facts() -> AccountFacts {
-        AccountFacts { password_updated: Some(P), now: 5_000.0, ..Default::default() }
+        AccountFacts { moment: Moment { password_updated: Some(P), now: 5_000.0, ..Default::default() }, ..Default::default() }
     }
 
     fn with_fast(mut facts: AccountFacts, suffix: &str, issued_at: f64, expires_at: f64) -> AccountFacts {
@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn without_a_recorded_password_change_any_password_login_counts() {
-        let f = AccountFacts { password_updated: None, ..facts() };
+        let mut f = facts();
+        f.moment.password_updated = None;
         let ctx = AccessContext::new(&f);
         assert_eq!(ctx.access_of(&record(&[("SCRAM-SHA-1", 1)])).password, Some(1));
     }
@@ -262,7 +263,9 @@ mod tests {
     #[test]
     fn grants_are_judged_unrounded_against_whole_seconds_by_their_store_key() {
         // now = 5000.7: mod_tokenauth compares with os.time() = 5000.
-        let f = AccountFacts { now: 5_000.7, tokenless_grant_ttl: Some(100), ..facts() };
+        let mut f = facts();
+        f.moment.now = 5_000.7;
+        f.policy.tokenless_grant_ttl = Some(100);
         let grant = Grant { id: "key".into(), created: Some(P as f64), accessed: Some(4_950.0), expires: Some(5_000.5), ..Default::default() };
         assert!(grant_is_valid(&grant, &f), "expires half a second after os.time()");
         assert!(!grant_is_valid(&Grant { expires: Some(5_000.0), ..grant.clone() }, &f));
@@ -274,7 +277,8 @@ mod tests {
 
     #[test]
     fn grants_are_validated_as_mod_tokenauth_does() {
-        let f = AccountFacts { tokenless_grant_ttl: Some(100), ..facts() }; // P = 1000, now = 5000
+        let mut f = facts(); // P = 1000, now = 5000
+        f.policy.tokenless_grant_ttl = Some(100);
         let live = GrantToken { expires: Some(6_000.0), role_priority: None };
         let dead = GrantToken { expires: Some(5_000.0), role_priority: None };
         let grant = Grant { id: "g".into(), created: Some((P) as f64), accessed: Some((P) as f64), tokens: vec![live.clone()], ..Default::default() };
@@ -288,7 +292,7 @@ mod tests {
         assert!(!grant_is_valid(&tokenless, &f), "no live token, accessed long ago");
         assert!(grant_is_valid(&Grant { accessed: Some(4_901.0), ..tokenless.clone() }, &f), "recently accessed");
         assert!(!grant_is_valid(&Grant { accessed: None, ..tokenless.clone() }, &f));
-        assert!(grant_is_valid(&tokenless, &AccountFacts { tokenless_grant_ttl: None, ..f.clone() }));
+        assert!(grant_is_valid(&tokenless, &AccountFacts { policy: Policy { tokenless_grant_ttl: None, ..f.policy }, ..f.clone() }));
 
         let mut with_grants = f.clone();
         with_grants.grants = vec![Grant { id: "old".into(), created: Some((P - 1) as f64), ..grant.clone() }, grant];
@@ -300,7 +304,7 @@ mod tests {
     #[test]
     fn a_legacy_client_is_connected_by_its_full_jid() {
         let mut f = facts();
-        f.sessions.push(SessionFact { full_jid: Some("u@h/r".into()), ..Default::default() });
+        f.moment.sessions.push(SessionFact { full_jid: Some("u@h/r".into()), ..Default::default() });
         let ctx = AccessContext::new(&f);
         let mut legacy = record(&[]);
         legacy.legacy = true;
@@ -317,8 +321,8 @@ mod tests {
     #[test]
     fn sasl2_clients_are_connected_by_client_id_even_without_a_stored_jid() {
         let mut f = facts();
-        f.sessions.push(SessionFact { index: 1, full_jid: Some("u@h/x".into()), client_id: Some("c1".into()), grant_id: None });
-        f.sessions.push(SessionFact { index: 2, full_jid: None, client_id: Some("c2".into()), grant_id: None });
+        f.moment.sessions.push(SessionFact { index: 1, full_jid: Some("u@h/x".into()), client_id: Some("c1".into()), grant_id: None });
+        f.moment.sessions.push(SessionFact { index: 2, full_jid: None, client_id: Some("c2".into()), grant_id: None });
         let ctx = AccessContext::new(&f);
         let mut rec = record(&[]);
         rec.full_jid = None;

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use crate::access::{live_tokens, AccessContext, AccessPaths};
-use crate::model::{timestamp_from_f64, AccountFacts, Grant, Timestamp, UserAgent};
+use crate::model::{timestamp_from_f64, AccountFacts, ClientRecord, Grant, Timestamp, UserAgent};
 use crate::sanitize::{canonical_id, for_people};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub fn grant_permission(grant: &Grant, account_role_priority: Option<i64>, now: 
 fn session_permission(access: &AccessPaths, ctx: &AccessContext) -> Permission {
     match access.grant {
         Some(index) if access.password.is_none() && !access.fast => {
-            grant_permission(ctx.grant(index), ctx.facts().account_role_priority, ctx.facts().now)
+            grant_permission(ctx.grant(index), ctx.facts().moment.account_role_priority, ctx.facts().moment.now)
         }
         _ => Permission::Unrestricted,
     }
@@ -194,9 +194,9 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
             source: Source::Grant(index),
             first_seen: grant.created.and_then(timestamp_from_f64),
             last_seen: grant.accessed.and_then(timestamp_from_f64),
-            expires: grant_expiry(grant, facts.now),
+            expires: grant_expiry(grant, facts.moment.now),
             access: AccessPaths { grant: Some(index), ..AccessPaths::default() },
-            permission: grant_permission(grant, facts.account_role_priority, facts.now),
+            permission: grant_permission(grant, facts.moment.account_role_priority, facts.moment.now),
             user_agent: &grant.user_agent,
         });
     }
@@ -205,10 +205,50 @@ pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
     entries
 }
 
+/// One listed entry with what it came from, owned: what the public API
+/// (`get_active_clients`) shows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientEntry {
+    pub listed_id: String,
+    pub kind: EntryKind,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+    pub expires: Option<Timestamp>,
+    pub permission: Permission,
+    pub access: AccessPaths,
+    pub user_agent: UserAgent,
+    /// The client's record (a `client/…` entry).
+    pub record: Option<ClientRecord>,
+    /// The grant it has access with, if any.
+    pub grant: Option<Grant>,
+}
+
+/// [`list_entries`], owned.
+pub fn client_entries(facts: &AccountFacts) -> Vec<ClientEntry> {
+    list_entries(facts)
+        .iter()
+        .map(|entry| ClientEntry {
+            listed_id: entry.listed_id(),
+            kind: entry.kind,
+            first_seen: entry.first_seen,
+            last_seen: entry.last_seen,
+            expires: entry.expires,
+            permission: entry.permission,
+            access: entry.access,
+            user_agent: entry.user_agent.clone(),
+            record: match entry.source {
+                Source::Record(index) => Some(facts.records[index].clone()),
+                Source::Grant(_) => None,
+            },
+            grant: entry.access.grant.map(|index| facts.grants[index].clone()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ClientRecord, GrantToken, SessionFact};
+    use crate::model::{ClientRecord, GrantToken, Moment, SessionFact};
 
     fn password_record(id: &str, first: Option<i64>, last: Option<i64>) -> ClientRecord {
         ClientRecord {
@@ -319,7 +359,10 @@ mod tests {
                 ..Default::default()
             }],
             grants: vec![Grant { id: "g".into(), created: Some(1.0), ..Default::default() }],
-            sessions: vec![SessionFact { full_jid: Some("u@h/r".into()), client_id: Some("c".into()), ..Default::default() }],
+            moment: Moment {
+                sessions: vec![SessionFact { full_jid: Some("u@h/r".into()), client_id: Some("c".into()), ..Default::default() }],
+                ..Default::default()
+            },
             ..Default::default()
         };
         let entries = list_entries(&facts);
@@ -364,8 +407,11 @@ mod tests {
                 ClientRecord { id: "live".into(), full_jid: Some("u@h/r".into()), ..Default::default() },
             ],
             grants: vec![grant],
-            sessions: vec![SessionFact { full_jid: Some("u@h/r".into()), ..Default::default() }],
-            account_role_priority: Some(25),
+            moment: Moment {
+                sessions: vec![SessionFact { full_jid: Some("u@h/r".into()), ..Default::default() }],
+                account_role_priority: Some(25),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let entries = list_entries(&facts);

@@ -173,22 +173,87 @@ impl SessionFact {
     }
 }
 
-/// Everything the core needs to know about one account at one instant.
-#[derive(Debug, Clone, Default)]
+/// What the admin chose (module options), fixed for the life of the module.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Most records kept per account.
+    pub max_clients: usize,
+    /// How long a record of a client without access is kept after it was last seen; `None`:
+    /// forever.
+    pub retention: Option<Seconds>,
+    /// Store the full JID of SASL2 clients (legacy clients are found by it and always keep it).
+    pub store_full_jids: bool,
+    pub store_device_names: bool,
+    /// mod_tokenauth's option, to judge grants as it does.
+    pub tokenless_grant_ttl: Option<Seconds>,
+    /// Grants read from storage are reused this long (only access times and tokens added to an
+    /// existing grant change without an event).
+    pub grant_cache_ttl: f64,
+    /// Record updates that change no client's access wait this long to be stored.
+    pub write_delay: f64,
+    pub notify_new_clients: bool,
+    /// After a notice, the next one waits this long and summarises what came meanwhile.
+    pub notice_interval: f64,
+    /// List and ad-hoc requests a stream may make per minute (0: no limit).
+    pub requests_per_minute: u32,
+    /// Accounts without work left kept in memory (the driver's LRU).
+    pub cache_size: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_clients: 100,
+            retention: Some(30 * 86_400),
+            store_full_jids: true,
+            store_device_names: true,
+            tokenless_grant_ttl: Some(14 * 86_400),
+            grant_cache_ttl: 60.0,
+            write_delay: 10.0,
+            notify_new_clients: false,
+            notice_interval: 600.0,
+            requests_per_minute: 30,
+            cache_size: 256,
+        }
+    }
+}
+
+/// The facts of one moment: streams, password change, role, clock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Moment {
+    pub sessions: Vec<SessionFact>,
+    /// Each stream's key (Prosody's `session.id`), in the order of `sessions`; the driver finds
+    /// the streams of logins not recorded yet by it.
+    pub stream_keys: Vec<Option<String>>,
+    pub password_updated: Option<Timestamp>,
+    pub account_role_priority: Option<i64>,
+    pub now: f64,
+}
+
+/// Everything the core needs to know about one account at one instant: its stored data, the
+/// moment and the options it is judged by.
+#[derive(Debug, Clone)]
 pub struct AccountFacts {
     pub records: Vec<ClientRecord>,
     pub grants: Vec<Grant>,
     /// Keyed as mod_sasl2_fast keys its store.
     pub fast_tokens: HashMap<String, FastToken>,
-    pub sessions: Vec<SessionFact>,
-    /// `password_updated` from the account info; `None` when never recorded.
-    pub password_updated: Option<Timestamp>,
-    /// Priority of the account's own role, used to tell restricted grants apart.
-    pub account_role_priority: Option<i64>,
-    /// mod_tokenauth's `tokenless_grant_ttl`: how long a grant without expiry and without
-    /// live tokens survives its last access. `None`: forever.
-    pub tokenless_grant_ttl: Option<Seconds>,
-    pub now: f64,
+    pub moment: Moment,
+    pub policy: Policy,
+}
+
+impl Default for AccountFacts {
+    /// Nothing stored, at time 0, with the default options but no `tokenless_grant_ttl` (a
+    /// grant without tokens lives until it expires): what facts built by hand start from.
+    fn default() -> Self {
+        AccountFacts {
+            records: Vec::new(),
+            grants: Vec::new(),
+            fast_tokens: HashMap::new(),
+            moment: Moment::default(),
+            policy: Policy { tokenless_grant_ttl: None, ..Policy::default() },
+        }
+    }
 }
 
 /// A stored time as a whole second, if the number can be one (finite, in `i64` range).

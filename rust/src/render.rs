@@ -238,7 +238,7 @@ pub fn render_clients(entries: &[Entry], protocol: Protocol) -> Element {
 mod tests {
     use super::*;
     use crate::listing::list_entries;
-    use crate::model::{AccountFacts, ClientRecord, Grant, SessionFact, UserAgent};
+    use crate::model::{AccountFacts, ClientRecord, Grant, Moment, SessionFact, UserAgent};
 
     #[test]
     fn characters_xml_cannot_carry_are_dropped() {
@@ -255,7 +255,7 @@ mod tests {
     fn human_fields_are_sanitised_and_ids_shown_in_canonical_form() {
         let mut facts = facts();
         facts.records[0].id = "lap\ttop\u{202E}".into();
-        facts.sessions[0].client_id = Some("lap\ttop\u{202E}".into());
+        facts.moment.sessions[0].client_id = Some("lap\ttop\u{202E}".into());
         facts.records[0].user_agent = UserAgent {
             software: Some("Chat\n\nSECURITY NOTICE\u{1b}[2J".into()),
             software_id: Some("id\u{200B}".into()),
@@ -300,11 +300,14 @@ mod tests {
                 ..Default::default()
             }],
             grants: vec![Grant { id: "g".into(), created: Some(60.0), accessed: Some(120.0), ..Default::default() }],
-            sessions: vec![SessionFact {
-                full_jid: Some("u@h/r".into()),
-                client_id: Some("laptop".into()),
+            moment: Moment {
+                sessions: vec![SessionFact {
+                    full_jid: Some("u@h/r".into()),
+                    client_id: Some("laptop".into()),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
+            },
             ..Default::default()
         }
     }

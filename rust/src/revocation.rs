@@ -161,7 +161,7 @@ fn plan_client(record: &ClientRecord, grant: Option<&str>, ctx: &AccessContext, 
     if let Some(grant) = grant {
         plan_grant(grant, ctx, plan);
     }
-    for session in ctx.facts().sessions.iter().filter(|s| session_is_of(s, record)) {
+    for session in ctx.facts().moment.sessions.iter().filter(|s| session_is_of(s, record)) {
         plan.close(session);
     }
 }
@@ -183,7 +183,7 @@ fn plan_entry(entry: &Entry, ctx: &AccessContext, plan: &mut PlanBuilder) {
 fn plan_grant(grant_id: &str, ctx: &AccessContext, plan: &mut PlanBuilder) {
     let facts = ctx.facts();
     plan.add(Action::RevokeGrant { grant_id: grant_id.to_owned() });
-    for session in &facts.sessions {
+    for session in &facts.moment.sessions {
         if session.grant_id.as_deref() == Some(grant_id) {
             if let Some(client_id) = &session.client_id {
                 if !facts.records.iter().any(|r| !r.legacy && &r.id == client_id) {
@@ -198,7 +198,7 @@ fn plan_grant(grant_id: &str, ctx: &AccessContext, plan: &mut PlanBuilder) {
     for record in &facts.records {
         if record.auth_token_id.as_deref() == Some(grant_id) && ctx.access_of(record).password.is_none() {
             plan.add(Action::RevokeFastTokens { client_id: record.id.clone() });
-            for session in facts.sessions.iter().filter(|s| session_is_of(s, record)) {
+            for session in facts.moment.sessions.iter().filter(|s| session_is_of(s, record)) {
                 plan.close(session);
             }
         }
@@ -327,7 +327,7 @@ pub fn plan_selection(facts: &AccountFacts, listed_ids: &[String]) -> Revocation
 pub fn plan_sign_out_others(facts: &AccountFacts, requester: usize) -> RevocationPlan {
     let ctx = AccessContext::new(facts);
     let entries = list_entries(facts);
-    let me = facts.sessions.iter().find(|s| s.index == requester);
+    let me = facts.moment.sessions.iter().find(|s| s.index == requester);
     let my_record = me.and_then(|me| facts.records.iter().find(|r| session_is_of(me, r)));
     let spared = Spared {
         session: Some(requester),
@@ -340,7 +340,7 @@ pub fn plan_sign_out_others(facts: &AccountFacts, requester: usize) -> Revocatio
     };
     let others: Vec<&Entry> = entries.iter().filter(|e| !is_mine(e)).collect();
     let mut plan = PlanBuilder { spared, ..PlanBuilder::default() };
-    for session in &facts.sessions {
+    for session in &facts.moment.sessions {
         plan.close(session);
     }
     let mut result = decide(&others, &ctx, plan);
@@ -354,7 +354,7 @@ pub fn plan_sign_out_others(facts: &AccountFacts, requester: usize) -> Revocatio
 mod tests {
     use super::*;
     use crate::ids::fast_token_key_prefix;
-    use crate::model::{FastToken, Grant, UserAgent};
+    use crate::model::{FastToken, Grant, Moment, UserAgent};
 
     #[test]
     fn selector_type_is_the_alphanumeric_run_before_the_first_slash() {
@@ -387,7 +387,7 @@ mod tests {
     /// pw: password client (session 2); app: OAUTHBEARER + FAST via grant g1 (session 1);
     /// fast/one: FAST-only, authenticated and not bound (session 3); g2: an unused grant.
     fn account() -> AccountFacts {
-        let mut facts = AccountFacts { now: 100.0, ..Default::default() };
+        let mut facts = AccountFacts { moment: Moment { now: 100.0, ..Default::default() }, ..Default::default() };
         facts.records.push(ClientRecord {
             id: "pw".into(),
             full_jid: Some("u@h/pw".into()),
@@ -424,9 +424,9 @@ mod tests {
             user_agent: ua("Chat", Some("2.0")),
             ..Default::default()
         });
-        facts.sessions.push(session(1, Some("u@h/app"), Some("app"), Some("g1")));
-        facts.sessions.push(session(2, Some("u@h/pw"), Some("pw"), None));
-        facts.sessions.push(session(3, None, Some("fast/one"), None));
+        facts.moment.sessions.push(session(1, Some("u@h/app"), Some("app"), Some("g1")));
+        facts.moment.sessions.push(session(2, Some("u@h/pw"), Some("pw"), None));
+        facts.moment.sessions.push(session(3, None, Some("fast/one"), None));
         facts
     }
 
@@ -463,7 +463,7 @@ mod tests {
 
         // An unbound stream that authenticated with a grant token goes with the grant.
         let mut facts = account();
-        facts.sessions.push(session(4, None, Some("newcomer"), Some("g2")));
+        facts.moment.sessions.push(session(4, None, Some("newcomer"), Some("g2")));
         let plan = plan_revocation(&facts, "grant/g2", true);
         assert_eq!(plan.actions, [fast("newcomer"), grant("g2"), close(4)]);
     }
@@ -472,7 +472,7 @@ mod tests {
     fn a_reused_resource_does_not_tie_another_clients_session_to_a_record() {
         let mut facts = account();
         // Another SASL2 client now holds the resource "app" used to have.
-        facts.sessions[0] = session(1, Some("u@h/app"), Some("someone-else"), None);
+        facts.moment.sessions[0] = session(1, Some("u@h/app"), Some("someone-else"), None);
         let plan = plan_revocation(&facts, "client/app", true);
         assert_eq!(plan.actions, [fast("app"), grant("g1")]);
     }

@@ -17,7 +17,7 @@ pub struct SoftwareRow {
     pub last_seen: Option<Timestamp>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SoftwareStats {
     rows: HashMap<(Option<String>, Option<String>), SoftwareRow>,
     pub accounts: usize,
@@ -53,6 +53,24 @@ impl SoftwareStats {
             if !counted_here.contains(&(software, version)) {
                 counted_here.push((software, version));
                 row.accounts += 1;
+            }
+        }
+    }
+
+    /// Adds the tally of other accounts (one account's, from the driver).
+    pub fn merge(&mut self, other: SoftwareStats) {
+        self.accounts += other.accounts;
+        self.clients += other.clients;
+        for (key, row) in other.rows {
+            match self.rows.get_mut(&key) {
+                Some(mine) => {
+                    mine.accounts += row.accounts;
+                    mine.clients += row.clients;
+                    mine.last_seen = mine.last_seen.max(row.last_seen);
+                }
+                None => {
+                    self.rows.insert(key, row);
+                }
             }
         }
     }
@@ -117,5 +135,21 @@ pub(crate) mod tests {
                 (None, None, 1, 1, Some(5)),
             ]
         );
+    }
+
+    #[test]
+    fn tallies_of_single_accounts_merge_into_the_same_rows() {
+        let a = account(&[(Some("Chat"), Some("1.0"), 10), (Some("Chat"), Some("1.0"), 30), (None, None, 5)]);
+        let b = account(&[(Some("Chat"), Some("2.0"), 20), (Some("Chat"), Some("1.0"), 15)]);
+        let mut whole = SoftwareStats::new();
+        whole.add_account(&list_entries(&a));
+        whole.add_account(&list_entries(&b));
+        let mut merged = SoftwareStats::new();
+        for facts in [&a, &b] {
+            let mut one = SoftwareStats::new();
+            one.add_account(&list_entries(facts));
+            merged.merge(one);
+        }
+        assert_eq!(merged, whole);
     }
 }

@@ -291,7 +291,7 @@ pub fn sign_out_question(plan: &RevocationPlan, connections: usize) -> String {
 mod tests {
     use super::*;
     use crate::listing::list_entries;
-    use crate::model::{AccountFacts, ClientRecord, Grant, SessionFact, UserAgent};
+    use crate::model::{AccountFacts, ClientRecord, Grant, Moment, SessionFact, UserAgent};
 
     fn facts() -> AccountFacts {
         AccountFacts {
@@ -309,8 +309,11 @@ mod tests {
                 ..Default::default()
             }],
             grants: vec![Grant { id: "g".into(), created: Some(1_795_742_400.0), ..Default::default() }],
-            sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/r".into()), client_id: Some("laptop".into()), grant_id: None }],
-            now: 1_795_742_600.0,
+            moment: Moment {
+                sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/r".into()), client_id: Some("laptop".into()), grant_id: None }],
+                now: 1_795_742_600.0,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

@@ -2,16 +2,19 @@
 //! kind of entry the core produces must come back with the values we put in.
 
 use client_management::listing::list_entries;
-use client_management::model::{AccountFacts, ClientRecord, Grant, GrantToken, SessionFact, UserAgent};
+use client_management::model::{AccountFacts, ClientRecord, Grant, GrantToken, Moment, SessionFact, UserAgent};
 use client_management::render::{render_clients, Protocol};
 use xmpp_parsers::cam::{Clients, Status, Type};
 use xmpp_parsers::minidom::Element;
 
 fn facts() -> AccountFacts {
     let mut facts = AccountFacts {
-        now: 2_000_000_000.0,
-        password_updated: Some(1_000),
-        account_role_priority: Some(35),
+        moment: Moment {
+            now: 2_000_000_000.0,
+            password_updated: Some(1_000),
+            account_role_priority: Some(35),
+            ..Default::default()
+        },
         ..Default::default()
     };
     facts.records.push(ClientRecord {
@@ -49,7 +52,7 @@ fn facts() -> AccountFacts {
         user_agent: UserAgent { software: Some("REST client".into()), ..Default::default() },
         ..Default::default()
     });
-    facts.sessions.push(SessionFact { index: 1, full_jid: Some("u@h/laptop".into()), client_id: Some("laptop/1".into()), grant_id: None });
+    facts.moment.sessions.push(SessionFact { index: 1, full_jid: Some("u@h/laptop".into()), client_id: Some("laptop/1".into()), grant_id: None });
     facts
 }
 

@@ -61,10 +61,13 @@ const SOFTWARE: &[&str] = &["Chat", "Chat/Pro", "App", "Ünïcode <&>", "Ctl\u{1
 
 fn account(rng: &mut Rng) -> AccountFacts {
     let mut facts = AccountFacts {
-        now: 1_030.0,
-        password_updated: rng.chance(70).then(|| 1_000 + rng.below(40) as i64),
-        account_role_priority: rng.chance(80).then_some(25),
-        tokenless_grant_ttl: rng.chance(50).then_some(20),
+        moment: Moment {
+            now: 1_030.0,
+            password_updated: rng.chance(70).then(|| 1_000 + rng.below(40) as i64),
+            account_role_priority: rng.chance(80).then_some(25),
+            ..Default::default()
+        },
+        policy: Policy { tokenless_grant_ttl: rng.chance(50).then_some(20), ..Default::default() },
         ..Default::default()
     };
     for i in 0..rng.below(6) {
@@ -108,8 +111,8 @@ fn account(rng: &mut Rng) -> AccountFacts {
                 1 => Some(format!("u@h/r{}", rng.below(8))),
                 _ => None,
             };
-            facts.sessions.push(SessionFact {
-                index: facts.sessions.len() + 1,
+            facts.moment.sessions.push(SessionFact {
+                index: facts.moment.sessions.len() + 1,
                 full_jid: session_jid,
                 client_id: rng.chance(60).then(|| id.clone()),
                 grant_id: rng.chance(30).then(|| format!("g{}", rng.below(6))),
@@ -191,8 +194,8 @@ fn listing_revocation_and_rendering_keep_their_invariants(choices in choices(400
                     })
                     .collect();
                 let streams: Vec<usize> = match entry.source {
-                    Source::Record(index) => facts.sessions.iter().filter(|s| session_is_of(s, &facts.records[index])).map(|s| s.index).collect(),
-                    Source::Grant(index) => facts.sessions.iter().filter(|s| s.grant_id.as_deref() == Some(facts.grants[index].id.as_str())).map(|s| s.index).collect(),
+                    Source::Record(index) => facts.moment.sessions.iter().filter(|s| session_is_of(s, &facts.records[index])).map(|s| s.index).collect(),
+                    Source::Grant(index) => facts.moment.sessions.iter().filter(|s| s.grant_id.as_deref() == Some(facts.grants[index].id.as_str())).map(|s| s.index).collect(),
                 };
                 for stream in streams {
                     assert!(closed.contains(&stream), "{} left stream {stream} open", entry.listed_id());
@@ -226,17 +229,11 @@ fn accounts_keep_their_limits_and_never_drop_credentials(choices in choices(600)
     {
         let mut facts = account(&mut rng);
         let max_clients = 1 + rng.below(5) as usize;
-        let policy = Policy { max_clients, tokenless_grant_ttl: facts.tokenless_grant_ttl, ..Policy::default() };
-        let moment = Moment {
-            sessions: facts.sessions.clone(),
-            password_updated: facts.password_updated,
-            account_role_priority: facts.account_role_priority,
-            now: facts.now,
-            ..Default::default()
-        };
+        let policy = Policy { max_clients, tokenless_grant_ttl: facts.policy.tokenless_grant_ttl, ..Policy::default() };
+        let moment = facts.moment.clone();
         let mut account = Account::new(policy);
         account.load_records(std::mem::take(&mut facts.records));
-        account.load_grants(facts.grants.clone(), facts.now);
+        account.load_grants(facts.grants.clone(), facts.moment.now);
         account.load_fast_tokens(facts.fast_tokens.clone());
         for step in 0..rng.below(12) {
             let before: Vec<_> = account.records().to_vec();

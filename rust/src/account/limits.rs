@@ -36,7 +36,7 @@ impl Account {
     /// Which records the limit drops, leaving out those already `going`.
     fn over_limit(&self, keep: Option<&str>, going: &[String]) -> Vec<String> {
         let count = self.facts.records.len() - going.len();
-        if count <= self.policy.max_clients {
+        if count <= self.facts.policy.max_clients {
             return Vec::new();
         }
         let ctx = AccessContext::new(&self.facts);
@@ -66,14 +66,14 @@ impl Account {
             })
             .collect();
         candidates.sort_unstable();
-        candidates.into_iter().take(count - self.policy.max_clients).map(|(.., id)| id.to_owned()).collect()
+        candidates.into_iter().take(count - self.facts.policy.max_clients).map(|(.., id)| id.to_owned()).collect()
     }
 
     /// Records whose client has no access and was last seen before the retention period.
     fn past_retention(&self) -> Vec<String> {
-        let Some(retention) = self.policy.retention else { return Vec::new() };
+        let Some(retention) = self.facts.policy.retention else { return Vec::new() };
         let ctx = AccessContext::new(&self.facts);
-        let horizon = self.facts.now - retention as f64;
+        let horizon = self.facts.moment.now - retention as f64;
         self.facts
             .records
             .iter()
@@ -95,7 +95,7 @@ impl Account {
         let mut deleted = self.past_retention();
         let over = self.over_limit(None, &deleted);
         deleted.extend(over);
-        let policy = self.policy;
+        let policy = self.facts.policy;
         let minimised = self.facts.records.iter().filter(|r| !deleted.contains(&r.id) && needs_minimising(r, &policy)).count();
         if !dry_run {
             self.remove_records(&deleted);
@@ -112,10 +112,10 @@ impl Account {
     }
 
     pub(super) fn minimise(&self, record: &mut ClientRecord) {
-        if !self.policy.store_full_jids && !record.legacy {
+        if !self.facts.policy.store_full_jids && !record.legacy {
             record.full_jid = None;
         }
-        if !self.policy.store_device_names {
+        if !self.facts.policy.store_device_names {
             record.user_agent.device = None;
         }
     }

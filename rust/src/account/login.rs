@@ -95,8 +95,8 @@ impl Account {
                 (self.facts.records.len() - 1, true)
             }
         };
-        let password_updated = self.facts.password_updated;
-        let policy = self.policy;
+        let password_updated = self.facts.moment.password_updated;
+        let policy = self.facts.policy;
         let record = &mut self.facts.records[position];
         let before = recorded_access(record, password_updated);
         merge_login(record, &login, &policy);
@@ -106,7 +106,7 @@ impl Account {
         let evicted = if is_new { self.evict_over_limit(Some(&client_id)) } else { Vec::new() };
         Ok(LoginOutcome {
             write: if is_new || access_changed { WriteTiming::Now } else { WriteTiming::Later },
-            announce: is_new && login.grant_id.is_none() && self.policy.notify_new_clients,
+            announce: is_new && login.grant_id.is_none() && self.facts.policy.notify_new_clients,
             client_id,
             is_new,
             evicted,
@@ -119,6 +119,7 @@ impl Account {
     pub fn notice_recipients(&self, client_id: &str) -> Vec<usize> {
         let record = self.record(client_id);
         self.facts
+            .moment
             .sessions
             .iter()
             .filter(|s| s.is_bound() && !record.is_some_and(|r| crate::access::session_is_of(s, r)))
@@ -132,6 +133,7 @@ impl Account {
         self.facts_at(moment);
         let newcomers: Vec<&ClientRecord> = self.facts.records.iter().filter(|r| r.first_seen.is_some_and(|t| t >= since)).collect();
         self.facts
+            .moment
             .sessions
             .iter()
             .filter(|s| s.is_bound() && !newcomers.iter().any(|r| crate::access::session_is_of(s, r)))

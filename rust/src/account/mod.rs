@@ -18,70 +18,14 @@ mod tests;
 
 use std::collections::HashMap;
 
-use crate::model::{AccountFacts, ClientRecord, Seconds, SessionFact, Timestamp};
+use crate::model::{AccountFacts, ClientRecord};
+pub use crate::model::{Moment, Policy};
 
 pub use limits::{PruneOutcome, ONE_SHOT_SECONDS};
 pub use login::{Login, LoginOutcome, WriteTiming};
 pub use reading::{CacheEvent, Part, Purpose};
 pub use writes::{backoff, WriteBatch, MAX_RETRY_DELAY};
 use writes::PendingWrites;
-
-/// What the admin chose (module options), fixed for the life of the module.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Policy {
-    /// Most records kept per account.
-    pub max_clients: usize,
-    /// How long a record of a client without access is kept after it was last seen; `None`:
-    /// forever.
-    pub retention: Option<Seconds>,
-    /// Store the full JID of SASL2 clients (legacy clients are found by it and always keep it).
-    pub store_full_jids: bool,
-    pub store_device_names: bool,
-    /// mod_tokenauth's option, to judge grants as it does.
-    pub tokenless_grant_ttl: Option<Seconds>,
-    /// Grants read from storage are reused this long (only access times and tokens added to an
-    /// existing grant change without an event).
-    pub grant_cache_ttl: f64,
-    /// Record updates that change no client's access wait this long to be stored.
-    pub write_delay: f64,
-    pub notify_new_clients: bool,
-    /// After a notice, the next one waits this long and summarises what came meanwhile.
-    pub notice_interval: f64,
-    /// List and ad-hoc requests a stream may make per minute (0: no limit).
-    pub requests_per_minute: u32,
-    /// Accounts without work left kept in memory (the driver's LRU).
-    pub cache_size: usize,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            max_clients: 100,
-            retention: Some(30 * 86_400),
-            store_full_jids: true,
-            store_device_names: true,
-            tokenless_grant_ttl: Some(14 * 86_400),
-            grant_cache_ttl: 60.0,
-            write_delay: 10.0,
-            notify_new_clients: false,
-            notice_interval: 600.0,
-            requests_per_minute: 30,
-            cache_size: 256,
-        }
-    }
-}
-
-/// The facts of one moment: streams, password change, role, clock.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Moment {
-    pub sessions: Vec<SessionFact>,
-    /// Each stream's key (Prosody's `session.id`), in the order of `sessions`; the driver finds
-    /// the streams of logins not recorded yet by it.
-    pub stream_keys: Vec<Option<String>>,
-    pub password_updated: Option<Timestamp>,
-    pub account_role_priority: Option<i64>,
-    pub now: f64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotReady {
@@ -93,7 +37,6 @@ pub enum NotReady {
 
 #[derive(Debug)]
 pub struct Account {
-    policy: Policy,
     facts: AccountFacts,
     /// Record id → position in `facts.records`.
     index: HashMap<String, usize>,
@@ -111,8 +54,7 @@ pub struct Account {
 impl Account {
     pub fn new(policy: Policy) -> Self {
         Account {
-            policy,
-            facts: AccountFacts { tokenless_grant_ttl: policy.tokenless_grant_ttl, ..Default::default() },
+            facts: AccountFacts { policy, ..Default::default() },
             index: HashMap::new(),
             records_loaded: false,
             grants_loaded_at: None,
@@ -122,10 +64,6 @@ impl Account {
             writes: PendingWrites::default(),
             deleted: false,
         }
-    }
-
-    pub fn policy(&self) -> &Policy {
-        &self.policy
     }
 
     pub fn records_loaded(&self) -> bool {
@@ -152,10 +90,7 @@ impl Account {
     /// The facts at `moment`, for listing and planning. Parts never read are empty: callers
     /// read what [`Account::missing`] names first.
     pub fn facts_at(&mut self, moment: Moment) -> &AccountFacts {
-        self.facts.sessions = moment.sessions;
-        self.facts.password_updated = moment.password_updated;
-        self.facts.account_role_priority = moment.account_role_priority;
-        self.facts.now = moment.now;
+        self.facts.moment = moment;
         &self.facts
     }
 }

@@ -70,14 +70,14 @@ impl Account {
             parts.push(Part::Records);
         }
         let grants_fresh =
-            !self.grants_stale && self.grants_loaded_at.is_some_and(|at| now - at < self.policy.grant_cache_ttl);
+            !self.grants_stale && self.grants_loaded_at.is_some_and(|at| now - at < self.facts.policy.grant_cache_ttl);
         let (grants, fast) = match purpose {
             Purpose::Listing => (!grants_fresh, !self.fast_tokens_loaded || self.fast_tokens_stale),
             Purpose::Change => (true, true),
             // Only a full account needs to know which clients hold credentials (they are never
             // dropped); stale ones do for that.
             Purpose::Login => {
-                let full = self.records_loaded && self.facts.records.len() >= self.policy.max_clients;
+                let full = self.records_loaded && self.facts.records.len() >= self.facts.policy.max_clients;
                 (full && self.grants_loaded_at.is_none(), full && !self.fast_tokens_loaded)
             }
         };
@@ -115,7 +115,7 @@ impl Account {
         self.facts.records.clear();
         self.index.clear();
         for mut record in records {
-            let changed = record.user_agent.needs_cleaning() || needs_minimising(&record, &self.policy);
+            let changed = record.user_agent.needs_cleaning() || needs_minimising(&record, &self.facts.policy);
             if changed {
                 record.user_agent = std::mem::take(&mut record.user_agent).cleaned();
                 self.minimise(&mut record);

@@ -2,7 +2,7 @@ use super::*;
 use std::collections::HashMap;
 
 use crate::ids::fast_token_key_prefix;
-use crate::model::{FastToken, Grant, UserAgent};
+use crate::model::{FastToken, Grant, SessionFact, Timestamp, UserAgent};
 
 const T: Timestamp = 1_000_000;
 

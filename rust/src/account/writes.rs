@@ -71,7 +71,7 @@ impl Account {
 
     /// How long queued changes wait: the write delay, doubled after each failure in a row.
     pub fn retry_delay(&self) -> f64 {
-        backoff(self.policy.write_delay, self.writes.failures)
+        backoff(self.facts.policy.write_delay, self.writes.failures)
     }
 }
 

@@ -12,11 +12,17 @@
 
 use std::collections::HashMap;
 
-use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, Purpose, WriteBatch, WriteTiming};
-use crate::model::{ClientRecord, FastToken, Grant};
+use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, PruneOutcome, Purpose, WriteBatch, WriteTiming};
+use crate::forms::{client_choices, manage_form, sign_out_form, Form, UNREADABLE};
+use crate::listing::{client_entries, list_entries, ClientEntry};
+use crate::model::{AccountFacts, ClientRecord, FastToken, Grant};
 use crate::notices::{Announcement, Flush, NoticeGates};
 use crate::render::{render_listing, Element, Protocol};
-use crate::revocation::{plan_revocation, RevocationPlan};
+use crate::revocation::{plan_revocation, plan_selection, plan_sign_out_others, RevocationPlan};
+use crate::stats::SoftwareStats;
+use crate::text::{client_listing, plan_reports, sign_out_question, Report};
+use crate::web::answers::{self, WebRequest, WebView};
+use crate::web::Response;
 
 /// Identifies a stream across events (Prosody's `session.id`); matched against
 /// [`Moment::stream_keys`].
@@ -53,8 +59,8 @@ pub enum ReadResult {
 pub enum Event {
     /// SASL succeeded, or a stream bound a resource after it: record the login of `stream`.
     Login { stream: StreamKey, login: Box<Login> },
-    /// A request (list, revoke, ad-hoc, shell, web) needs the account's facts for `purpose`.
-    Prepare(Purpose),
+    /// An ad-hoc, shell or web request, or the public API, asks about the account.
+    Ask(Question),
     /// List the account's clients in `protocol` (a list iq).
     List { protocol: Protocol },
     /// Revoke what `selector` names (`client/…`, `grant/…`, `software/…`).
@@ -75,9 +81,75 @@ pub enum Event {
     GrantCreated(Announcement),
     /// The account was deleted: nothing of it stays, nothing is written again.
     AccountDeleted,
-    /// Store what can be stored now: the module unloads, the server stops, or a host-wide
-    /// prune changed records.
+    /// Store what can be stored now: the module unloads, or the server stops.
     StoreNow,
+}
+
+/// What a request asks (see [`Event::Ask`]); each reads what it needs and answers with an
+/// [`Action::Reply`], or plans a revocation ([`Action::CarryOut`]) and answers once it is
+/// carried out. Each refuses (`Answer { error: "unreadable" }`) when a part could not be read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Question {
+    /// `get_active_clients`: the listed entries ([`Reply::Clients`]).
+    ActiveClients,
+    /// `user clients`: the listing's lines at this width ([`Reply::Lines`]).
+    ClientLines { width: usize },
+    /// "Manage clients", shown: its form, a choice per listed client ([`Reply::Form`]).
+    ManageForm,
+    /// "Manage clients", submitted: revoke these listed ids; a [`Reply::Note`] after.
+    RevokeListed(Vec<String>),
+    /// "Sign out all other clients", sparing the stream `requester`: its form
+    /// ([`Reply::Form`]), or with `confirmed` the plan; a [`Reply::Note`] after.
+    SignOutOthers { requester: Option<StreamKey>, confirmed: bool },
+    /// A web page or API request ([`Reply::Web`]; a sign-out is carried out first).
+    Web { request: WebRequest, view: Box<WebView> },
+    /// `clients stats`: one account's share of the tally ([`Reply::Stats`]). A walk.
+    SoftwareStats,
+    /// `clients revoke HOST software/…`: as [`Event::Revoke`], for every part. A walk.
+    HostRevoke { selector: String },
+    /// `clients prune` and the daily prune: retention, the limit, minimisation
+    /// ([`Reply::Pruned`]); changes are stored at once. A walk.
+    Prune { dry_run: bool },
+}
+
+impl Question {
+    fn purpose(&self) -> Purpose {
+        match self {
+            Question::ActiveClients | Question::ClientLines { .. } | Question::ManageForm | Question::SoftwareStats => Purpose::Listing,
+            Question::Web { request, .. } if !request.changes() => Purpose::Listing,
+            _ => Purpose::Change,
+        }
+    }
+
+    /// Host-wide walks visit every account: one not in memory is not kept (unless work is left).
+    pub fn walks(&self) -> bool {
+        matches!(self, Question::SoftwareStats | Question::HostRevoke { .. } | Question::Prune { .. })
+    }
+}
+
+/// A request's answer (see [`Question`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Clients(Vec<ClientEntry>),
+    /// Lines to print, and how many clients they list.
+    Lines { lines: Vec<String>, count: usize },
+    Form(Form),
+    /// How an ad-hoc command ends: what its plan did, or could not finish.
+    Note(Report),
+    Web(Response),
+    Stats(SoftwareStats),
+    Pruned(PruneOutcome),
+}
+
+/// What a plan handed out answers once carried out.
+#[derive(Debug)]
+enum Finish {
+    /// A revocation by selector: the plan's own error.
+    Error(Option<&'static str>),
+    /// An ad-hoc command: what it did, what it could not finish.
+    Reports(Report, Report),
+    /// A web sign-out.
+    Web { request: WebRequest, view: Box<WebView>, plan: RevocationPlan, closed: usize },
 }
 
 /// What to do, in order.
@@ -97,16 +169,16 @@ pub enum Action {
     NewClient { record: Box<ClientRecord>, stream: StreamKey },
     /// Tell these streams (indices of the moment) this text.
     Notify { streams: Vec<usize>, text: String },
-    /// What [`Event::Prepare`] asked for is read; `refused`: a part the purpose cannot do
-    /// without failed to read (see [`refuses`]).
-    Prepared { refused: bool },
+    /// The answer to [`Event::Ask`].
+    Reply(Reply),
     /// Carry out this revocation plan (FAST tokens, grants, then streams) and answer with
     /// [`Event::CarriedOut`].
     CarryOut(RevocationPlan),
     /// A list request's `<clients>` element.
     Listing(Element),
     /// The request's answer: success, or the name of its error (`item-not-found`,
-    /// `password-reset-required`, `internal-server-error`; a list's `list-failed`).
+    /// `password-reset-required`, `internal-server-error`; a list's `list-failed`; a
+    /// question's `unreadable`).
     Answer { error: Option<&'static str> },
     /// Something the admin should know (a read or write failed, stored items were malformed).
     Log { level: LogLevel, message: String },
@@ -147,8 +219,11 @@ struct Slot {
     writing: Option<u64>,
     timer: bool,
     notice_timer: bool,
-    /// A revocation planned and handed out: its error, if it has one, once carried out.
-    revoking: Option<Option<&'static str>>,
+    /// A revocation planned and handed out: what it answers once carried out.
+    revoking: Option<Finish>,
+    /// Made for a host-wide walk: dropped once the walk's request is answered and no work is
+    /// left, so that a walk keeps no account that was not in memory.
+    walk: bool,
     /// Failed reads of the records in a row: their own backoff (failed writes count in the
     /// account).
     read_failures: u32,
@@ -167,6 +242,7 @@ impl Slot {
             timer: false,
             notice_timer: false,
             revoking: None,
+            walk: false,
             read_failures: 0,
             last_used: 0,
         }
@@ -197,38 +273,9 @@ impl Driver {
         Driver { policy, cache_size: policy.cache_size.max(1), slots: HashMap::new(), clock: 0, gates: NoticeGates::default() }
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// The account's state, made recent (created when not in memory).
-    pub fn account(&mut self, username: &str) -> &mut Account {
-        &mut self.slot(username).account
-    }
-
     /// The account if it is in memory, without making it recent.
     pub fn cached(&mut self, username: &str) -> Option<&mut Account> {
         self.slots.get_mut(username).map(|slot| &mut slot.account)
-    }
-
-    /// Takes in an account read outside the driver (a host-wide walk) that now has work left,
-    /// unless the driver holds one of that name already.
-    pub fn adopt(&mut self, username: &str, account: Account) {
-        if !self.slots.contains_key(username) {
-            self.slot(username).account = account;
-        }
-    }
-
-    /// The notice gates of every account.
-    pub fn gates(&mut self) -> &mut NoticeGates {
-        &mut self.gates
-    }
-
-    /// [`Driver::account`] and the notice gates, together.
-    pub fn account_and_gates(&mut self, username: &str) -> (&mut Account, &mut NoticeGates) {
-        self.slot(username);
-        let slot = self.slots.get_mut(username).expect("made above");
-        (&mut slot.account, &mut self.gates)
     }
 
     /// Accounts in memory.
@@ -257,7 +304,21 @@ impl Driver {
         }
         let slot = self.slots.get_mut(username).expect("inserted above");
         slot.last_used = clock;
+        slot.walk = false;
         slot
+    }
+
+    /// The slot of a walk: an account in memory as it is (not made recent), else one made
+    /// without making room (nothing in memory goes for it) and dropped once done.
+    fn walk_slot(&mut self, username: &str) -> &mut Slot {
+        self.slots.entry(username.to_owned()).or_insert_with(|| Slot { walk: true, ..Slot::new(self.policy) })
+    }
+
+    /// Drops the slot of a walk once its request is answered and no work is left.
+    fn end_walk(&mut self, username: &str) {
+        if self.slots.get(username).is_some_and(|slot| slot.walk && !slot.pinned() && slot.revoking.is_none()) {
+            self.slots.remove(username);
+        }
     }
 
     /// Keeps fewer than `cache_size` accounts without work left: drops the least recently used.
@@ -292,8 +353,14 @@ impl Driver {
                     self.offer(username, announcement, bound, moment.now, &mut actions);
                 }
             }
-            Event::Read(results) => self.loaded(username, results, moment, &mut actions),
-            Event::Written { serial, result } => self.written(username, serial, result, &mut actions),
+            Event::Read(results) => {
+                self.loaded(username, results, moment, &mut actions);
+                self.end_walk(username);
+            }
+            Event::Written { serial, result } => {
+                self.written(username, serial, result, &mut actions);
+                self.end_walk(username);
+            }
             // A timer of an account no longer in memory (deleted) has nothing left to do.
             Event::Tick | Event::StoreNow if !self.slots.contains_key(username) => {}
             Event::CarriedOut { complete } => {
@@ -303,10 +370,25 @@ impl Driver {
                     slot.account.note(CacheEvent::Revoked);
                     slot.revoking.take()
                 });
-                let error = if complete { planned.flatten() } else { Some("internal-server-error") };
-                actions.push(Action::Answer { error });
+                actions.push(match planned {
+                    Some(Finish::Reports(done, failed)) => Action::Reply(Reply::Note(if complete { done } else { failed })),
+                    Some(Finish::Web { request, view, plan, closed }) => {
+                        Action::Reply(Reply::Web(answers::signed_out(&request, &view, &plan, closed, complete)))
+                    }
+                    Some(Finish::Error(error)) if complete => Action::Answer { error },
+                    None if complete => Action::Answer { error: None },
+                    _ => Action::Answer { error: Some("internal-server-error") },
+                });
+                self.end_walk(username);
             }
-            Event::Login { .. } | Event::Prepare(_) | Event::List { .. } | Event::Revoke { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
+            Event::Ask(question) if question.walks() => {
+                let slot = self.walk_slot(username);
+                slot.read.clear();
+                slot.failed.clear();
+                self.proceed(username, Event::Ask(question), moment, &mut actions);
+                self.end_walk(username);
+            }
+            Event::Login { .. } | Event::Ask(_) | Event::List { .. } | Event::Revoke { .. } | Event::Tick | Event::NoticesDue | Event::StoreNow => {
                 let slot = self.slot(username);
                 match &event {
                     Event::Tick => slot.timer = false,
@@ -336,7 +418,7 @@ impl Driver {
             return;
         }
         let purpose = match &event {
-            Event::Prepare(purpose) => Some(*purpose),
+            Event::Ask(question) => Some(question.purpose()),
             Event::List { .. } => Some(Purpose::Listing),
             Event::Revoke { .. } => Some(Purpose::Change),
             Event::Login { .. } | Event::NoticesDue => Some(Purpose::Login),
@@ -352,9 +434,6 @@ impl Driver {
                 return;
             }
         }
-        // A request's moment may leave the streams out (the Lua module gathers them only when
-        // they matter): logins queued meanwhile wait for another event.
-        let with_streams = !matches!(event, Event::Prepare(_));
         // The login's consequences (its new-client event, its notice) come after its write.
         let mut after = Vec::new();
         let urgent = match event {
@@ -363,10 +442,22 @@ impl Driver {
                 self.flush_notices(username, moment.clone(), &mut after);
                 false
             }
-            Event::Prepare(purpose) => {
-                let refused = refuses(purpose, &slot.failed);
-                actions.push(Action::Prepared { refused });
-                false
+            Event::Ask(question) => {
+                // Every question needs every part it reads (a grant selector, which needs no
+                // records, comes as a Revoke).
+                if !slot.failed.is_empty() {
+                    actions.push(match &question {
+                        Question::Web { request, view } => Action::Reply(Reply::Web(answers::unreadable(request, view))),
+                        Question::ManageForm | Question::RevokeListed(_) | Question::SignOutOthers { .. } => {
+                            let note = UNREADABLE;
+                            Action::Reply(Reply::Note(Report { level: note.level, text: note.text.to_owned() }))
+                        }
+                        _ => Action::Answer { error: Some("unreadable") },
+                    });
+                    false
+                } else {
+                    self.answer(username, question, moment.clone(), actions)
+                }
             }
             Event::List { protocol } => {
                 // A list shows every part or nothing (see `refuses`).
@@ -383,7 +474,7 @@ impl Driver {
                 } else {
                     let records_known = slot.account.records_loaded();
                     let plan = plan_revocation(slot.account.facts_at(moment.clone()), &selector, records_known);
-                    slot.revoking = Some(plan.outcome.error_name());
+                    slot.revoking = Some(Finish::Error(plan.outcome.error_name()));
                     actions.push(Action::CarryOut(plan));
                 }
                 false
@@ -391,9 +482,86 @@ impl Driver {
             Event::Tick | Event::StoreNow => true,
             _ => false,
         };
-        let recorded_late = with_streams && self.record_unrecorded(username, &moment, &mut after);
+        let recorded_late = self.record_unrecorded(username, &moment, &mut after);
         self.store(username, urgent || recorded_late, actions);
         actions.append(&mut after);
+    }
+
+    /// Answers a question over what is read; true when a change must be stored at once.
+    fn answer(&mut self, username: &str, question: Question, mut moment: Moment, actions: &mut Vec<Action>) -> bool {
+        let slot = self.slots.get_mut(username).expect("slot of a question");
+        let account = &mut slot.account;
+        let reply = match question {
+            Question::ActiveClients => Reply::Clients(client_entries(account.facts_at(moment))),
+            Question::ClientLines { width } => {
+                let entries = list_entries(account.facts_at(moment));
+                Reply::Lines { lines: client_listing(&entries, width), count: entries.len() }
+            }
+            Question::ManageForm => Reply::Form(manage_form(client_choices(&list_entries(account.facts_at(moment))))),
+            Question::SoftwareStats => {
+                let mut stats = SoftwareStats::new();
+                stats.add_account(&list_entries(account.facts_at(moment)));
+                Reply::Stats(stats)
+            }
+            Question::Prune { dry_run } => match account.prune(moment, dry_run) {
+                Ok(outcome) => {
+                    actions.push(Action::Reply(Reply::Pruned(outcome)));
+                    return !dry_run;
+                }
+                Err(_) => {
+                    actions.push(Action::Answer { error: Some("unreadable") });
+                    return false;
+                }
+            },
+            Question::RevokeListed(ids) => {
+                let facts = account.facts_at(moment);
+                let plan = plan_selection(facts, &ids);
+                let (done, failed) = plan_reports(&plan, &list_entries(facts), 0);
+                slot.revoking = Some(Finish::Reports(done, failed));
+                actions.push(Action::CarryOut(plan));
+                return false;
+            }
+            Question::SignOutOthers { requester, confirmed } => {
+                let requester = requester
+                    .and_then(|key| moment.stream_keys.iter().position(|k| k.as_deref() == Some(key.as_str())))
+                    .and_then(|position| moment.sessions.get(position))
+                    .map_or(0, |session| session.index);
+                let facts = account.facts_at(moment);
+                let plan = plan_sign_out_others(facts, requester);
+                let closed = plan.closed_streams();
+                if !confirmed {
+                    Reply::Form(sign_out_form(Some(sign_out_question(&plan, closed))))
+                } else {
+                    let (done, failed) = plan_reports(&plan, &list_entries(facts), closed);
+                    slot.revoking = Some(Finish::Reports(done, failed));
+                    actions.push(Action::CarryOut(plan));
+                    return false;
+                }
+            }
+            Question::HostRevoke { selector } => {
+                let records_known = account.records_loaded();
+                let plan = plan_revocation(account.facts_at(moment), &selector, records_known);
+                slot.revoking = Some(Finish::Error(plan.outcome.error_name()));
+                actions.push(Action::CarryOut(plan));
+                return false;
+            }
+            Question::Web { request, view } => {
+                // A sign-out spares the requester (a web session, an API token): it holds a
+                // grant, and no stream.
+                let grant = if request.changes() { view.grant.clone() } else { None };
+                let requester = answers::add_requester(&mut moment.sessions, grant);
+                let facts: &AccountFacts = account.facts_at(moment);
+                if request.signs_out() {
+                    let (plan, closed) = answers::sign_out(facts, requester);
+                    slot.revoking = Some(Finish::Web { request, view, plan: plan.clone(), closed });
+                    actions.push(Action::CarryOut(plan));
+                    return false;
+                }
+                Reply::Web(answers::show(&request, &view, facts, requester))
+            }
+        };
+        actions.push(Action::Reply(reply));
+        false
     }
 
     /// Storage answered: load what came, then carry on with the event that waited for it.
@@ -484,7 +652,7 @@ impl Driver {
             Flush::Wait { check_in } => self.notice_timer(username, check_in, actions),
             Flush::Summary { text, since, check_in } => {
                 // Without the records, every bound stream hears it.
-                let streams = self.account(username).summary_recipients(moment, since);
+                let streams = self.slot(username).account.summary_recipients(moment, since);
                 actions.push(Action::Notify { streams, text });
                 self.notice_timer(username, check_in, actions);
             }

@@ -1,6 +1,7 @@
 //! Event sequences in, actions out.
 
 use super::*;
+use crate::web::answers::{WebRequest, WebView};
 use crate::model::{SessionFact, Timestamp};
 
 const T: Timestamp = 1_000_000;
@@ -78,7 +79,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::NoticeTimer { .. } => "notice-timer",
             Action::NewClient { .. } => "new-client",
             Action::Notify { .. } => "notify",
-            Action::Prepared { .. } => "prepared",
+            Action::Reply(_) => "reply",
             Action::CarryOut(_) => "carry-out",
             Action::Listing(_) => "listing",
             Action::Answer { .. } => "answer",
@@ -156,7 +157,7 @@ fn a_login_seen_while_the_records_cannot_be_read_is_recorded_once_they_can() {
     // Still failing: the read backs off on its own count, never as a failed write.
     assert_eq!(driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &streams)), [Action::Read(vec![Part::Records])]);
     assert_eq!(timers(&driver.handle("u", records_failed(), moment())), [20.0]);
-    assert_eq!(driver.account("u").retry_delay(), 10.0, "no write failed");
+    assert_eq!(driver.cached("u").unwrap().retry_delay(), 10.0, "no write failed");
     // The stream bound meanwhile; the records come back.
     let bound = [("s-phone", Some("u@h/bound"))];
     driver.handle("u", Event::Tick, moment_with(NOW + 30.0, &bound));
@@ -174,7 +175,7 @@ fn a_queued_login_of_a_stream_that_is_gone_is_dropped() {
     driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &[]));
     assert_eq!(driver.handle("u", records(Vec::new()), moment()), []);
     assert!(driver.pending().is_empty());
-    assert!(driver.account("u").records().is_empty());
+    assert!(driver.cached("u").unwrap().records().is_empty());
 }
 
 #[test]
@@ -217,7 +218,7 @@ fn unloading_stores_what_waits_and_a_reloaded_driver_reads_again() {
     let relogin = Event::Login { stream: "s-3".into(), login: Box::new(Login { at: T + 9, ..login_of("phone") }) };
     assert_eq!(reloaded.handle("u", relogin, moment()), [Action::Read(vec![Part::Records])]);
     assert_eq!(timers(&reloaded.handle("u", records(stored), moment())), [10.0], "known client: stored later");
-    assert_eq!(reloaded.account("u").record("phone").unwrap().last_seen, Some(T + 9));
+    assert_eq!(reloaded.cached("u").unwrap().record("phone").unwrap().last_seen, Some(T + 9));
 }
 
 #[test]
@@ -228,7 +229,7 @@ fn accounts_without_work_left_are_dropped_least_recently_used_first() {
         let (serial, ..) = write_of(&driver.handle(name, records(Vec::new()), moment())).unwrap();
         driver.handle(name, written(serial), moment());
     }
-    driver.account("a"); // used again
+    assert_eq!(driver.handle("a", Event::Tick, moment()), []); // used again
     // "c" has work left when "d" comes: "b" goes, "c" stays.
     driver.handle("c", login("x"), moment());
     driver.handle("c", records_failed(), moment());
@@ -294,67 +295,6 @@ fn credentials_events_make_cached_credentials_stale() {
     assert!(!account.missing(Purpose::Listing, NOW).contains(&Part::Grants));
     driver.handle("u", Event::Credentials(CacheEvent::GrantsChanged), moment());
     assert!(driver.cached("u").unwrap().missing(Purpose::Listing, NOW).contains(&Part::Grants));
-}
-
-#[test]
-fn a_request_reads_what_its_purpose_needs_and_the_core_says_which_failures_refuse_it() {
-    let mut driver = Driver::new(policy());
-    let prepared = |actions: &[Action]| actions.iter().find_map(|a| if let Action::Prepared { refused } = a { Some(*refused) } else { None });
-    // A listing refuses when any part is missing.
-    let actions = driver.handle("u", Event::Prepare(Purpose::Listing), moment());
-    assert_eq!(actions, [Action::Read(vec![Part::Records, Part::Grants, Part::FastTokens])]);
-    let partly = Event::Read(vec![
-        ReadResult::Read { data: Stored::Records(vec![record("a")]), skipped: 0 },
-        ReadResult::Failed { part: Part::Grants, error: "x".into() },
-        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
-    ]);
-    assert_eq!(prepared(&driver.handle("u", partly, moment())), Some(true));
-    // A revocation goes on without the records (a grant selector needs none), not without
-    // the credentials.
-    let mut driver = Driver::new(policy());
-    driver.handle("u", Event::Prepare(Purpose::Change), moment());
-    let no_records = Event::Read(vec![
-        ReadResult::Failed { part: Part::Records, error: "x".into() },
-        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
-        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
-    ]);
-    assert_eq!(prepared(&driver.handle("u", no_records, moment())), Some(false));
-    driver.handle("u", Event::Prepare(Purpose::Change), moment());
-    let no_tokens = Event::Read(vec![
-        ReadResult::Failed { part: Part::Records, error: "x".into() },
-        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
-        ReadResult::Failed { part: Part::FastTokens, error: "x".into() },
-    ]);
-    assert_eq!(prepared(&driver.handle("u", no_tokens, moment())), Some(true));
-    // Everything in memory and fresh: no read, an answer at once.
-    let mut driver = Driver::new(policy());
-    driver.handle("u", Event::Prepare(Purpose::Listing), moment());
-    let all = Event::Read(vec![
-        ReadResult::Read { data: Stored::Records(Vec::new()), skipped: 0 },
-        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
-        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
-    ]);
-    assert_eq!(prepared(&driver.handle("u", all, moment())), Some(false));
-    assert_eq!(driver.handle("u", Event::Prepare(Purpose::Listing), moment()), [Action::Prepared { refused: false }]);
-}
-
-#[test]
-fn a_request_without_streams_leaves_queued_logins_for_the_timer() {
-    let mut driver = Driver::new(policy());
-    let streams = [("s-phone", None)];
-    driver.handle("u", login("phone"), moment_with(NOW, &streams));
-    driver.handle("u", records_failed(), moment());
-    // A listing reads the records; its moment names no streams, so the login is not dropped.
-    driver.handle("u", Event::Prepare(Purpose::Listing), moment());
-    let all = Event::Read(vec![
-        ReadResult::Read { data: Stored::Records(Vec::new()), skipped: 0 },
-        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
-        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
-    ]);
-    driver.handle("u", all, moment());
-    assert_eq!(driver.pending(), ["u"]);
-    let actions = driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &streams));
-    assert_eq!(kinds(&actions), ["write", "new-client"]);
 }
 
 fn everything(records_list: Vec<ClientRecord>) -> Event {
@@ -440,3 +380,211 @@ fn a_list_reads_every_part_once_and_answers_with_its_clients_or_refuses() {
     assert_eq!(actions.last(), Some(&Action::Answer { error: Some("list-failed") }));
 }
 
+
+fn ask(question: Question) -> Event {
+    Event::Ask(question)
+}
+
+fn reply_of(actions: &[Action]) -> Option<&Reply> {
+    actions.iter().find_map(|a| if let Action::Reply(reply) = a { Some(reply) } else { None })
+}
+
+fn no_grants(records_list: Vec<ClientRecord>) -> Event {
+    Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(records_list), skipped: 0 },
+        ReadResult::Failed { part: Part::Grants, error: "x".into() },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ])
+}
+
+fn web_view() -> Box<WebView> {
+    Box::new(WebView {
+        policy: crate::web::WebPolicy::default(),
+        account: "u@h".into(),
+        csrf: "t".into(),
+        grant: Some("g-web".into()),
+        notice: None,
+    })
+}
+
+#[test]
+fn a_question_reads_what_it_needs_once_and_is_answered_in_the_same_request() {
+    let mut driver = Driver::new(policy());
+    // Nothing in memory: every part in one read, then the reply.
+    assert_eq!(driver.handle("u", ask(Question::ClientLines { width: 80 }), moment()), [Action::Read(vec![Part::Records, Part::Grants, Part::FastTokens])]);
+    let actions = driver.handle("u", everything(vec![record("pw")]), moment());
+    let Some(Reply::Lines { lines, count }) = reply_of(&actions) else { panic!("{actions:?}") };
+    assert_eq!(*count, 1);
+    assert!(lines.iter().any(|line| line.contains("client/pw")), "{lines:?}");
+    // In memory and fresh: answered at once.
+    let actions = driver.handle("u", ask(Question::ActiveClients), moment());
+    let [Action::Reply(Reply::Clients(entries))] = &actions[..] else { panic!("{actions:?}") };
+    assert_eq!(entries.iter().map(|e| e.listed_id.as_str()).collect::<Vec<_>>(), ["client/pw"]);
+    assert_eq!(entries[0].record.as_ref().map(|r| r.id.as_str()), Some("pw"));
+    let actions = driver.handle("u", ask(Question::ManageForm), moment());
+    let [Action::Reply(Reply::Form(form))] = &actions[..] else { panic!("{actions:?}") };
+    assert_eq!(form.fields[1].options.as_ref().map(Vec::len), Some(1));
+    // A change reads the credentials afresh.
+    let sign_out = || ask(Question::SignOutOthers { requester: None, confirmed: false });
+    assert_eq!(driver.handle("u", sign_out(), moment()), [Action::Read(vec![Part::Grants, Part::FastTokens])]);
+}
+
+#[test]
+fn a_read_failure_refuses_an_ad_hoc_shell_or_web_request_in_its_own_words() {
+    let refused = |question: Question| {
+        let mut driver = Driver::new(policy());
+        assert_eq!(kinds(&driver.handle("u", ask(question), moment())), ["read"]);
+        driver.handle("u", no_grants(vec![record("pw")]), moment())
+    };
+    // Ad-hoc: the command's note.
+    for question in [Question::ManageForm, Question::RevokeListed(vec!["client/pw".into()]), Question::SignOutOthers { requester: None, confirmed: true }] {
+        let actions = refused(question);
+        assert_eq!(kinds(&actions), ["log", "reply"]);
+        let Some(Reply::Note(note)) = reply_of(&actions) else { panic!("{actions:?}") };
+        assert_eq!((note.level, note.text.as_str()), (crate::forms::UNREADABLE.level, crate::forms::UNREADABLE.text));
+    }
+    // The shell, the public API, the walks: refused by name.
+    for question in [Question::ClientLines { width: 80 }, Question::ActiveClients, Question::SoftwareStats, Question::Prune { dry_run: false }, Question::HostRevoke { selector: "software/X".into() }] {
+        let actions = refused(question.clone());
+        assert_eq!(actions.last(), Some(&Action::Answer { error: Some("unreadable") }), "{question:?}");
+        assert!(!actions.iter().any(|a| matches!(a, Action::CarryOut(_) | Action::Write { .. })), "{question:?}");
+    }
+    // The web: the page's refusal, the API's error, a sign-out back to the page.
+    let web = |request| Question::Web { request, view: web_view() };
+    let status = |actions: Vec<Action>| match reply_of(&actions) {
+        Some(Reply::Web(response)) => response.status,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(status(refused(web(WebRequest::Page))), 503);
+    assert_eq!(status(refused(web(WebRequest::ApiClients))), 503);
+    assert_eq!(status(refused(web(WebRequest::ApiSignOut))), 503);
+    assert_eq!(status(refused(web(WebRequest::SignOut))), 303);
+}
+
+#[test]
+fn a_plan_of_an_ad_hoc_command_is_carried_out_then_reported() {
+    let mut driver = Driver::new(policy());
+    let fast_client = ClientRecord { id: "app".into(), last_seen: Some(T), fast_auth: Some(T), full_jid: Some("u@h/app".into()), ..Default::default() };
+    let streams = [("s-app", Some("u@h/app")), ("s-me", Some("u@h/me"))];
+    driver.handle("u", ask(Question::RevokeListed(vec!["client/app".into()])), moment_with(NOW, &streams));
+    let actions = driver.handle("u", everything(vec![record("pw"), fast_client]), moment_with(NOW, &streams));
+    let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+    assert!(plan.actions.contains(&crate::revocation::Action::CloseSession { session: 1 }), "{plan:?}");
+    let actions = driver.handle("u", Event::CarriedOut { complete: true }, moment());
+    let [Action::Reply(Reply::Note(done))] = &actions[..] else { panic!("{actions:?}") };
+    assert_eq!(done.level, "info");
+    // What was revoked is stale: the next change reads the credentials again. Signing out the
+    // others spares the requester's stream; a failed step says so.
+    let sign_out = ask(Question::SignOutOthers { requester: Some("s-me".into()), confirmed: true });
+    driver.handle("u", sign_out, moment_with(NOW, &streams));
+    let credentials = Event::Read(vec![
+        ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", credentials, moment_with(NOW, &streams));
+    let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+    assert!(!plan.actions.contains(&crate::revocation::Action::CloseSession { session: 2 }), "{plan:?}");
+    assert!(plan.actions.contains(&crate::revocation::Action::CloseSession { session: 1 }), "{plan:?}");
+    let actions = driver.handle("u", Event::CarriedOut { complete: false }, moment());
+    let [Action::Reply(Reply::Note(failed))] = &actions[..] else { panic!("{actions:?}") };
+    assert_ne!(failed, done);
+}
+
+#[test]
+fn a_web_sign_out_spares_the_requesters_grant_and_answers_once_carried_out() {
+    let mut driver = Driver::new(policy());
+    let streams = [("s-pw", Some("u@h/pw"))];
+    let sign_out = ask(Question::Web { request: WebRequest::ApiSignOut, view: web_view() });
+    driver.handle("u", sign_out, moment_with(NOW, &streams));
+    let grants = vec![
+        Grant { id: "g-web".into(), created: Some(NOW - 10.0), accessed: Some(NOW), expires: Some(NOW + 3600.0), ..Default::default() },
+        Grant { id: "g-app".into(), created: Some(NOW - 10.0), accessed: Some(NOW), expires: Some(NOW + 3600.0), ..Default::default() },
+    ];
+    let read = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(vec![record("pw")]), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(grants), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+    ]);
+    let actions = driver.handle("u", read, moment_with(NOW, &streams));
+    let [Action::CarryOut(plan)] = &actions[..] else { panic!("{actions:?}") };
+    let revoked: Vec<_> = plan.actions.iter().filter_map(|a| if let crate::revocation::Action::RevokeGrant { grant_id } = a { Some(grant_id.as_str()) } else { None }).collect();
+    assert_eq!(revoked, ["g-app"], "{plan:?}");
+    let actions = driver.handle("u", Event::CarriedOut { complete: true }, moment());
+    let [Action::Reply(Reply::Web(response))] = &actions[..] else { panic!("{actions:?}") };
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, "{\"revoked\":1,\"password_reset_required\":1,\"closed_connections\":1}");
+}
+
+#[test]
+fn a_walk_keeps_no_account_that_was_not_in_memory_and_drops_none_that_was() {
+    let mut driver = Driver::new(Policy { cache_size: 1, ..policy() });
+    // "kept" is in memory (the cache holds one account).
+    driver.handle("kept", ask(Question::ActiveClients), moment());
+    driver.handle("kept", everything(Vec::new()), moment());
+    assert_eq!(driver.in_memory(), 1);
+    for name in ["a", "b"] {
+        assert_eq!(kinds(&driver.handle(name, ask(Question::SoftwareStats), moment())), ["read"]);
+        assert_eq!(driver.in_memory(), 2, "held while its read is out");
+        let actions = driver.handle(name, everything(vec![record("pw")]), moment());
+        let Some(Reply::Stats(stats)) = reply_of(&actions) else { panic!("{actions:?}") };
+        assert_eq!((stats.accounts, stats.clients), (1, 1));
+        assert_eq!(driver.in_memory(), 1, "{name} is not kept");
+        assert!(driver.cached("kept").is_some(), "a walk makes no room");
+    }
+    // A walk of an account in memory uses it as it is: nothing read, nothing dropped.
+    assert_eq!(kinds(&driver.handle("kept", ask(Question::SoftwareStats), moment())), ["reply"]);
+    assert!(driver.cached("kept").is_some());
+    // A host-wide revocation holds the account until its plan is carried out.
+    driver.handle("c", ask(Question::HostRevoke { selector: "software/X".into() }), moment());
+    let actions = driver.handle("c", everything(vec![record("pw")]), moment());
+    assert_eq!(kinds(&actions), ["carry-out"]);
+    assert!(driver.cached("c").is_some());
+    assert_eq!(driver.handle("c", Event::CarriedOut { complete: true }, moment()), [Action::Answer { error: Some("item-not-found") }]);
+    assert!(driver.cached("c").is_none());
+}
+
+#[test]
+fn a_walk_of_an_account_with_changes_not_stored_loses_none_of_them() {
+    let mut driver = Driver::new(policy());
+    driver.handle("u", login("phone"), moment());
+    let (serial, ..) = write_of(&driver.handle("u", records(Vec::new()), moment())).unwrap();
+    driver.handle("u", written(serial), moment());
+    driver.handle("u", Event::Login { stream: "s-2".into(), login: Box::new(Login { at: T + 5, ..login_of("phone") }) }, moment());
+    assert_eq!(driver.pending(), ["u"]);
+    // A dry-run prune and the statistics walk over it: the change still waits, then is stored.
+    driver.handle("u", ask(Question::Prune { dry_run: true }), moment());
+    let actions = driver.handle("u", everything(Vec::new()), moment());
+    assert_eq!(reply_of(&actions), Some(&Reply::Pruned(PruneOutcome::default())));
+    assert!(write_of(&actions).is_none(), "a dry run stores nothing");
+    driver.handle("u", ask(Question::SoftwareStats), moment());
+    assert_eq!(driver.pending(), ["u"]);
+    let (_, changed, _) = write_of(&driver.handle("u", Event::Tick, moment_with(NOW + 10.0, &[]))).expect("stored");
+    assert_eq!(changed, ["phone"]);
+}
+
+#[test]
+fn a_prune_stores_what_it_changed_and_a_walk_keeps_the_account_until_it_is_stored() {
+    let mut driver = Driver::new(Policy { retention: Some(100), ..policy() });
+    let old = ClientRecord { id: "old".into(), last_seen: Some(T - 10_000), ..Default::default() };
+    driver.handle("u", ask(Question::Prune { dry_run: false }), moment());
+    let actions = driver.handle("u", everything(vec![old.clone(), record("pw")]), moment());
+    let Some(Reply::Pruned(outcome)) = reply_of(&actions) else { panic!("{actions:?}") };
+    assert_eq!(outcome.deleted, ["old"]);
+    let (serial, _, removed) = write_of(&actions).expect("stored at once");
+    assert_eq!(removed, ["old"]);
+    assert!(driver.cached("u").is_some(), "held while its write is out");
+    // The write fails: the account is kept, and the change is stored later.
+    let actions = driver.handle("u", write_failed(serial), moment());
+    assert_eq!(kinds(&actions), ["log", "timer"]);
+    assert_eq!(driver.pending(), ["u"]);
+    let (serial, _, removed) = write_of(&driver.handle("u", Event::Tick, moment())).expect("tried again");
+    assert_eq!(removed, ["old"]);
+    driver.handle("u", written(serial), moment());
+    assert!(driver.pending().is_empty());
+    // Stored at once: the account of a walk goes once its write is answered.
+    let mut driver = Driver::new(Policy { retention: Some(100), ..policy() });
+    driver.handle("v", ask(Question::Prune { dry_run: false }), moment());
+    let (serial, ..) = write_of(&driver.handle("v", everything(vec![old]), moment())).unwrap();
+    assert_eq!(driver.handle("v", written(serial), moment()), []);
+    assert_eq!(driver.in_memory(), 0);
+}

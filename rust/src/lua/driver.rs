@@ -5,34 +5,60 @@ use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
 use super::account::decode_stored;
 use super::decode::{decode_login, decode_protocol, grant_user_agent};
-use super::encode::{plan_table, record_table};
+use super::encode::{entry_table, plan_table, record_table};
 use super::stanza::{element_to_stanza, reply_xml};
-use crate::account::{CacheEvent, Moment};
-use crate::driver::{Action, Event, LogLevel, ReadResult};
+use super::web::{decode_web_request, response_table};
+use super::words::{form_table, note_table, AccountStats};
+use crate::account::{CacheEvent, Moment, Part};
+use crate::driver::{Action, Event, LogLevel, Question, ReadResult, Reply};
 use crate::model::timestamp_from_f64;
 use crate::notices::Announcement;
 use crate::render::Element;
-use crate::account::{Part, Purpose};
 
 fn runtime(message: String) -> mlua::Error {
     mlua::Error::runtime(format!("client_management: {message}"))
 }
 
-pub fn purpose_named(name: &str) -> Result<Purpose> {
-    match name {
-        "login" => Ok(Purpose::Login),
-        "listing" => Ok(Purpose::Listing),
-        "change" => Ok(Purpose::Change),
-        other => Err(runtime(format!("unknown purpose '{other}'"))),
-    }
+/// A string argument that is not UTF-8 names nothing we store: "".
+fn lossless(value: Option<LuaString>) -> String {
+    value.and_then(|s| s.to_str().ok().map(|s| s.to_owned())).unwrap_or_default()
+}
+
+/// `{ type = "ask", question = … }`: `active_clients` | `client_lines` (`width`) |
+/// `manage_form` | `revoke_listed` (`ids`) | `sign_out_others` (`requester`: a stream key, `confirmed`) |
+/// `web` (see web::decode_web_request) | `software_stats` | `host_revoke` (`selector`) |
+/// `prune` (`dry_run`).
+fn decode_question(table: &Table) -> Result<Question> {
+    let name: String = table.raw_get("question")?;
+    Ok(match name.as_str() {
+        "active_clients" => Question::ActiveClients,
+        "client_lines" => Question::ClientLines { width: table.raw_get::<Option<usize>>("width")?.unwrap_or(80) },
+        "manage_form" => Question::ManageForm,
+        "revoke_listed" => {
+            let ids: Option<Vec<LuaString>> = table.raw_get("ids")?;
+            Question::RevokeListed(ids.unwrap_or_default().into_iter().map(|id| lossless(Some(id))).collect())
+        }
+        "sign_out_others" => Question::SignOutOthers {
+            requester: table.raw_get("requester")?,
+            confirmed: table.raw_get::<Option<bool>>("confirmed")?.unwrap_or(false),
+        },
+        "web" => {
+            let (request, view) = decode_web_request(table)?;
+            Question::Web { request, view: Box::new(view) }
+        }
+        "software_stats" => Question::SoftwareStats,
+        "host_revoke" => Question::HostRevoke { selector: lossless(table.raw_get("selector")?) },
+        "prune" => Question::Prune { dry_run: table.raw_get::<Option<bool>>("dry_run")?.unwrap_or(false) },
+        other => return Err(runtime(format!("unknown question '{other}'"))),
+    })
 }
 
 fn part_named(name: &str) -> Result<Part> {
     [Part::Records, Part::Grants, Part::FastTokens].into_iter().find(|p| p.name() == name).ok_or_else(|| runtime(format!("unknown part '{name}'")))
 }
 
-/// `{ type = "login", stream, login }` | `{ type = "prepare", purpose = "listing" | "change" |
-/// "login" }` | `{ type = "list", xmlns }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
+/// `{ type = "login", stream, login }` | `{ type = "ask", question, … }` (see
+/// [`decode_question`]) | `{ type = "list", xmlns }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
 /// `{ type = "read", results = { { part, data, error } },
 /// roles }` | `{ type = "written", serial, error }` | `{ type = "tick" }` |
 /// `{ type = "notices_due" }` | `{ type = "credentials", name }` (mod_tokenauth's event name,
@@ -63,15 +89,8 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
             };
             Event::Written { serial, result }
         }
-        "prepare" => {
-            let name: String = table.raw_get("purpose")?;
-            Event::Prepare(purpose_named(&name)?)
-        }
-        "revoke" => {
-            // A selector that is not UTF-8 cannot name anything we store.
-            let selector: Option<mlua::LuaString> = table.raw_get("selector")?;
-            Event::Revoke { selector: selector.and_then(|s| s.to_str().ok().map(|s| s.to_owned())).unwrap_or_default() }
-        }
+        "ask" => Event::Ask(decode_question(table)?),
+        "revoke" => Event::Revoke { selector: lossless(table.raw_get("selector")?) },
         "list" => {
             Event::List { protocol: decode_protocol(&table.raw_get("xmlns")?)? }
         }
@@ -109,7 +128,7 @@ impl UserData for Listing {
 
 /// Each action as `{ type, … }`: `read` (`parts`), `write` (`serial`, `changes` = id → record,
 /// or `remove` for deleted ones), `timer` / `notice_timer` (`after`), `new_client` (`client`,
-/// `stream`), `notify` (`streams`, `text`), `prepared` (`refused`), `carry_out`
+/// `stream`), `notify` (`streams`, `text`), `reply` (see [`reply_fields`]), `carry_out`
 /// (`plan`, see encode::plan_table), `listing` (`clients`: see [`Listing`]), `answer` (`error`), `log` (`level`, `message`).
 pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<Table> {
     let list = lua.create_table_with_capacity(actions.len(), 0)?;
@@ -152,7 +171,7 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
             }
             Action::CarryOut(plan) => {
                 item.raw_set("type", "carry_out")?;
-                item.raw_set("plan", plan_table(lua, &plan, None)?)?;
+                item.raw_set("plan", plan_table(lua, &plan)?)?;
             }
             Action::Listing(clients) => {
                 item.raw_set("type", "listing")?;
@@ -162,9 +181,9 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
                 item.raw_set("type", "answer")?;
                 item.raw_set("error", error)?;
             }
-            Action::Prepared { refused } => {
-                item.raw_set("type", "prepared")?;
-                item.raw_set("refused", refused)?;
+            Action::Reply(reply) => {
+                item.raw_set("type", "reply")?;
+                reply_fields(lua, &item, reply)?;
             }
             Action::Log { level, message } => {
                 item.raw_set("type", "log")?;
@@ -178,4 +197,34 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
         list.raw_seti(index + 1, item)?;
     }
     Ok(list)
+}
+
+/// A reply's fields: `clients` (entries in the community module's shape), `lines` and `count`,
+/// `form` (util.dataforms' layout), `note` (`level`, `text`), `response` (Prosody's HTTP
+/// response), `stats` (one account's tally, for `stats:add`) or `pruned` (`deleted`,
+/// `minimised`).
+fn reply_fields(lua: &Lua, item: &Table, reply: Reply) -> Result<()> {
+    match reply {
+        Reply::Clients(entries) => {
+            let list = lua.create_table_with_capacity(entries.len(), 0)?;
+            for (index, entry) in entries.iter().enumerate() {
+                list.raw_seti(index + 1, entry_table(lua, entry)?)?;
+            }
+            item.raw_set("clients", list)
+        }
+        Reply::Lines { lines, count } => {
+            item.raw_set("lines", lua.create_sequence_from(lines)?)?;
+            item.raw_set("count", count)
+        }
+        Reply::Form(form) => item.raw_set("form", form_table(lua, &form)?),
+        Reply::Note(report) => item.raw_set("note", note_table(lua, report.level, &report.text)?),
+        Reply::Web(response) => item.raw_set("response", response_table(lua, response)?),
+        Reply::Stats(stats) => item.raw_set("stats", AccountStats(Some(stats))),
+        Reply::Pruned(outcome) => {
+            let pruned = lua.create_table()?;
+            pruned.raw_set("deleted", outcome.deleted.len())?;
+            pruned.raw_set("minimised", outcome.minimised)?;
+            item.raw_set("pruned", pruned)
+        }
+    }
 }

@@ -4,10 +4,9 @@
 use mlua::{Lua, Result, Table, Value};
 
 use crate::account::{LoginOutcome, WriteTiming};
-use crate::listing::{Entry, Source};
-use crate::model::{AccountFacts, ClientRecord, Grant, UserAgent};
+use crate::listing::ClientEntry;
+use crate::model::{ClientRecord, Grant, UserAgent};
 use crate::revocation::{Action, RevocationPlan};
-use crate::text::Report;
 
 fn optional(lua: &Lua, table: &Table, key: &str, value: Option<&str>) -> Result<()> {
     if let Some(value) = value {
@@ -77,10 +76,9 @@ fn grant_table(lua: &Lua, grant: &Grant) -> Result<Table> {
 /// One entry in the community module's shape: the record's fields (or the grant's times and
 /// client) with `id = "client/…" | "grant/…"`, `type`, and
 /// `active = {password, fast, grant, connected}`.
-pub fn entry_table(lua: &Lua, entry: &Entry, facts: &AccountFacts) -> Result<Table> {
+pub fn entry_table(lua: &Lua, entry: &ClientEntry) -> Result<Table> {
     let table = lua.create_table()?;
-    if let Source::Record(index) = entry.source {
-        let record = &facts.records[index];
+    if let Some(record) = &entry.record {
         optional(lua, &table, "full_jid", record.full_jid.as_deref())?;
         optional(lua, &table, "auth_token_id", record.auth_token_id.as_deref())?;
         table.raw_set("fast_auth", record.fast_auth)?;
@@ -90,9 +88,9 @@ pub fn entry_table(lua: &Lua, entry: &Entry, facts: &AccountFacts) -> Result<Tab
         table.raw_set("mechanisms", mechanisms_table(lua, record)?)?;
     }
     if !entry.user_agent.is_empty() {
-        table.raw_set("user_agent", user_agent_table(lua, entry.user_agent)?)?;
+        table.raw_set("user_agent", user_agent_table(lua, &entry.user_agent)?)?;
     }
-    table.raw_set("id", entry.listed_id())?;
+    table.raw_set("id", entry.listed_id.as_str())?;
     table.raw_set("type", entry.kind.protocol_type())?;
     table.raw_set("first_seen", entry.first_seen)?;
     table.raw_set("last_seen", entry.last_seen)?;
@@ -103,8 +101,8 @@ pub fn entry_table(lua: &Lua, entry: &Entry, facts: &AccountFacts) -> Result<Tab
     if entry.access.fast {
         active.raw_set("fast", true)?;
     }
-    if let Some(grant) = entry.access.grant {
-        active.raw_set("grant", grant_table(lua, &facts.grants[grant])?)?;
+    if let Some(grant) = &entry.grant {
+        active.raw_set("grant", grant_table(lua, grant)?)?;
     }
     if entry.access.connected {
         active.raw_set("connected", true)?;
@@ -113,16 +111,9 @@ pub fn entry_table(lua: &Lua, entry: &Entry, facts: &AccountFacts) -> Result<Tab
     Ok(table)
 }
 
-fn report_table(lua: &Lua, report: &Report) -> Result<Table> {
-    let table = lua.create_table()?;
-    table.raw_set("level", report.level)?;
-    table.raw_set("text", report.text.as_str())?;
-    Ok(table)
-}
-
 /// `{ error = name|nil, revoked, password_protected, actions = { {"revoke_fast_tokens", id} |
-/// {"revoke_grant", id} | {"close_session", index} }, report, failure_report }`.
-pub fn plan_table(lua: &Lua, plan: &RevocationPlan, reports: Option<(Report, Report)>) -> Result<Table> {
+/// {"revoke_grant", id} | {"close_session", index} } }`.
+pub fn plan_table(lua: &Lua, plan: &RevocationPlan) -> Result<Table> {
     let result = lua.create_table()?;
     result.raw_set("error", plan.outcome.error_name())?;
     result.raw_set("revoked", plan.revoked.len())?;
@@ -140,10 +131,6 @@ pub fn plan_table(lua: &Lua, plan: &RevocationPlan, reports: Option<(Report, Rep
         actions.raw_seti(index + 1, step)?;
     }
     result.raw_set("actions", actions)?;
-    if let Some((done, failed)) = reports {
-        result.raw_set("report", report_table(lua, &done)?)?;
-        result.raw_set("failure_report", report_table(lua, &failed)?)?;
-    }
     Ok(result)
 }
 

@@ -13,7 +13,6 @@ mod web;
 mod words;
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 
@@ -23,7 +22,7 @@ use crate::model::client_id_problem;
 use crate::budget::RequestBudget;
 use crate::errors::over_budget;
 
-use account::{AccountHandle, SharedDriver};
+use account::AccountHandle;
 use decode::{decode_moment, decode_policy};
 
 /// Read by the Lua module from the library file before loading it, so that a library of
@@ -49,7 +48,7 @@ pub static CLIENT_MANAGEMENT_VERSION_MARKER: [u8; MARKER.len()] = marker_bytes()
 /// One module instance: its options (a host loads its own) and the driver of its accounts.
 struct Engine {
     policy: Policy,
-    driver: SharedDriver,
+    driver: RefCell<Driver>,
     /// The `clients` store's deletion marker, for writes.
     remove: Value,
 }
@@ -66,17 +65,8 @@ impl UserData for Engine {
         });
         // `engine:pending()` → usernames with changes not stored or logins not recorded.
         methods.add_method("pending", |lua, this, ()| lua.create_sequence_from(this.driver.borrow().pending()));
-        // `engine:new_account(username)`: the account as the driver holds it (made recent);
-        // without a name, a fresh account of its own (benches, tests).
-        methods.add_method("new_account", |_, this, username: Option<String>| {
-            Ok(match username {
-                Some(username) => AccountHandle::held(username, this.driver.clone()),
-                None => AccountHandle::detached(this.driver.clone()),
-            })
-        });
-        // `engine:walk_account(username)`: for host-wide walks, an account not in memory is
-        // read without being kept (unless a prune leaves changes to store).
-        methods.add_method("walk_account", |_, this, username: String| Ok(AccountHandle::walking(username, this.driver.clone())));
+        // `engine:new_account()`: an account of its own, outside the driver (benches, tests).
+        methods.add_method("new_account", |_, this, ()| Ok(AccountHandle::new(this.policy)));
         // `engine:new_budget(now)`: a stream's budget of list and ad-hoc requests.
         methods.add_method("new_budget", |_, this, now: f64| Ok(BudgetHandle(RequestBudget::new(this.policy.requests_per_minute, now))));
     }
@@ -104,8 +94,7 @@ pub fn open(lua: &Lua) -> Result<Table> {
         "new_engine",
         lua.create_function(|_, options: Table| {
             let policy = decode_policy(&options)?;
-            let driver = Rc::new(RefCell::new(Driver::new(policy)));
-            Ok(Engine { policy, driver, remove: options.raw_get("store_remove")? })
+            Ok(Engine { policy, driver: RefCell::new(Driver::new(policy)), remove: options.raw_get("store_remove")? })
         })?,
     )?;
     exports.set(

@@ -26,8 +26,9 @@ fn lua_with_core() -> Lua {
         engine = core.new_engine({ max_clients = 3, retention = 100, write_delay = 10, store_remove = REMOVE })
         -- Carries out the driver's actions against `stored` (part -> data, or false: unreadable)
         -- until it asks for nothing more; returns the actions seen, by type.
-        function drive(username, event, stored, m)
-            local seen, actions = {}, engine:handle(username, event, m or moment)
+        function drive(username, event, stored, m, e)
+            e = e or engine
+            local seen, actions = {}, e:handle(username, event, m or moment)
             while actions do
                 local answer
                 for _, a in ipairs(actions) do
@@ -42,9 +43,11 @@ fn lua_with_core() -> Lua {
                         answer = { type = "read", results = results, roles = {} }
                     elseif a.type == "write" then
                         answer = { type = "written", serial = a.serial, error = stored.write_error }
+                    elseif a.type == "carry_out" then
+                        answer = { type = "carried_out", complete = stored.complete ~= false }
                     end
                 end
-                actions = answer and engine:handle(username, answer, m or moment)
+                actions = answer and e:handle(username, answer, m or moment)
             end
             return seen
         end
@@ -273,8 +276,8 @@ fn unreadable_records_and_deleted_accounts_are_answers_not_errors() {
             local login = { client_id = "x", mechanism = "PLAIN", at = 1 }
             local m = { now = 2000, sessions = { { key = "s" } } }
             local seen = drive("u", { type = "login", stream = "s", login = login }, { records = false }, m)
-            local fresh = engine:new_account()
-            local parts = table.concat(fresh:missing("listing", 2000), ",")
+            local asked = drive("w", { type = "ask", question = "active_clients" }, { records = false }, m)
+            local parts = table.concat(asked.read[1].parts, ",") .. " " .. asked.answer[1].error
             drive("u", { type = "deleted" }, {})
             local after = drive("u", { type = "tick" }, { records = {} }, m)
             local n = 0
@@ -287,26 +290,60 @@ fn unreadable_records_and_deleted_accounts_are_answers_not_errors() {
     assert_eq!(logged, "error: Unable to read records of u: unreadable");
     assert_eq!(timer, 10.0);
     assert_eq!(after_delete, 0, "nothing is done for a deleted account");
-    assert_eq!(parts, "records,grants,fast_tokens");
+    assert_eq!(parts, "records,grants,fast_tokens unreadable");
 }
 
 #[test]
-fn a_prepared_request_says_whether_the_core_refuses_it() {
+fn questions_are_answered_or_refused_as_lua_data() {
     let lua = lua_with_core();
-    let (listing, change, reads): (bool, bool, i64) = lua
+    let (refused, note, reads, choices, count, lines): (String, String, i64, i64, i64, String) = lua
         .load(
             r#"
-            local stored = { records = false, grants = {}, fast_tokens = {} }
-            local listing = drive("u", { type = "prepare", purpose = "listing" }, stored).prepared[1].refused
-            local seen = drive("v", { type = "prepare", purpose = "change" }, stored)
-            return listing, seen.prepared[1].refused, #seen.read
+            local unreadable = { records = false, grants = {}, fast_tokens = {} }
+            local refused = drive("u", { type = "ask", question = "client_lines", width = 80 }, unreadable).answer[1].error
+            local seen = drive("v", { type = "ask", question = "manage_form" }, unreadable)
+            local stored = { records = { pw = { id = "pw", mechanisms = { PLAIN = 150 } } }, grants = {}, fast_tokens = {} }
+            local form = drive("x", { type = "ask", question = "manage_form" }, stored).reply[1].form
+            local listing = drive("x", { type = "ask", question = "client_lines", width = 80 }, stored).reply[1]
+            return refused, seen.reply[1].note.level .. ": " .. seen.reply[1].note.text, #seen.read,
+                #form[2].options, listing.count, table.concat(listing.lines, "\n")
             "#,
         )
         .eval()
         .unwrap();
-    assert!(listing, "a listing without the records is refused");
-    assert!(!change, "a change goes on without the records");
+    assert_eq!(refused, "unreadable");
+    assert_eq!(note, "error: Your clients could not be read; try again later.");
     assert_eq!(reads, 1, "every part read once, in one request");
+    assert_eq!((choices, count), (1, 1));
+    assert!(lines.contains("client/pw"), "{lines}");
+}
+
+#[test]
+fn walks_answer_each_account_as_lua_data() {
+    let lua = lua_with_core();
+    let (summary, lines, pruned, pending): (String, String, i64, i64) = lua
+        .load(
+            r#"
+            local stats = core.new_software_stats()
+            local function record(id, software)
+                return { id = id, mechanisms = { PLAIN = 150 }, user_agent = { software = software } }
+            end
+            for name, records in pairs({ a = { x = record("x", "Chat"), y = record("y", "Chat") }, b = { z = record("z", "Chat") } }) do
+                local seen = drive(name, { type = "ask", question = "software_stats" }, { records = records })
+                stats:add(seen.reply[1].stats)
+            end
+            local old = { id = "old", last_seen = 1000 } -- no way in left, past retention
+            local seen = drive("c", { type = "ask", question = "prune" }, { records = { old = old } })
+            return stats:summary(), table.concat(stats:lines(80), "\n"), seen.reply[1].pruned.deleted, #seen.write
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(summary, "3 client(s) on 2 account(s)");
+    assert!(lines.contains("Chat"), "{lines}");
+    assert_eq!((pruned, pending), (1, 1), "stored at once");
+    let pending: i64 = lua.load(r#"return #engine:pending()"#).eval().unwrap();
+    assert_eq!(pending, 0, "nothing left to store");
 }
 
 #[test]
@@ -343,27 +380,30 @@ fn plans_name_streams_by_their_index_and_errors_by_name() {
     let (plan, pw, missing, grant_without_records): (String, String, String, String) = lua
         .load(
             r#"
-            local account = account_of({
-                pw = { id = "pw", mechanisms = { PLAIN = 150 } },
-                app = { id = "app", mechanisms = { OAUTHBEARER = 150 }, auth_token_id = "g", full_jid = "u@h/app" },
-            }, { g = { id = "g", created = 150, accessed = 1990, tokens = {} } })
+            local stored = {
+                records = {
+                    pw = { id = "pw", mechanisms = { PLAIN = 150 } },
+                    app = { id = "app", mechanisms = { OAUTHBEARER = 150 }, auth_token_id = "g", full_jid = "u@h/app" },
+                },
+                grants = { g = { id = "g", created = 150, accessed = 1990, tokens = {} } },
+            }
             local m = { now = 2000, password_updated = 100, sessions = {
                 { full_jid = "u@h/pw", client_id = "pw" },
                 { client_id = "app", grant_id = "g" }, -- authenticated, not bound
             } }
-            local plan = account:plan_revocation("client/app", m)
-            local steps = {}
-            for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. a[2] end
-            local unread = engine:new_account()
-            unread:load("grants", { g = { id = "g", created = 150, accessed = 1990, tokens = {} } }, nil, 2000)
-            unread:load("fast_tokens", nil, nil, 2000)
-            local grant_plan = unread:plan_revocation("grant/g", m)
-            local grant_steps = {}
-            for _, a in ipairs(grant_plan.actions) do grant_steps[#grant_steps + 1] = a[1] .. ":" .. a[2] end
-            return table.concat(steps, " "),
-                account:plan_revocation("client/pw", m).error,
-                account:plan_revocation("client/nope", m).error,
-                table.concat(grant_steps, " ") .. " / " .. tostring(unread:plan_revocation("client/app", m).error)
+            local function steps(seen)
+                local out = {}
+                for _, a in ipairs(seen.carry_out[1].plan.actions) do out[#out + 1] = a[1] .. ":" .. a[2] end
+                return table.concat(out, " ")
+            end
+            local function revoke(username, selector, data)
+                return drive(username, { type = "revoke", selector = selector }, data or stored, m)
+            end
+            local unread = { records = false, grants = stored.grants }
+            return steps(revoke("u", "client/app")),
+                revoke("u", "client/pw").answer[1].error,
+                revoke("u", "client/nope").answer[1].error,
+                steps(revoke("v", "grant/g", unread)) .. " / " .. tostring(revoke("w", "client/app", unread).answer[1].error)
             "#,
         )
         .eval()
@@ -380,11 +420,9 @@ fn options_decode_with_never_as_no_limit() {
     let deleted: i64 = lua
         .load(
             r#"
-            local keeper = core.new_engine({ retention = math.huge, tokenless_grant_ttl = math.huge }):new_account()
-            keeper:load("records", { x = { id = "x" } }, nil, 2000)
-            keeper:load("grants", nil, nil, 2000)
-            keeper:load("fast_tokens", nil, nil, 2000)
-            return keeper:prune(moment, false).deleted
+            local keeper = core.new_engine({ retention = math.huge, tokenless_grant_ttl = math.huge })
+            local seen = drive("u", { type = "ask", question = "prune" }, { records = { x = { id = "x" } } }, moment, keeper)
+            return seen.reply[1].pruned.deleted
             "#,
         )
         .eval()
@@ -415,7 +453,8 @@ fn misuse_is_a_lua_error_not_a_panic() {
                 (pcall(a.list_stanza, a, moment, "urn:bogus", stanza_mt)),
                 (pcall(a.record_login, a, { at = "soon" }, moment)),
                 (pcall(a.load, a, "bogus", nil, nil, 1)),
-                (pcall(a.missing, a, "bogus", 1)),
+                (pcall(engine.handle, engine, "u", { type = "ask", question = "bogus" }, moment)),
+                (pcall(engine.handle, engine, "u", { type = "ask", question = "web", request = "page", web = a, context = {} }, moment)),
             }
             "#,
         )

@@ -4,14 +4,8 @@
 
 use mlua::{AnyUserData, Lua, Result, Table, UserData, UserDataMethods};
 
-use super::account::AccountHandle;
-use super::decode::decode_moment;
-use super::encode::plan_table;
-use crate::listing::list_entries;
-use crate::model::AccountFacts;
-use crate::revocation::RevocationPlan;
-use crate::web::answers::{self, WebOptions};
-use crate::web::html::{self, PageContext};
+use crate::web::answers::{self, WebOptions, WebRequest, WebView};
+use crate::web::html;
 use crate::web::limiter::LoginLimiter;
 use crate::web::{self, json, ApiError, Notice, Refusal, Response, WebPolicy, MAX_BODY_BYTES};
 
@@ -40,7 +34,7 @@ pub fn new_web(options: &Table) -> Result<WebHandle> {
     Ok(WebHandle { policy, limiter })
 }
 
-fn response_table(lua: &Lua, response: Response) -> Result<Table> {
+pub fn response_table(lua: &Lua, response: Response) -> Result<Table> {
     let table = lua.create_table()?;
     table.raw_set("status_code", response.status)?;
     let headers = lua.create_table()?;
@@ -52,49 +46,32 @@ fn response_table(lua: &Lua, response: Response) -> Result<Table> {
     Ok(table)
 }
 
-/// `f` of the account's facts at `moment`, plus (with `requester_grant`) a stream-less
-/// requester holding that grant, so that sign-out spares it. Refuses facts never read.
-fn with_facts<R>(
-    account: &mut AccountHandle,
-    moment: &Table,
-    requester_grant: Option<String>,
-    f: impl FnOnce(&AccountFacts, usize) -> R,
-) -> Result<R> {
-    let mut moment = decode_moment(moment)?;
-    let requester = answers::add_requester(&mut moment.sessions, requester_grant);
-    account.with(|account, _| {
-        if !account.unread().is_empty() {
-            return Err(runtime("account facts used before they were read".to_owned()));
-        }
-        Ok(f(account.facts_at(moment), requester))
-    })
-}
-
-fn sign_out_plan(account: &mut AccountHandle, moment: &Table, grant: String) -> Result<(RevocationPlan, usize)> {
-    with_facts(account, moment, Some(grant), answers::sign_out)
-}
-
-/// `{ account = jid, csrf, grant_id, notice = code }` of a logged-in page.
-struct Context {
-    account: String,
-    csrf: String,
-    grant: Option<String>,
-    notice: Option<Notice>,
-}
-
-fn context(table: &Table) -> Result<Context> {
-    Ok(Context {
-        account: table.get::<Option<String>>("account")?.unwrap_or_default(),
-        csrf: table.get::<Option<String>>("csrf")?.unwrap_or_default(),
-        grant: table.get("grant_id")?,
-        notice: table.get::<Option<String>>("notice")?.as_deref().and_then(Notice::from_code),
-    })
-}
-
-impl Context {
-    fn page<'a>(&'a self, policy: &'a WebPolicy) -> PageContext<'a> {
-        PageContext { policy, account: &self.account, csrf: &self.csrf, this_grant: self.grant.as_deref(), notice: self.notice }
-    }
+/// A web question's fields (driver::decode_question): `request` = "page" | "revoke_page"
+/// (`id`) | "sign_out_page" | "sign_out" | "api_clients" | "api_sign_out", `web` (the
+/// `core.new_web` handle: its policy), `context` = `{ account = jid, csrf, grant_id, notice =
+/// code }` (an API caller: only `grant_id`).
+pub fn decode_web_request(table: &Table) -> Result<(WebRequest, WebView)> {
+    let name: String = table.raw_get("request")?;
+    let request = match name.as_str() {
+        "page" => WebRequest::Page,
+        "revoke_page" => WebRequest::RevokePage(table.raw_get::<Option<String>>("id")?.unwrap_or_default()),
+        "sign_out_page" => WebRequest::SignOutPage,
+        "sign_out" => WebRequest::SignOut,
+        "api_clients" => WebRequest::ApiClients,
+        "api_sign_out" => WebRequest::ApiSignOut,
+        other => return Err(runtime(format!("unknown web request '{other}'"))),
+    };
+    let web: AnyUserData = table.raw_get("web")?;
+    let policy = web.borrow::<WebHandle>()?.policy.clone();
+    let ctx: Table = table.raw_get("context")?;
+    let view = WebView {
+        policy,
+        account: ctx.get::<Option<String>>("account")?.unwrap_or_default(),
+        csrf: ctx.get::<Option<String>>("csrf")?.unwrap_or_default(),
+        grant: ctx.get("grant_id")?,
+        notice: ctx.get::<Option<String>>("notice")?.as_deref().and_then(Notice::from_code),
+    };
+    Ok((request, view))
 }
 
 fn refusal_named(name: &str) -> Result<Refusal> {
@@ -198,57 +175,14 @@ impl UserData for WebHandle {
         });
         methods.add_method("notice_after_revoke", |_, _, error: Option<String>| Ok(Notice::after_revoke(error.as_deref()).code()));
 
-        // Pages ------------------------------------------------------------------------------
-
-        // `web:page(account, moment, context)` → the list.
-        methods.add_method("page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
-            let ctx = context(&ctx)?;
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            let body = with_facts(&mut account, &moment, None, |facts, _| html::clients_page(&list_entries(facts), &ctx.page(&this.policy)))?;
-            response_table(lua, web::html_response(200, body))
-        });
-        // `web:revoke_page(account, moment, context, listed_id)` → the confirm step.
-        methods.add_method("revoke_page", |lua, this, (account, moment, ctx, id): (AnyUserData, Table, Table, String)| {
-            let ctx = context(&ctx)?;
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            let response = with_facts(&mut account, &moment, None, |facts, _| {
-                answers::revoke_page(&list_entries(facts), &id, &ctx.page(&this.policy))
-            })?;
-            response_table(lua, response)
-        });
-        // `web:sign_out_page(account, moment, context)` → the confirm step.
-        methods.add_method("sign_out_page", |lua, this, (account, moment, ctx): (AnyUserData, Table, Table)| {
-            let ctx = context(&ctx)?;
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            let (plan, closed) = sign_out_plan(&mut account, &moment, ctx.grant.clone().unwrap_or_default())?;
-            response_table(lua, answers::sign_out_page(&plan, closed, &ctx.page(&this.policy)))
-        });
-        // `web:sign_out_plan(account, moment, grant_id)` → plan (encode::plan_table) with
-        // `closed`, sparing the requester's grant.
-        methods.add_method("sign_out_plan", |lua, _, (account, moment, grant): (AnyUserData, Table, String)| {
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            let (plan, closed) = sign_out_plan(&mut account, &moment, grant)?;
-            let table = plan_table(lua, &plan, None)?;
-            table.raw_set("closed", closed)?;
-            Ok(table)
-        });
-
         // The JSON API -------------------------------------------------------------------------
 
-        methods.add_method("api_clients", |lua, _, (account, moment, grant): (AnyUserData, Table, Option<String>)| {
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            let body = with_facts(&mut account, &moment, None, |facts, _| json::clients_body(&list_entries(facts), grant.as_deref()))?;
-            response_table(lua, web::json_response(200, body))
-        });
         methods.add_method("api_error", |lua, _, code: String| response_table(lua, api_error(&code)?.response()));
         // The API error for a revocation's error name.
         methods.add_method("api_revocation_error", |lua, _, error: String| {
             response_table(lua, ApiError::from_revocation(&error).response())
         });
         methods.add_method("api_revoked", |lua, _, id: String| response_table(lua, web::json_response(200, json::revoked_body(&id))));
-        methods.add_method("api_signed_out", |lua, _, (revoked, password, closed): (usize, usize, usize)| {
-            response_table(lua, web::json_response(200, json::signed_out_body(revoked, password, closed)))
-        });
     }
 }
 
@@ -275,18 +209,40 @@ mod tests {
             r#"
             engine = core.new_engine({ max_clients = 10, retention = 100, write_delay = 10 })
             web = core.new_web({ path = "/manage", idle_ttl = 600, max_ttl = 7200, login_attempts = 2, login_window = 60 })
-            account = engine:new_account()
-            account:load("records", {
-                pw = { id = "pw", mechanisms = { PLAIN = 1950 }, last_seen = 1950, full_jid = "u@h/pw" },
-                app = { id = "app", mechanisms = { OAUTHBEARER = 1960 }, auth_token_id = "g-app", last_seen = 1960, full_jid = "u@h/app" },
-            }, nil, 2000)
-            account:load("grants", {
-                ["g-app"] = { id = "g-app", created = 1900, accessed = 1960, tokens = { x = { created = 1900 } } },
-                ["g-web"] = { id = "g-web", created = 1990, accessed = 1990, expires = 9000, tokens = { y = { created = 1990 } },
-                    data = { oauth2_client = { name = "Web: Manage clients", device = "Firefox" } } },
-            }, {}, 2000)
-            account:load("fast_tokens", nil, nil, 2000)
+            stored = {
+                records = {
+                    pw = { id = "pw", mechanisms = { PLAIN = 1950 }, last_seen = 1950, full_jid = "u@h/pw" },
+                    app = { id = "app", mechanisms = { OAUTHBEARER = 1960 }, auth_token_id = "g-app", last_seen = 1960, full_jid = "u@h/app" },
+                },
+                grants = {
+                    ["g-app"] = { id = "g-app", created = 1900, accessed = 1960, tokens = { x = { created = 1900 } } },
+                    ["g-web"] = { id = "g-web", created = 1990, accessed = 1990, expires = 9000, tokens = { y = { created = 1990 } },
+                        data = { oauth2_client = { name = "Web: Manage clients", device = "Firefox" } } },
+                },
+            }
             moment = { now = 2000, sessions = { { full_jid = "u@h/pw", client_id = "pw" }, { full_jid = "u@h/app", client_id = "app", grant_id = "g-app" } } }
+            -- One web request through the driver, its reads answered from `stored` and its plan
+            -- carried out; returns the plan handed out, if any, and the response.
+            function ask(request, context)
+                local plan, response
+                local actions = engine:handle("u", { type = "ask", question = "web", request = request, web = web, context = context }, moment)
+                while actions do
+                    local answer
+                    for _, a in ipairs(actions) do
+                        if a.type == "read" then
+                            local results = {}
+                            for _, part in ipairs(a.parts) do results[#results + 1] = { part = part, data = stored[part] } end
+                            answer = { type = "read", results = results, roles = {} }
+                        elseif a.type == "carry_out" then
+                            plan, answer = a.plan, { type = "carried_out", complete = true }
+                        elseif a.type == "reply" then
+                            response = a.response
+                        end
+                    end
+                    actions = answer and engine:handle("u", answer, moment)
+                end
+                return plan, response
+            end
             ctx = { account = "u@h", csrf = "c<s>rf", grant_id = "g-web" }
             "#,
         )
@@ -298,19 +254,20 @@ mod tests {
     #[test]
     fn sign_out_spares_the_requesters_grant_and_closes_every_stream() {
         let lua = lua_with_web();
-        let (actions, revoked, password, closed): (String, i64, i64, i64) = lua
+        let (actions, revoked, password, body): (String, i64, i64, String) = lua
             .load(
                 r#"
-                local plan = web:sign_out_plan(account, moment, "g-web")
+                local plan, response = ask("api_sign_out", { grant_id = "g-web" })
                 local steps = {}
                 for _, a in ipairs(plan.actions) do steps[#steps + 1] = a[1] .. ":" .. tostring(a[2]) end
-                return table.concat(steps, " "), plan.revoked, plan.password_protected, plan.closed
+                return table.concat(steps, " "), plan.revoked, plan.password_protected, response.body
                 "#,
             )
             .eval()
             .unwrap();
         assert_eq!(actions, "revoke_fast_tokens:app revoke_grant:g-app close_session:1 close_session:2");
-        assert_eq!((revoked, password, closed), (1, 1, 2));
+        assert_eq!((revoked, password), (1, 1));
+        assert_eq!(body, r#"{"revoked":1,"password_reset_required":1,"closed_connections":2}"#);
     }
 
     #[test]
@@ -319,7 +276,7 @@ mod tests {
         let (status, csp, has_this, has_form, redirect, cookie): (u16, String, bool, bool, String, String) = lua
             .load(
                 r#"
-                local page = web:page(account, moment, ctx)
+                local _, page = ask("page", ctx)
                 local r = web:redirect("revoked", web:session_cookie("secret-token:x"))
                 return page.status_code, page.headers.content_security_policy,
                     page.body:find('class="client this" data-id="grant/g-web"', 1, true) ~= nil,

@@ -10,7 +10,6 @@ use crate::forms::{manage_form, sign_out_form, Choice, Command, Form, Note};
 use crate::shell::{selector_problem, stats_lines, stats_summary, HostPrune, HostRevocation, Message, COMMANDS};
 use crate::stats::SoftwareStats;
 
-use super::account::{with_entries, AccountHandle};
 
 fn text(value: &LuaString) -> String {
     value.to_str().map(|s| s.to_owned()).unwrap_or_default()
@@ -42,7 +41,7 @@ pub fn error_table(lua: &Lua, error: &StanzaError) -> Result<Table> {
 
 /// A form in util.dataforms' layout: `title`, `instructions`, then one table per field
 /// (`name`, `type`, `label`, `value`, `options` of `{ label, value }`).
-fn form_table(lua: &Lua, form: &Form) -> Result<Table> {
+pub fn form_table(lua: &Lua, form: &Form) -> Result<Table> {
     let table = lua.create_table()?;
     table.raw_set("title", form.title)?;
     table.raw_set("instructions", form.instructions)?;
@@ -67,7 +66,7 @@ fn form_table(lua: &Lua, form: &Form) -> Result<Table> {
     Ok(table)
 }
 
-/// `{ { label, value }, … }` as `account:client_options` gives them.
+/// `{ { label, value }, … }`: the choices of a "Manage clients" form.
 fn choices(options: Option<Table>) -> Result<Vec<Choice>> {
     let Some(options) = options else { return Ok(Vec::new()) };
     options
@@ -79,12 +78,17 @@ fn choices(options: Option<Table>) -> Result<Vec<Choice>> {
         .collect()
 }
 
-fn note_table(lua: &Lua, level: &str, text: &str) -> Result<Table> {
+pub fn note_table(lua: &Lua, level: &str, text: &str) -> Result<Table> {
     let table = lua.create_table()?;
     table.raw_set("level", level)?;
     table.raw_set("text", text)?;
     Ok(table)
 }
+
+/// One account's share of `clients stats`, as the driver answers it; taken by `stats:add`.
+pub struct AccountStats(pub Option<SoftwareStats>);
+
+impl UserData for AccountStats {}
 
 /// `clients stats`, fed one account at a time.
 struct StatsHandle {
@@ -94,10 +98,12 @@ struct StatsHandle {
 
 impl UserData for StatsHandle {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        // `stats:add(account, moment)`.
-        methods.add_method_mut("add", |_, this, (account, moment): (mlua::AnyUserData, Table)| {
-            let mut account = account.borrow_mut::<AccountHandle>()?;
-            with_entries(&mut account, &moment, |entries| this.stats.add_account(entries))
+        // `stats:add(reply.stats)`: an account's share (the driver's `software_stats` reply).
+        methods.add_method_mut("add", |_, this, share: mlua::AnyUserData| {
+            if let Some(stats) = share.borrow_mut::<AccountStats>()?.0.take() {
+                this.stats.merge(stats);
+            }
+            Ok(())
         });
         // `stats:unreadable()`: an account that could not be read.
         methods.add_method_mut("unreadable", |_, this, ()| {

@@ -4,8 +4,8 @@
 
 use super::html::{self, PageContext};
 use super::limiter::{Limit, LoginLimiter};
-use super::{html_response, redirect, Notice, Response, WebPolicy};
-use crate::listing::Entry;
+use super::{html_response, json, json_response, redirect, ApiError, Notice, Response, WebPolicy};
+use crate::listing::{list_entries, Entry};
 use crate::model::{AccountFacts, SessionFact};
 use crate::revocation::{plan_sign_out_others, RevocationPlan};
 use crate::text::sign_out_question;
@@ -90,6 +90,89 @@ pub fn sign_out(facts: &AccountFacts, requester: usize) -> (RevocationPlan, usiz
 pub fn sign_out_page(plan: &RevocationPlan, closed: usize, ctx: &PageContext) -> Response {
     let question = sign_out_question(plan, closed);
     html_response(200, html::sign_out_page(&question, plan.password_protected.len(), ctx))
+}
+
+/// Who asks, on which page: the page's policy and a logged-in session's context (an API
+/// caller has only its grant).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebView {
+    pub policy: WebPolicy,
+    pub account: String,
+    pub csrf: String,
+    /// The grant of the session or API token: "this browser", spared by a sign-out.
+    pub grant: Option<String>,
+    pub notice: Option<Notice>,
+}
+
+impl WebView {
+    pub fn page(&self) -> PageContext<'_> {
+        PageContext { policy: &self.policy, account: &self.account, csrf: &self.csrf, this_grant: self.grant.as_deref(), notice: self.notice }
+    }
+}
+
+/// A web request that needs the account's clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebRequest {
+    /// `GET /`: the list.
+    Page,
+    /// `GET /revoke?id=`: the confirm step of revoking a listed client.
+    RevokePage(String),
+    /// `GET /sign-out-others`: its confirm step.
+    SignOutPage,
+    /// `POST /sign-out-others`.
+    SignOut,
+    /// `GET /api/clients`.
+    ApiClients,
+    /// `POST /api/sign-out-others`.
+    ApiSignOut,
+}
+
+impl WebRequest {
+    /// Signing out changes the account; the rest shows it.
+    pub fn changes(&self) -> bool {
+        matches!(self, WebRequest::SignOut | WebRequest::ApiSignOut | WebRequest::SignOutPage)
+    }
+
+    /// A sign-out, carried out before it is answered ([`signed_out`]).
+    pub fn signs_out(&self) -> bool {
+        matches!(self, WebRequest::SignOut | WebRequest::ApiSignOut)
+    }
+}
+
+/// The answer to a request that shows the account (not a sign-out), over `facts` whose
+/// sessions end with the requester of [`add_requester`] (index `requester`).
+pub fn show(request: &WebRequest, view: &WebView, facts: &AccountFacts, requester: usize) -> Response {
+    match request {
+        WebRequest::Page => html_response(200, html::clients_page(&list_entries(facts), &view.page())),
+        WebRequest::RevokePage(id) => revoke_page(&list_entries(facts), id, &view.page()),
+        WebRequest::ApiClients => json_response(200, json::clients_body(&list_entries(facts), view.grant.as_deref())),
+        WebRequest::SignOutPage | WebRequest::SignOut | WebRequest::ApiSignOut => {
+            let (plan, closed) = sign_out(facts, requester);
+            sign_out_page(&plan, closed, &view.page())
+        }
+    }
+}
+
+/// The answer to a sign-out once carried out (`complete`: every step worked).
+pub fn signed_out(request: &WebRequest, view: &WebView, plan: &RevocationPlan, closed: usize, complete: bool) -> Response {
+    match (request, complete) {
+        (WebRequest::ApiSignOut, true) => json_response(200, json::signed_out_body(plan.revoked.len(), plan.password_protected.len(), closed)),
+        (WebRequest::ApiSignOut, false) => ApiError::InternalServerError.response(),
+        (_, true) => back_to_page(&view.policy, Some(Notice::SignedOut), None),
+        (_, false) => back_to_page(&view.policy, Some(Notice::SignOutIncomplete), None),
+    }
+}
+
+/// The answer when the account could not be read.
+pub fn unreadable(request: &WebRequest, view: &WebView) -> Response {
+    match request {
+        WebRequest::ApiClients | WebRequest::ApiSignOut => ApiError::ServiceUnavailable.response(),
+        WebRequest::SignOut => back_to_page(&view.policy, Some(Notice::SignOutIncomplete), None),
+        _ => {
+            let (status, body) = html::refusal_page(&view.policy, super::Refusal::Unavailable);
+            html_response(status, body)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use super::html::{clients_page, login_page, refusal_page, sign_out_page, style_hash, url_encode, PageContext, STYLE};
 use super::*;
 use crate::listing::list_entries;
-use crate::model::{AccountFacts, ClientRecord, Grant, GrantToken, SessionFact, UserAgent};
+use crate::model::{AccountFacts, ClientRecord, Grant, GrantToken, Moment, SessionFact, UserAgent};
 
 fn facts() -> AccountFacts {
     AccountFacts {
@@ -40,8 +40,11 @@ fn facts() -> AccountFacts {
                 ..Default::default()
             },
         ],
-        sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/r".into()), client_id: Some("pw".into()), grant_id: None }],
-        now: 1.7e9 + 300.0,
+        moment: Moment {
+            sessions: vec![SessionFact { index: 1, full_jid: Some("u@h/r".into()), client_id: Some("pw".into()), grant_id: None }],
+            now: 1.7e9 + 300.0,
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
