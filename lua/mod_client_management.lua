@@ -251,7 +251,8 @@ end
 -- Returns whether every read and write worked, whether the core refused a prepared request,
 -- and the parts that could not be read -> error. A revocation's `request` carries its plan out
 -- (`request.carry_out(plan, streams)` → whether every step worked) and gets its answer
--- (`request.error`); a list's `request` gets its `<clients>` (`request.clients`).
+-- (`request.error`); a list's `request` gets its `<clients>` (`request.clients`, or as the
+-- serialised string `request.xml` when the event asked for XML).
 local needs_no_streams = { prepare = true; credentials = true; deleted = true };
 
 function drive(username, event, request)
@@ -301,7 +302,7 @@ function drive(username, event, request)
 			elseif kind == "carry_out" then
 				answer = { type = "carried_out"; complete = request.carry_out(action.plan, streams) };
 			elseif kind == "listing" then
-				request.clients = action.clients;
+				request.clients, request.xml = action.clients, action.xml;
 			elseif kind == "answer" then
 				request.error = action.error;
 			elseif kind == "log" then
@@ -499,16 +500,17 @@ local function handle_list(event)
 		return true;
 	end
 	local username, request = origin.username, {};
-	local ok, err = pcall(drive, username, { type = "list"; xmlns = stanza.tags[1].attr.xmlns }, request);
-	local clients = ok and request.clients;
+	local as_xml = nobody_reads_stanzas(origin);
+	local ok, err = pcall(drive, username, { type = "list"; xmlns = stanza.tags[1].attr.xmlns; xml = as_xml }, request);
+	local clients = ok and (request.xml or request.clients);
 	if not clients then
 		module:log("error", "Unable to list clients of %s: %s", username, tostring(ok and request.error or err));
 		origin.send(st.error_reply(stanza, core.error("list-failed")));
 		return true;
 	end
 	local reply = st.reply(stanza);
-	if nobody_reads_stanzas(origin) then -- the whole reply, its start tag made by util.stanza
-		local xml = clients:xml(reply:top_tag());
+	if as_xml then -- the whole reply: its start tag made by util.stanza, the core's <clients>
+		local xml = reply:top_tag()..clients.."</iq>";
 		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #xml);
 		origin.send(xml);
 		return true;

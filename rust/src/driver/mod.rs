@@ -10,12 +10,16 @@
 //! them (a second read when what came changes what is needed: a full account needs to know
 //! its credentials).
 
+mod listing_cache;
+
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, Purpose, WriteBatch, WriteTiming};
 use crate::model::{ClientRecord, FastToken, Grant};
 use crate::notices::{Announcement, Flush, NoticeGates};
 use crate::render::{render_listing, Element, Protocol};
+pub use listing_cache::{ListingBody, ListingCache};
 use crate::revocation::{plan_revocation, RevocationPlan};
 
 /// Identifies a stream across events (Prosody's `session.id`); matched against
@@ -55,8 +59,10 @@ pub enum Event {
     Login { stream: StreamKey, login: Box<Login> },
     /// A request (list, revoke, ad-hoc, shell, web) needs the account's facts for `purpose`.
     Prepare(Purpose),
-    /// List the account's clients in `protocol` (a list iq).
-    List { protocol: Protocol },
+    /// List the account's clients in `protocol` (a list iq); `as_xml`: answer with the
+    /// serialised `<clients>` ([`Action::ListingXml`], cached), else with the element tree
+    /// ([`Action::Listing`], for a stream whose filters read stanzas).
+    List { protocol: Protocol, as_xml: bool },
     /// Revoke what `selector` names (`client/…`, `grant/…`, `software/…`).
     Revoke { selector: String },
     /// The plan of [`Action::CarryOut`] was carried out; `complete`: every step worked.
@@ -105,6 +111,9 @@ pub enum Action {
     CarryOut(RevocationPlan),
     /// A list request's `<clients>` element.
     Listing(Element),
+    /// A list request's `<clients>`, serialised (the same bytes as [`Element::to_xml`] of a
+    /// fresh [`Action::Listing`]).
+    ListingXml(Rc<ListingBody>),
     /// The request's answer: success, or the name of its error (`item-not-found`,
     /// `password-reset-required`, `internal-server-error`; a list's `list-failed`).
     Answer { error: Option<&'static str> },
@@ -153,6 +162,8 @@ struct Slot {
     /// account).
     read_failures: u32,
     last_used: u64,
+    /// The last list replies made, dropped with the slot.
+    listings: ListingCache,
 }
 
 impl Slot {
@@ -169,6 +180,7 @@ impl Slot {
             revoking: None,
             read_failures: 0,
             last_used: 0,
+            listings: ListingCache::default(),
         }
     }
 
@@ -368,10 +380,12 @@ impl Driver {
                 actions.push(Action::Prepared { refused });
                 false
             }
-            Event::List { protocol } => {
+            Event::List { protocol, as_xml } => {
                 // A list shows every part or nothing (see `refuses`).
                 if refuses(Purpose::Listing, &slot.failed) {
                     actions.push(Action::Answer { error: Some("list-failed") });
+                } else if as_xml {
+                    actions.push(Action::ListingXml(slot.listings.listing(&mut slot.account, &moment, protocol)));
                 } else {
                     actions.push(Action::Listing(render_listing(slot.account.facts_at(moment.clone()), protocol)));
                 }

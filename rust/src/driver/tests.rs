@@ -81,6 +81,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::Prepared { .. } => "prepared",
             Action::CarryOut(_) => "carry-out",
             Action::Listing(_) => "listing",
+            Action::ListingXml(_) => "listing_xml",
             Action::Answer { .. } => "answer",
             Action::Log { .. } => "log",
         })
@@ -416,7 +417,7 @@ fn a_revocation_reads_afresh_plans_is_carried_out_and_answers_with_the_error_tha
 #[test]
 fn a_list_reads_every_part_once_and_answers_with_its_clients_or_refuses() {
     let mut driver = Driver::new(policy());
-    let list = || Event::List { protocol: Protocol::Cam };
+    let list = || Event::List { protocol: Protocol::Cam, as_xml: false };
     // Nothing in memory: every part is read, in one round, then the listing.
     assert_eq!(kinds(&driver.handle("u", list(), moment())), ["read"]);
     let actions = driver.handle("u", everything(vec![record("pw")]), moment());
