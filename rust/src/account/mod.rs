@@ -106,7 +106,7 @@ pub struct Account {
     fast_tokens_stale: bool,
     writes: PendingWrites,
     deleted: bool,
-    /// Changes with every change of the state above (see [`Account::generation`]).
+    /// Changes with every change of the facts above (see [`Account::generation`]).
     generation: u64,
 }
 
@@ -154,10 +154,11 @@ impl Account {
     pub fn is_deleted(&self) -> bool {
         self.deleted
     }
-    /// Identifies the account's state in memory (records, grants, FAST tokens, what is stale,
-    /// the writes queued, deletion): every method that may change any of it (every `&mut self`
-    /// method but [`Account::facts_at`], which only sets the moment's facts) gives it a new
-    /// value. Two equal generations mean the same state; a cached listing is keyed by it.
+    /// Identifies the account's facts in memory (records, grants, FAST tokens, what is stale,
+    /// deletion): every method that may change any of them (every `&mut self` method but
+    /// [`Account::facts_at`], which only sets the moment's facts, and the bookkeeping of the
+    /// write queue, which changes no fact) gives it a new value. Two equal generations mean the
+    /// same facts; a cached listing is keyed by it.
     pub fn generation(&self) -> u64 {
         self.generation
     }

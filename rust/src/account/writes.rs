@@ -28,14 +28,12 @@ pub(super) struct PendingWrites {
 impl Account {
 
     pub(super) fn mark_removed(&mut self, id: &str) {
-        self.changing();
         self.writes.serial += 1;
         self.writes.changed.remove(id);
         self.writes.removed.insert(id.to_owned(), self.writes.serial);
     }
 
     pub(super) fn mark_changed(&mut self, id: &str) {
-        self.changing();
         self.writes.serial += 1;
         self.writes.removed.remove(id);
         self.writes.changed.insert(id.to_owned(), self.writes.serial);
@@ -60,7 +58,6 @@ impl Account {
 
     /// The batch up to `serial` is stored: forget what it carried, not what changed since.
     pub fn writes_stored(&mut self, serial: u64) {
-        self.changing();
         self.writes.changed.retain(|_, changed| *changed > serial);
         self.writes.removed.retain(|_, removed| *removed > serial);
         self.writes.failures = 0;
@@ -68,7 +65,6 @@ impl Account {
 
     /// Storing failed: everything stays queued. Returns how long to wait before trying again.
     pub fn writes_failed(&mut self) -> f64 {
-        self.changing();
         self.writes.failures = self.writes.failures.saturating_add(1);
         self.retry_delay()
     }
