@@ -11,6 +11,7 @@
 
 local st = require "prosody.util.stanza";
 local usermanager = require "prosody.core.usermanager";
+local config = require "prosody.core.configmanager";
 local time_now = require "prosody.util.time".now;
 local add_filter = require "prosody.util.filters".add_filter;
 
@@ -492,6 +493,33 @@ local function nobody_reads_stanzas(origin)
 	return made_by_prosody;
 end
 
+-- The whole no-tree reply: util.stanza's start tag, the core's `<clients>` (the same Lua string
+-- for as long as the core's cached listing stands), `</iq>`. Joined into one string: written
+-- separately they would be joined all the same (net.server's write buffer collapses its chunks
+-- into one string to send it), after three writes instead of one.
+--
+-- Under the incremental collector (Prosody's default) every byte allocated is charged with
+-- collector work over the whole heap, and a big reply string, which holds no references and
+-- costs nothing to mark, would pay several milliseconds of steps (issue 16: 570 KiB at 2000
+-- clients). It is joined with the collector held, as the core holds it while it builds a big
+-- reply tree; the string is freed by the next cycle like any other. Not under the generational
+-- collector: restarting it forces a young collection, which costs more than the join.
+local BIG_REPLY = 64 * 1024;
+local function list_reply_xml(top_tag, clients)
+	if #clients < BIG_REPLY or not collectgarbage("isrunning") then
+		return top_tag..clients.."</iq>";
+	end
+	local gc = config.get("*", "gc");
+	if type(gc) == "table" and gc.mode == "generational" then
+		return top_tag..clients.."</iq>";
+	end
+	collectgarbage("stop");
+	local ok, xml = pcall(function () return top_tag..clients.."</iq>"; end);
+	collectgarbage("restart");
+	if not ok then error(xml, 0); end
+	return xml;
+end
+
 local function handle_list(event)
 	local origin, stanza = event.origin, event.stanza;
 	local refusal = forbidden_unless(":list-clients", event) or over_budget(origin);
@@ -510,7 +538,7 @@ local function handle_list(event)
 	end
 	local reply = st.reply(stanza);
 	if as_xml then -- the whole reply: its start tag made by util.stanza, the core's <clients>
-		local xml = reply:top_tag()..clients.."</iq>";
+		local xml = list_reply_xml(reply:top_tag(), clients);
 		origin.log("debug", "List reply written as the core's XML, no stanza filter on the stream (%d bytes)", #xml);
 		origin.send(xml);
 		return true;
