@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 
+use client_management::account::{Moment, Policy};
+use client_management::driver::{Action, Driver, Event, ReadResult, Stored};
 use client_management::ids::fast_token_key_prefix;
 use client_management::listing::list_entries;
-use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, Moment, SessionFact, UserAgent};
+use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
 use client_management::render::{render_clients, Protocol};
 use client_management::revocation::plan_revocation;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -98,5 +100,50 @@ fn bench_core(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_core);
+/// A driver holding the account of `facts` in memory, and the moment of those facts.
+fn driver_with(facts: &AccountFacts) -> (Driver, Moment) {
+    let mut driver = Driver::new(Policy { max_clients: 100_000, grant_cache_ttl: f64::INFINITY, ..Policy::default() });
+    let moment = Moment { stream_keys: facts.moment.sessions.iter().map(|_| None).collect(), ..facts.moment.clone() };
+    driver.handle("u", Event::List { protocol: Protocol::Cam, as_xml: true }, moment.clone());
+    let read = Event::Read(vec![
+        ReadResult::Read { data: Stored::Records(facts.records.clone()), skipped: 0 },
+        ReadResult::Read { data: Stored::Grants(facts.grants.clone()), skipped: 0 },
+        ReadResult::Read { data: Stored::FastTokens(facts.fast_tokens.clone()), skipped: 0 },
+    ]);
+    driver.handle("u", read, moment.clone());
+    (driver, moment)
+}
+
+fn listed_bytes(actions: Vec<Action>) -> usize {
+    match actions.last() {
+        Some(Action::ListingXml(body)) => body.len(),
+        other => panic!("no listing: {other:?}"),
+    }
+}
+
+/// A list event of an account in memory: answered from the listing cache, and rendered afresh
+/// (the moment's role alternates, so every list is a miss).
+fn bench_driver_list(c: &mut Criterion) {
+    let mut group = c.benchmark_group("driver");
+    for n in [10, 100, 1000] {
+        let facts = account(n);
+        let (mut driver, moment) = driver_with(&facts);
+        group.bench_function(BenchmarkId::new("list_xml_cached", n), |b| {
+            b.iter(|| listed_bytes(driver.handle("u", Event::List { protocol: Protocol::Cam, as_xml: true }, black_box(moment.clone()))))
+        });
+        let (mut driver, moment) = driver_with(&facts);
+        let other = Moment { account_role_priority: Some(36), ..moment.clone() };
+        let mut flip = false;
+        group.bench_function(BenchmarkId::new("list_xml_fresh", n), |b| {
+            b.iter(|| {
+                flip = !flip;
+                let moment = if flip { other.clone() } else { moment.clone() };
+                listed_bytes(driver.handle("u", Event::List { protocol: Protocol::Cam, as_xml: true }, black_box(moment)))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_core, bench_driver_list);
 criterion_main!(benches);

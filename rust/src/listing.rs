@@ -157,6 +157,45 @@ fn session_permission(access: &AccessPaths, ctx: &AccessContext) -> Permission {
     }
 }
 
+/// The first instant, at or after `facts.now`, from which [`list_entries`] may judge something
+/// differently because the clock moved (`f64::INFINITY` when nothing depends on it): before it,
+/// with the same facts but a later clock, the list is the same. Every comparison of the clock in
+/// the listing is one of these thresholds, each crossed once as the clock goes forward:
+/// - a grant's or a token's expiry and a tokenless grant's `accessed + tokenless_grant_ttl`,
+///   compared with `os.time()` (`floor(now)`): a grant or token is gone from `ceil(x)` on;
+/// - a FAST token's `expires_at`, compared with `now` itself: gone once `now` passes it.
+///
+/// Candidates are taken from every grant, token and FAST token, judged or not (a superset of
+/// the thresholds is as exact and only ends a cached listing early). The clock going back is
+/// not covered here: a cached listing is used only from the instant it was made on.
+pub fn listing_valid_until(facts: &AccountFacts) -> f64 {
+    let now = facts.moment.now;
+    let mut until = f64::INFINITY;
+    let mut candidate = |at: f64| {
+        // NaN never compares true: such a time changes no judgement.
+        if at >= now && at < until {
+            until = at;
+        }
+    };
+    for grant in &facts.grants {
+        if let Some(expires) = grant.expires {
+            candidate(expires.ceil());
+        }
+        for token in &grant.tokens {
+            if let Some(expires) = token.expires {
+                candidate(expires.ceil());
+            }
+        }
+        if let (Some(accessed), Some(ttl)) = (grant.accessed, facts.policy.tokenless_grant_ttl) {
+            candidate((accessed + ttl as f64).ceil());
+        }
+    }
+    for token in facts.fast_tokens.values() {
+        candidate(token.expires_at);
+    }
+    until
+}
+
 /// Builds the ordered list. Linear in records + grants, plus the sort.
 pub fn list_entries(facts: &AccountFacts) -> Vec<Entry<'_>> {
     let ctx = AccessContext::new(facts);

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use client_management::ids::fast_token_key_prefix;
 use client_management::access::{session_is_of, AccessContext};
 use client_management::account::{Account, Login, Moment, Part, Policy};
-use client_management::driver::{Action as Do, Driver, Event, ReadResult, Stored};
+use client_management::driver::{Action as Do, Driver, Event, Question, ReadResult, Stored};
 use client_management::listing::{list_entries, EntryKind, Source};
 use client_management::model::{AccountFacts, ClientRecord, FastToken, Grant, GrantToken, SessionFact, UserAgent};
 use client_management::render::{render_clients, Protocol};
@@ -432,4 +432,242 @@ fn the_driver_stores_every_login_and_nothing_of_deleted_accounts(choices in choi
         prop_assert!(!storage.contains_key(*user), "{user} was written after its deletion");
     }
 }
+}
+
+/// An account's stored parts as the simulation of the cache property keeps them.
+#[derive(Default)]
+struct StoredAccount {
+    records: HashMap<String, ClientRecord>,
+    grants: Vec<Grant>,
+    fast_tokens: HashMap<String, FastToken>,
+}
+
+/// Carries out `event` as the Lua module does (reads from `stored`, writes into it, a
+/// revocation's plan carried out completely); returns every action.
+fn drive_cached(driver: &mut Driver, user: &str, event: Event, moment: &Moment, stored: &mut StoredAccount) -> Vec<Do> {
+    let mut seen = Vec::new();
+    let mut actions = driver.handle(user, event, moment.clone());
+    loop {
+        let mut answer = None;
+        for action in &actions {
+            match action {
+                Do::Read(parts) => {
+                    let results = parts
+                        .iter()
+                        .map(|&part| {
+                            let data = match part {
+                                Part::Records => Stored::Records(stored.records.values().cloned().collect()),
+                                Part::Grants => Stored::Grants(stored.grants.clone()),
+                                Part::FastTokens => Stored::FastTokens(stored.fast_tokens.clone()),
+                            };
+                            ReadResult::Read { data, skipped: 0 }
+                        })
+                        .collect();
+                    answer = Some(Event::Read(results));
+                }
+                Do::Write { serial, changed, removed } => {
+                    for record in changed {
+                        stored.records.insert(record.id.clone(), record.clone());
+                    }
+                    for id in removed {
+                        stored.records.remove(id);
+                    }
+                    answer = Some(Event::Written { serial: *serial, result: Ok(()) });
+                }
+                Do::CarryOut(_) => answer = Some(Event::CarriedOut { complete: true }),
+                _ => {}
+            }
+        }
+        seen.append(&mut actions);
+        match answer {
+            Some(event) => actions = driver.handle(user, event, moment.clone()),
+            None => return seen,
+        }
+    }
+}
+
+/// A grant as mod_tokenauth stores it, with times around `now`.
+fn stored_grant(rng: &mut Rng, id: String, now: f64) -> Grant {
+    let around = |rng: &mut Rng| now - 5.0 + rng.below(40) as f64 + if rng.chance(20) { 0.5 } else { 0.0 };
+    let tokens = (0..rng.below(3))
+        .map(|_| GrantToken { expires: rng.chance(70).then(|| around(rng)), role_priority: rng.chance(50).then(|| [15, 25, 35][rng.below(3) as usize]) })
+        .collect();
+    Grant {
+        id,
+        created: Some(now - rng.below(30) as f64),
+        accessed: rng.chance(80).then(|| now - rng.below(30) as f64),
+        expires: rng.chance(30).then(|| around(rng)),
+        tokens,
+        user_agent: UserAgent { software: Some(rng.pick(SOFTWARE).to_owned()), ..Default::default() },
+        ..Default::default()
+    }
+}
+
+proptest! {
+#![proptest_config(ProptestConfig::with_cases(1500))]
+/// The cached listing is always the listing a fresh render of the account would give: over
+/// logins (which change records and FAST tokens), grants created and revoked (with
+/// mod_tokenauth's events), revocations through the driver, prunes, writes, the clock moving
+/// across expiries (and back), streams opening and closing, password and role changes,
+/// deletions and the account dropped from memory, every list answered from the cache is
+/// byte-identical to rendering the account's facts at that moment.
+#[test]
+fn a_cached_listing_is_always_a_fresh_render(choices in choices(500)) {
+    let mut rng = Rng::new(choices);
+    let policy = Policy {
+        cache_size: 1 + rng.below(2) as usize,
+        tokenless_grant_ttl: rng.chance(50).then_some(10),
+        grant_cache_ttl: [0.0, 5.0, 60.0][rng.below(3) as usize],
+        retention: rng.chance(30).then_some(20),
+        max_clients: 3 + rng.below(6) as usize,
+        ..Policy::default()
+    };
+    let mut driver = Driver::new(policy);
+    let users = ["a", "b"];
+    let mut stored: HashMap<&str, StoredAccount> = HashMap::new();
+    let mut streams: HashMap<&str, Vec<(String, String, bool)>> = HashMap::new(); // key, client id, bound
+    let mut password_updated: HashMap<&str, i64> = HashMap::new();
+    let mut role: Option<i64> = Some(25);
+    let mut now = 10_000.0;
+    let steps = 10 + rng.below(50);
+    for step in 0..steps {
+        let user = rng.pick(&users);
+        let account = stored.entry(user).or_default();
+        let event = match rng.below(16) {
+            0..=2 => {
+                let id = format!("c{}", rng.below(5));
+                let key = format!("s{step}");
+                streams.entry(user).or_default().push((key.clone(), id.clone(), rng.chance(80)));
+                let fast = rng.chance(40);
+                if fast {
+                    account.fast_tokens.insert(
+                        format!("{}{}", fast_token_key_prefix(&id), rng.pick(&["-cur", "-new"])),
+                        FastToken { issued_at: now, expires_at: now + rng.below(30) as f64 + if rng.chance(30) { 0.25 } else { 0.0 } },
+                    );
+                }
+                let grant_id = (rng.chance(30) && !account.grants.is_empty()).then(|| account.grants[0].id.clone());
+                let login = Login {
+                    client_id: Some(id.clone()),
+                    full_jid: Some(format!("{user}@h/{id}")),
+                    mechanism: Some(rng.pick(&["PLAIN", "SCRAM-SHA-1", "HT-SHA-256-NONE", "OAUTHBEARER"]).into()),
+                    at: now as i64,
+                    grant_id,
+                    fast,
+                    ..Login::default()
+                };
+                Some(Event::Login { stream: key, login: Box::new(login) })
+            }
+            3 => {
+                let id = format!("g{step}");
+                account.grants.push(stored_grant(&mut rng, id, now));
+                Some(Event::Credentials(client_management::account::CacheEvent::GrantsChanged))
+            }
+            4 => {
+                if !account.grants.is_empty() {
+                    let at = rng.below(account.grants.len() as u64) as usize;
+                    account.grants.remove(at);
+                }
+                Some(Event::Credentials(client_management::account::CacheEvent::GrantsChanged))
+            }
+            5 => Some(Event::Revoke { selector: format!("{}/{}", rng.pick(&["client", "grant"]), rng.pick(&["c0", "c1", "g3", "g5"])) }),
+            6 => {
+                now += [1.0, 5.0, 10.0, 0.5, 30.0][rng.below(5) as usize];
+                None
+            }
+            7 => {
+                now -= rng.below(3) as f64; // a clock stepped back
+                None
+            }
+            8 => {
+                let list = streams.entry(user).or_default();
+                if !list.is_empty() {
+                    let at = rng.below(list.len() as u64) as usize;
+                    if rng.chance(50) { list.remove(at); } else { list[at].2 = !list[at].2; }
+                }
+                None
+            }
+            9 => {
+                password_updated.insert(user, now as i64 - rng.below(3) as i64);
+                None
+            }
+            10 => {
+                role = [None, Some(15), Some(25), Some(35)][rng.below(4) as usize];
+                None
+            }
+            11 => {
+                stored.remove(user);
+                streams.remove(user);
+                Some(Event::AccountDeleted)
+            }
+            12 => Some(Event::Ask(Question::Prune { dry_run: rng.chance(30) })),
+            13 => Some(Event::Tick),
+            14 => {
+                // What mod_tokenauth changes without an event: a token added to a grant, an
+                // access time (seen once the grants are read again).
+                if let Some(grant) = account.grants.last_mut() {
+                    grant.accessed = Some(now);
+                    grant.tokens.push(GrantToken { expires: Some(now + rng.below(20) as f64), role_priority: rng.chance(50).then_some(15) });
+                }
+                None
+            }
+            _ => None,
+        };
+        let moment = moment_of_streams(&streams, user, now, &password_updated, role);
+        if let Some(event) = event {
+            let account = stored.entry(user).or_default();
+            drive_cached(&mut driver, user, event, &moment, account);
+        }
+        // Lists, in one or both namespaces, once or twice.
+        for _ in 0..1 + rng.below(2) {
+            let protocol = if rng.chance(50) { Protocol::Cam } else { Protocol::Prosody };
+            let account = stored.entry(user).or_default();
+            let actions = drive_cached(&mut driver, user, Event::List { protocol, as_xml: true }, &moment, account);
+            let Some(Do::ListingXml(body)) = actions.last() else { panic!("no listing: {actions:?}") };
+            let fresh = client_management::render::render_listing(driver.cached(user).expect("listed, so in memory").facts_at(moment.clone()), protocol).to_xml();
+            let cached = body.xml();
+            prop_assert_eq!(cached.as_deref(), Some(fresh.as_str()), "step {} at {}", step, now);
+        }
+        // Nothing changed since: the same body again, unless grants are read for every list or
+        // something expires now.
+        if policy.grant_cache_ttl > 0.0 {
+            let protocol = Protocol::Cam;
+            let account = stored.entry(user).or_default();
+            let mut again = || match drive_cached(&mut driver, user, Event::List { protocol, as_xml: true }, &moment, account).pop() {
+                Some(Do::ListingXml(body)) => body,
+                other => panic!("no listing: {other:?}"),
+            };
+            let (first, second) = (again(), again());
+            // (not when something expires at this very instant)
+            let lasts = client_management::listing::listing_valid_until(driver.cached(user).expect("listed, so in memory").facts_at(moment.clone())) > now;
+            prop_assert!(!lasts || std::rc::Rc::ptr_eq(&first, &second), "not answered from the cache at step {}", step);
+        }
+    }
+}
+}
+
+/// The moment of `user`: its streams, password change and role at `now`.
+fn moment_of_streams(
+    streams: &HashMap<&str, Vec<(String, String, bool)>>,
+    user: &str,
+    now: f64,
+    password_updated: &HashMap<&str, i64>,
+    role: Option<i64>,
+) -> Moment {
+    let list = streams.get(user).cloned().unwrap_or_default();
+    Moment {
+        sessions: list
+            .iter()
+            .enumerate()
+            .map(|(i, (_, id, bound))| SessionFact {
+                index: i + 1,
+                full_jid: bound.then(|| format!("{user}@h/{id}")),
+                client_id: Some(id.clone()),
+                grant_id: None,
+            })
+            .collect(),
+        stream_keys: list.iter().map(|(key, _, _)| Some(key.clone())).collect(),
+        password_updated: password_updated.get(user).copied(),
+        account_role_priority: role,
+        now,
+    }
 }

@@ -20,6 +20,7 @@ impl Account {
     /// Moves the legacy record `id` to a fresh generated id (stored under the new key, removed
     /// under the old one).
     pub(super) fn rekey_legacy(&mut self, id: &str) {
+        self.changing();
         let Some(position) = self.index.remove(id) else { return };
         let fresh = self.fresh_id();
         self.facts.records[position].id = fresh.clone();

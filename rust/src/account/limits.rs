@@ -28,6 +28,7 @@ impl Account {
     /// connected, are never dropped (they are credentials and streams the user must see), nor
     /// is `keep`.
     pub(super) fn evict_over_limit(&mut self, keep: Option<&str>) -> Vec<String> {
+        self.changing();
         let doomed = self.over_limit(keep, &[]);
         self.remove_records(&doomed);
         doomed
@@ -85,6 +86,7 @@ impl Account {
     /// Retention, the limit and minimisation over the whole account (the daily job and
     /// `clients prune`). Needs every part read for [`Purpose::Change`].
     pub fn prune(&mut self, moment: Moment, dry_run: bool) -> Result<PruneOutcome, NotReady> {
+        self.changing();
         if self.deleted {
             return Err(NotReady::Deleted);
         }
@@ -121,6 +123,7 @@ impl Account {
     }
 
     pub(super) fn remove_records(&mut self, ids: &[String]) {
+        self.changing();
         if ids.is_empty() {
             return;
         }

@@ -59,6 +59,7 @@ fn recorded_access(record: &ClientRecord, password_updated: Option<Timestamp>) -
 impl Account {
     /// Applies a successful login (or the late bind of one) to the client's record.
     pub fn record_login(&mut self, login: Login, moment: Moment) -> Result<LoginOutcome, NotReady> {
+        self.changing();
         self.note(CacheEvent::Login);
         if login.grant_id.is_some() {
             self.note(CacheEvent::GrantLogin);

@@ -49,6 +49,16 @@ pub struct Account {
     fast_tokens_stale: bool,
     writes: PendingWrites,
     deleted: bool,
+    /// Changes with every change of the facts above (see [`Account::generation`]).
+    generation: u64,
+}
+
+/// Generations are unique across accounts, so an account replaced by another never shows the
+/// generation its predecessor had.
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl Account {
@@ -63,6 +73,7 @@ impl Account {
             fast_tokens_stale: false,
             writes: PendingWrites::default(),
             deleted: false,
+            generation: next_generation(),
         }
     }
 
@@ -81,8 +92,23 @@ impl Account {
     pub fn is_deleted(&self) -> bool {
         self.deleted
     }
+    /// Identifies the account's facts in memory (records, grants, FAST tokens, what is stale,
+    /// deletion): every method that may change any of them (every `&mut self` method but
+    /// [`Account::facts_at`], which only sets the moment's facts, and the bookkeeping of the
+    /// write queue, which changes no fact) gives it a new value. Two equal generations mean the
+    /// same facts; a cached listing is keyed by it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Called first by every method that may change the state.
+    pub(crate) fn changing(&mut self) {
+        self.generation = next_generation();
+    }
+
     /// The account is gone: nothing is recorded or stored for it any more.
     pub fn mark_deleted(&mut self) {
+        self.changing();
         self.deleted = true;
         self.writes = PendingWrites::default();
     }

@@ -109,6 +109,7 @@ impl Account {
     /// sanitiser, the length limits) and stripped of what the admin does not want stored (then
     /// written back later).
     pub fn load_records(&mut self, records: Vec<ClientRecord>) {
+        self.changing();
         if self.records_loaded {
             return; // ours is newer: every change since the read went through here
         }
@@ -136,6 +137,7 @@ impl Account {
     }
 
     pub fn load_grants(&mut self, grants: Vec<Grant>, now: f64) {
+        self.changing();
         self.facts.grants = grants
             .into_iter()
             .map(|grant| Grant { user_agent: grant.user_agent.cleaned(), ..grant })
@@ -145,6 +147,7 @@ impl Account {
     }
 
     pub fn load_fast_tokens(&mut self, tokens: HashMap<String, FastToken>) {
+        self.changing();
         self.facts.fast_tokens = tokens;
         self.fast_tokens_loaded = true;
         self.fast_tokens_stale = false;
@@ -152,6 +155,7 @@ impl Account {
 
     /// What each event makes stale.
     pub fn note(&mut self, event: CacheEvent) {
+        self.changing();
         match event {
             CacheEvent::Login => self.fast_tokens_stale = true,
             CacheEvent::GrantLogin | CacheEvent::GrantsChanged => self.grants_stale = true,

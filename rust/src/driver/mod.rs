@@ -10,7 +10,10 @@
 //! them (a second read when what came changes what is needed: a full account needs to know
 //! its credentials).
 
+mod listing_cache;
+
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::account::{backoff, Account, CacheEvent, Login, Moment, NotReady, Part, Policy, PruneOutcome, Purpose, WriteBatch, WriteTiming};
 use crate::forms::{client_choices, manage_form, sign_out_form, Form, UNREADABLE};
@@ -23,6 +26,7 @@ use crate::stats::SoftwareStats;
 use crate::text::{client_listing, plan_reports, sign_out_question, Report};
 use crate::web::answers::{self, WebRequest, WebView};
 use crate::web::Response;
+pub use listing_cache::{ListingBody, ListingCache};
 
 /// Identifies a stream across events (Prosody's `session.id`); matched against
 /// [`Moment::stream_keys`].
@@ -61,8 +65,10 @@ pub enum Event {
     Login { stream: StreamKey, login: Box<Login> },
     /// An ad-hoc, shell or web request, or the public API, asks about the account.
     Ask(Question),
-    /// List the account's clients in `protocol` (a list iq).
-    List { protocol: Protocol },
+    /// List the account's clients in `protocol` (a list iq); `as_xml`: answer with the
+    /// serialised `<clients>` ([`Action::ListingXml`], cached), else with the element tree
+    /// ([`Action::Listing`], for a stream whose filters read stanzas).
+    List { protocol: Protocol, as_xml: bool },
     /// Revoke what `selector` names (`client/…`, `grant/…`, `software/…`).
     Revoke { selector: String },
     /// The plan of [`Action::CarryOut`] was carried out; `complete`: every step worked.
@@ -176,6 +182,9 @@ pub enum Action {
     CarryOut(RevocationPlan),
     /// A list request's `<clients>` element.
     Listing(Element),
+    /// A list request's `<clients>`, serialised (the same bytes as [`Element::to_xml`] of a
+    /// fresh [`Action::Listing`]).
+    ListingXml(Rc<ListingBody>),
     /// The request's answer: success, or the name of its error (`item-not-found`,
     /// `password-reset-required`, `internal-server-error`; a list's `list-failed`; a
     /// question's `unreadable`).
@@ -228,6 +237,8 @@ struct Slot {
     /// account).
     read_failures: u32,
     last_used: u64,
+    /// The last list replies made, dropped with the slot.
+    listings: ListingCache,
 }
 
 impl Slot {
@@ -245,6 +256,7 @@ impl Slot {
             walk: false,
             read_failures: 0,
             last_used: 0,
+            listings: ListingCache::default(),
         }
     }
 
@@ -459,10 +471,12 @@ impl Driver {
                     self.answer(username, question, moment.clone(), actions)
                 }
             }
-            Event::List { protocol } => {
+            Event::List { protocol, as_xml } => {
                 // A list shows every part or nothing (see `refuses`).
                 if refuses(Purpose::Listing, &slot.failed) {
                     actions.push(Action::Answer { error: Some("list-failed") });
+                } else if as_xml {
+                    actions.push(Action::ListingXml(slot.listings.listing(&mut slot.account, &moment, protocol)));
                 } else {
                     actions.push(Action::Listing(render_listing(slot.account.facts_at(moment.clone()), protocol)));
                 }

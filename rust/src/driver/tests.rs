@@ -82,6 +82,7 @@ fn kinds(actions: &[Action]) -> Vec<&'static str> {
             Action::Reply(_) => "reply",
             Action::CarryOut(_) => "carry-out",
             Action::Listing(_) => "listing",
+            Action::ListingXml(_) => "listing_xml",
             Action::Answer { .. } => "answer",
             Action::Log { .. } => "log",
         })
@@ -356,7 +357,7 @@ fn a_revocation_reads_afresh_plans_is_carried_out_and_answers_with_the_error_tha
 #[test]
 fn a_list_reads_every_part_once_and_answers_with_its_clients_or_refuses() {
     let mut driver = Driver::new(policy());
-    let list = || Event::List { protocol: Protocol::Cam };
+    let list = || Event::List { protocol: Protocol::Cam, as_xml: false };
     // Nothing in memory: every part is read, in one round, then the listing.
     assert_eq!(kinds(&driver.handle("u", list(), moment())), ["read"]);
     let actions = driver.handle("u", everything(vec![record("pw")]), moment());
@@ -587,4 +588,106 @@ fn a_prune_stores_what_it_changed_and_a_walk_keeps_the_account_until_it_is_store
     let (serial, ..) = write_of(&driver.handle("v", everything(vec![old]), moment())).unwrap();
     assert_eq!(driver.handle("v", written(serial), moment()), []);
     assert_eq!(driver.in_memory(), 0);
+}
+
+/// The serialised listing of a list event answered at once, or `None` when it read first.
+fn listed(driver: &mut Driver, protocol: Protocol, moment: Moment) -> Option<Rc<ListingBody>> {
+    match &driver.handle("u", Event::List { protocol, as_xml: true }, moment)[..] {
+        [Action::ListingXml(body)] => Some(body.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_listing_is_answered_from_the_cache_until_an_input_changes() {
+    let mut driver = Driver::new(Policy { grant_cache_ttl: 1000.0, ..policy() });
+    driver.handle("u", Event::List { protocol: Protocol::Cam, as_xml: true }, moment());
+    let fast_key = format!("{}-cur", crate::ids::fast_token_key_prefix("pw"));
+    let tokens = HashMap::from([(fast_key, FastToken { issued_at: NOW, expires_at: NOW + 100.0 })]);
+    let actions = driver.handle(
+        "u",
+        Event::Read(vec![
+            ReadResult::Read { data: Stored::Records(vec![record("pw"), record("other")]), skipped: 0 },
+            ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
+            ReadResult::Read { data: Stored::FastTokens(tokens), skipped: 0 },
+        ]),
+        moment(),
+    );
+    let [Action::ListingXml(first)] = &actions[..] else { panic!("{actions:?}") };
+    let fresh = |driver: &mut Driver, protocol, moment: Moment| render_listing(driver.cached("u").expect("in memory").facts_at(moment), protocol).to_xml();
+    assert_eq!(first.xml().as_deref(), Some(fresh(&mut driver, Protocol::Cam, moment()).as_str()));
+
+    // Same inputs: the same body, not rendered again; the other namespace has its own.
+    let same = listed(&mut driver, Protocol::Cam, moment()).unwrap();
+    assert!(Rc::ptr_eq(first, &same));
+    let prosody = listed(&mut driver, Protocol::Prosody, moment()).unwrap();
+    assert!(!Rc::ptr_eq(first, &prosody) && Rc::ptr_eq(&prosody, &listed(&mut driver, Protocol::Prosody, moment()).unwrap()));
+    assert!(Rc::ptr_eq(first, &listed(&mut driver, Protocol::Cam, moment_with(NOW + 99.0, &[])).unwrap()), "nothing expired yet");
+
+    // Each input, changed alone, is a new render.
+    let changed = |driver: &mut Driver, moment: Moment| {
+        let body = listed(driver, Protocol::Cam, moment.clone()).expect("answered at once");
+        assert_eq!(body.xml().as_deref(), Some(fresh(driver, Protocol::Cam, moment.clone()).as_str()));
+        assert!(!Rc::ptr_eq(&same, &body), "{moment:?}");
+        body
+    };
+    let online = moment_with(NOW, &[("s-pw", Some("u@h/pw"))]);
+    let connected = changed(&mut driver, online.clone());
+    assert!(connected.xml().unwrap().contains("connected='true'"));
+    changed(&mut driver, moment_with(NOW, &[("s-pw", None)])); // authenticated, not bound
+    changed(&mut driver, Moment { password_updated: Some(T), ..moment() });
+    changed(&mut driver, Moment { account_role_priority: Some(35), ..moment() });
+    // The FAST token expired: the client it let in has no way in now.
+    let later = changed(&mut driver, moment_with(NOW + 100.5, &[]));
+    assert!(same.xml().unwrap().contains("<fast/>") && !later.xml().unwrap().contains("<fast/>"));
+    // Before the instant it was made the cached body is not used (a clock stepped back).
+    assert!(!Rc::ptr_eq(&later, &listed(&mut driver, Protocol::Cam, moment_with(NOW + 100.4, &[])).unwrap()));
+
+    // A change of the account's state: a login (the FAST tokens are read again).
+    let before = listed(&mut driver, Protocol::Cam, moment()).unwrap();
+    assert!(Rc::ptr_eq(&before, &listed(&mut driver, Protocol::Cam, moment()).unwrap()));
+    driver.handle("u", login("phone"), moment());
+    assert_eq!(kinds(&driver.handle("u", Event::List { protocol: Protocol::Cam, as_xml: true }, moment())), ["read"]);
+    let actions = driver.handle("u", Event::Read(vec![ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 }]), moment());
+    let [.., Action::ListingXml(after_login)] = &actions[..] else { panic!("{actions:?}") };
+    assert!(after_login.xml().unwrap().contains("client/phone"));
+    // mod_tokenauth's event: the grants are read again, a new body.
+    driver.handle("u", Event::Credentials(CacheEvent::GrantsChanged), moment());
+    assert_eq!(kinds(&driver.handle("u", Event::List { protocol: Protocol::Cam, as_xml: true }, moment())), ["read"]);
+    let actions = driver.handle("u", Event::Read(vec![ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 }]), moment());
+    let [Action::ListingXml(after_grants)] = &actions[..] else { panic!("{actions:?}") };
+    assert!(!Rc::ptr_eq(after_login, after_grants));
+
+    // Deleted: the slot and its cached bodies are gone.
+    driver.handle("u", Event::AccountDeleted, moment());
+    assert_eq!(driver.in_memory(), 0);
+}
+
+#[test]
+fn a_listing_depends_on_the_clock_only_through_expiries() {
+    use crate::listing::listing_valid_until;
+    use crate::model::{AccountFacts, Grant, GrantToken};
+    let grant = |expires: Option<f64>, token: Option<f64>, accessed: Option<f64>| Grant {
+        id: "g".into(),
+        created: Some(NOW - 10.0),
+        accessed,
+        expires,
+        tokens: vec![GrantToken { expires: token, role_priority: None }],
+        ..Default::default()
+    };
+    let facts = |grants: Vec<Grant>, fast: Option<f64>| AccountFacts {
+        grants,
+        fast_tokens: fast.map(|at| HashMap::from([("k-cur".to_owned(), FastToken { issued_at: 0.0, expires_at: at })])).unwrap_or_default(),
+        moment: Moment { now: NOW + 0.25, ..Default::default() },
+        policy: Policy { tokenless_grant_ttl: Some(50), ..Policy::default() },
+        ..Default::default()
+    };
+    assert_eq!(listing_valid_until(&facts(vec![], None)), f64::INFINITY);
+    // mod_tokenauth compares with os.time(): an expiry at x.5 counts from the next second.
+    assert_eq!(listing_valid_until(&facts(vec![grant(Some(NOW + 7.5), None, None)], None)), NOW + 8.0);
+    assert_eq!(listing_valid_until(&facts(vec![grant(None, Some(NOW + 3.0), None)], None)), NOW + 3.0);
+    assert_eq!(listing_valid_until(&facts(vec![grant(None, None, Some(NOW - 20.0))], None)), NOW + 30.0);
+    // FAST tokens are compared with the clock itself; past expiries change nothing more.
+    assert_eq!(listing_valid_until(&facts(vec![grant(Some(NOW - 5.0), Some(NOW + 9.0), None)], Some(NOW + 2.5))), NOW + 2.5);
+    assert_eq!(listing_valid_until(&facts(vec![], Some(NOW - 1.0))), f64::INFINITY);
 }

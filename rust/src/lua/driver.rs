@@ -6,7 +6,7 @@ use mlua::{Lua, LuaString, Result, Table, UserData, UserDataMethods, Value};
 use super::account::decode_stored;
 use super::decode::{decode_login, decode_protocol, grant_user_agent};
 use super::encode::{entry_table, plan_table, record_table};
-use super::stanza::{element_to_stanza, reply_xml};
+use super::stanza::element_to_stanza;
 use super::web::{decode_web_request, response_table};
 use super::words::{form_table, note_table, AccountStats};
 use crate::account::{CacheEvent, Moment, Part};
@@ -58,7 +58,8 @@ fn part_named(name: &str) -> Result<Part> {
 }
 
 /// `{ type = "login", stream, login }` | `{ type = "ask", question, … }` (see
-/// [`decode_question`]) | `{ type = "list", xmlns }` | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
+/// [`decode_question`]) | `{ type = "list", xmlns, xml }` (`xml`: answer with the serialised
+/// `<clients>`) | `{ type = "revoke", selector }` | `{ type = "carried_out", complete }` |
 /// `{ type = "read", results = { { part, data, error } },
 /// roles }` | `{ type = "written", serial, error }` | `{ type = "tick" }` |
 /// `{ type = "notices_due" }` | `{ type = "credentials", name }` (mod_tokenauth's event name,
@@ -92,7 +93,8 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
         "ask" => Event::Ask(decode_question(table)?),
         "revoke" => Event::Revoke { selector: lossless(table.raw_get("selector")?) },
         "list" => {
-            Event::List { protocol: decode_protocol(&table.raw_get("xmlns")?)? }
+            let as_xml = table.raw_get::<Option<bool>>("xml")?.unwrap_or(false);
+            Event::List { protocol: decode_protocol(&table.raw_get("xmlns")?)?, as_xml }
         }
         "carried_out" => Event::CarriedOut { complete: table.raw_get("complete")? },
         "tick" => Event::Tick,
@@ -114,22 +116,21 @@ pub fn decode_event(table: &Table, moment: &Moment) -> Result<Event> {
     })
 }
 
-/// A list reply's `<clients>`, made into what the stream needs.
+/// A list reply's `<clients>` tree, for a stream whose filters read stanzas.
 struct Listing(Element);
 
 impl UserData for Listing {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         // `listing:stanza(stanza_mt)` → the `<clients>` util.stanza object.
         methods.add_method("stanza", |lua, this, stanza_mt: Table| element_to_stanza(lua, &this.0, &stanza_mt));
-        // `listing:xml(start_tag)` → the whole reply as serialized XML (stanza::reply_xml).
-        methods.add_method("xml", |lua, this, start_tag: LuaString| reply_xml(lua, &this.0, &start_tag.as_bytes()));
     }
 }
 
 /// Each action as `{ type, … }`: `read` (`parts`), `write` (`serial`, `changes` = id → record,
 /// or `remove` for deleted ones), `timer` / `notice_timer` (`after`), `new_client` (`client`,
 /// `stream`), `notify` (`streams`, `text`), `reply` (see [`reply_fields`]), `carry_out`
-/// (`plan`, see encode::plan_table), `listing` (`clients`: see [`Listing`]), `answer` (`error`), `log` (`level`, `message`).
+/// (`plan`, see encode::plan_table), `listing` (`clients`: see [`Listing`]; or `xml`: the
+/// serialised `<clients>` as a Lua string), `answer` (`error`), `log` (`level`, `message`).
 pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<Table> {
     let list = lua.create_table_with_capacity(actions.len(), 0)?;
     for (index, action) in actions.into_iter().enumerate() {
@@ -176,6 +177,12 @@ pub fn actions_table(lua: &Lua, actions: Vec<Action>, remove: &Value) -> Result<
             Action::Listing(clients) => {
                 item.raw_set("type", "listing")?;
                 item.raw_set("clients", Listing(clients))?;
+            }
+            Action::ListingXml(body) => {
+                // The body's Lua string is made once and kept with the cached body: a listing
+                // answered from the cache allocates no new copy of it.
+                item.raw_set("type", "listing")?;
+                item.raw_set("xml", body.attached(|xml| lua.create_string(xml))?)?;
             }
             Action::Answer { error } => {
                 item.raw_set("type", "answer")?;

@@ -668,3 +668,39 @@ fn serialize_stanza_as_queued_matches_the_clone_mod_smacks_replays() {
     // The copy's order differs from the original's for some trees: what the option is for.
     assert!(differed > 0, "no tree where the copy's attribute order differs (of {checked})");
 }
+
+#[test]
+fn a_listing_asked_for_as_xml_is_one_lua_string_made_once_per_body() {
+    let lua = lua_with_core();
+    let (first_len, same, allocated_kib, tree, changed): (i64, bool, f64, bool, bool) = lua
+        .load(
+            r#"
+            local records = {}
+            for i = 1, 60 do
+                records["c"..i] = { id = "c"..i, first_seen = 1000, last_seen = 1500 + i, mechanisms = { PLAIN = 1500 },
+                    user_agent = { software = "Chat "..i, device = "Phone" } }
+            end
+            local stored = { records = records, grants = {}, fast_tokens = {} }
+            local list = { type = "list", xmlns = "urn:xmpp:cam:0", xml = true }
+            local first = drive("u", list, stored).listing[1].xml
+            assert(type(first) == "string" and first:sub(1, 32) == "<clients xmlns='urn:xmpp:cam:0'>", first)
+            collectgarbage("collect")
+            collectgarbage("stop")
+            local before = collectgarbage("count")
+            local second = drive("u", list, stored).listing[1].xml
+            local allocated = collectgarbage("count") - before
+            collectgarbage("restart")
+            -- Without `xml` the tree, as before.
+            local tree = drive("u", { type = "list", xmlns = "urn:xmpp:cam:0" }, stored).listing[1]
+            local other = drive("u", list, stored, { now = 2000, password_updated = 1600 }).listing[1].xml
+            return #first, first == second, allocated, tree.xml == nil and tree.clients ~= nil, other ~= first
+            "#,
+        )
+        .eval()
+        .unwrap();
+    assert!(first_len > 10_000, "{first_len}");
+    assert!(same, "the cached body again");
+    assert!(allocated_kib * 1024.0 < first_len as f64 / 4.0, "a hit made no new copy: {allocated_kib} KiB for {first_len} bytes");
+    assert!(tree, "the tree when XML is not asked for");
+    assert!(changed, "a password change: every password client lost its access");
+}
