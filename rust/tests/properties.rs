@@ -292,12 +292,18 @@ fn with_records(facts: &AccountFacts, records: &[ClientRecord]) -> AccountFacts 
     AccountFacts { records: records.to_vec(), ..facts.clone() }
 }
 
-/// Storage as the simulation keeps it: each account's records.
-type Storage = HashMap<String, HashMap<String, ClientRecord>>;
+/// An account's stored parts as the simulations keep them.
+#[derive(Default)]
+struct StoredAccount {
+    records: HashMap<String, ClientRecord>,
+    grants: Vec<Grant>,
+    fast_tokens: HashMap<String, FastToken>,
+}
 
-/// Hands `event` to the driver and carries out its actions the way the Lua module does,
-/// against `storage`, every read and write failing when `failing`; returns every action.
-fn carry_out(driver: &mut Driver, user: &str, event: Event, moment: &Moment, failing: bool, storage: &mut Storage) -> Vec<Do> {
+/// Hands `event` to the driver and carries out its actions the way the Lua module does:
+/// reads from `stored` and writes into it (every read and write failing when `failing`), a
+/// revocation's plan carried out completely; returns every action.
+fn carry_out(driver: &mut Driver, user: &str, event: Event, moment: &Moment, failing: bool, stored: &mut StoredAccount) -> Vec<Do> {
     let mut seen = Vec::new();
     let mut actions = driver.handle(user, event, moment.clone());
     loop {
@@ -308,14 +314,14 @@ fn carry_out(driver: &mut Driver, user: &str, event: Event, moment: &Moment, fai
                 Do::Read(parts) => {
                     let results = parts
                         .iter()
-                        .map(|&part| match part {
-                            _ if failing => ReadResult::Failed { part, error: "down".into() },
-                            Part::Records => ReadResult::Read {
-                                data: Stored::Records(storage.get(user).map(|r| r.values().cloned().collect()).unwrap_or_default()),
-                                skipped: 0,
-                            },
-                            Part::Grants => ReadResult::Read { data: Stored::Grants(Vec::new()), skipped: 0 },
-                            Part::FastTokens => ReadResult::Read { data: Stored::FastTokens(HashMap::new()), skipped: 0 },
+                        .map(|&part| {
+                            let data = match part {
+                                _ if failing => return ReadResult::Failed { part, error: "down".into() },
+                                Part::Records => Stored::Records(stored.records.values().cloned().collect()),
+                                Part::Grants => Stored::Grants(stored.grants.clone()),
+                                Part::FastTokens => Stored::FastTokens(stored.fast_tokens.clone()),
+                            };
+                            ReadResult::Read { data, skipped: 0 }
                         })
                         .collect();
                     answer = Some(Event::Read(results));
@@ -324,17 +330,17 @@ fn carry_out(driver: &mut Driver, user: &str, event: Event, moment: &Moment, fai
                     let result = if failing {
                         Err("down".to_owned())
                     } else {
-                        let records = storage.entry(user.to_owned()).or_default();
                         for record in changed {
-                            records.insert(record.id.clone(), record.clone());
+                            stored.records.insert(record.id.clone(), record.clone());
                         }
                         for id in removed {
-                            records.remove(id);
+                            stored.records.remove(id);
                         }
                         Ok(())
                     };
                     answer = Some(Event::Written { serial: *serial, result });
                 }
+                Do::CarryOut(_) => answer = Some(Event::CarriedOut { complete: true }),
                 _ => {}
             }
         }
@@ -356,7 +362,7 @@ fn the_driver_stores_every_login_and_nothing_of_deleted_accounts(choices in choi
     let mut rng = Rng::new(choices);
     let policy = Policy { cache_size: 1 + rng.below(3) as usize, write_delay: 1.0 + rng.below(20) as f64, ..Policy::default() };
     let mut driver = Driver::new(policy);
-    let mut storage = Storage::new();
+    let mut storage: HashMap<&str, StoredAccount> = HashMap::new();
     let users = ["a", "b", "c"];
     let mut streams: HashMap<&str, Vec<(String, String)>> = HashMap::new(); // user → (key, client id)
     let mut deleted: HashSet<&str> = HashSet::new();
@@ -407,7 +413,7 @@ fn the_driver_stores_every_login_and_nothing_of_deleted_accounts(choices in choi
             }
         };
         let moment = moment_of(&streams, user, now);
-        let actions = carry_out(&mut driver, user, event, &moment, failing, &mut storage);
+        let actions = carry_out(&mut driver, user, event, &moment, failing, storage.entry(user).or_default());
         if deleted.contains(user) {
             assert!(!actions.iter().any(|a| matches!(a, Do::Write { .. })), "a write for deleted {user}: {actions:?}");
         }
@@ -417,7 +423,7 @@ fn the_driver_stores_every_login_and_nothing_of_deleted_accounts(choices in choi
         for user in driver.pending() {
             let user = users.iter().find(|u| **u == user).copied().unwrap();
             let moment = moment_of(&streams, user, 10_000.0 + round as f64);
-            let actions = carry_out(&mut driver, user, Event::Tick, &moment, false, &mut storage);
+            let actions = carry_out(&mut driver, user, Event::Tick, &moment, false, storage.entry(user).or_default());
             let wrote = actions.iter().any(|a| matches!(a, Do::Write { .. }));
             prop_assert!(!deleted.contains(user) || !wrote, "a write for deleted {}", user);
         }
@@ -425,65 +431,13 @@ fn the_driver_stores_every_login_and_nothing_of_deleted_accounts(choices in choi
     prop_assert!(driver.pending().is_empty(), "work left: {:?}", driver.pending());
     for (user, list) in &streams {
         for (_, id) in list {
-            prop_assert!(storage.get(*user).is_some_and(|r| r.contains_key(id)), "{user}'s {id} was never stored");
+            prop_assert!(storage.get(*user).is_some_and(|s| s.records.contains_key(id)), "{user}'s {id} was never stored");
         }
     }
     for user in &deleted {
-        prop_assert!(!storage.contains_key(*user), "{user} was written after its deletion");
+        prop_assert!(storage.get(*user).is_none_or(|s| s.records.is_empty()), "{user} was written after its deletion");
     }
 }
-}
-
-/// An account's stored parts as the simulation of the cache property keeps them.
-#[derive(Default)]
-struct StoredAccount {
-    records: HashMap<String, ClientRecord>,
-    grants: Vec<Grant>,
-    fast_tokens: HashMap<String, FastToken>,
-}
-
-/// Carries out `event` as the Lua module does (reads from `stored`, writes into it, a
-/// revocation's plan carried out completely); returns every action.
-fn drive_cached(driver: &mut Driver, user: &str, event: Event, moment: &Moment, stored: &mut StoredAccount) -> Vec<Do> {
-    let mut seen = Vec::new();
-    let mut actions = driver.handle(user, event, moment.clone());
-    loop {
-        let mut answer = None;
-        for action in &actions {
-            match action {
-                Do::Read(parts) => {
-                    let results = parts
-                        .iter()
-                        .map(|&part| {
-                            let data = match part {
-                                Part::Records => Stored::Records(stored.records.values().cloned().collect()),
-                                Part::Grants => Stored::Grants(stored.grants.clone()),
-                                Part::FastTokens => Stored::FastTokens(stored.fast_tokens.clone()),
-                            };
-                            ReadResult::Read { data, skipped: 0 }
-                        })
-                        .collect();
-                    answer = Some(Event::Read(results));
-                }
-                Do::Write { serial, changed, removed } => {
-                    for record in changed {
-                        stored.records.insert(record.id.clone(), record.clone());
-                    }
-                    for id in removed {
-                        stored.records.remove(id);
-                    }
-                    answer = Some(Event::Written { serial: *serial, result: Ok(()) });
-                }
-                Do::CarryOut(_) => answer = Some(Event::CarriedOut { complete: true }),
-                _ => {}
-            }
-        }
-        seen.append(&mut actions);
-        match answer {
-            Some(event) => actions = driver.handle(user, event, moment.clone()),
-            None => return seen,
-        }
-    }
 }
 
 /// A grant as mod_tokenauth stores it, with times around `now`.
@@ -615,13 +569,13 @@ fn a_cached_listing_is_always_a_fresh_render(choices in choices(500)) {
         let moment = moment_of_streams(&streams, user, now, &password_updated, role);
         if let Some(event) = event {
             let account = stored.entry(user).or_default();
-            drive_cached(&mut driver, user, event, &moment, account);
+            carry_out(&mut driver, user, event, &moment, false, account);
         }
         // Lists, in one or both namespaces, once or twice.
         for _ in 0..1 + rng.below(2) {
             let protocol = if rng.chance(50) { Protocol::Cam } else { Protocol::Prosody };
             let account = stored.entry(user).or_default();
-            let actions = drive_cached(&mut driver, user, Event::List { protocol, as_xml: true }, &moment, account);
+            let actions = carry_out(&mut driver, user, Event::List { protocol, as_xml: true }, &moment, false, account);
             let Some(Do::ListingXml(body)) = actions.last() else { panic!("no listing: {actions:?}") };
             let fresh = client_management::render::render_listing(driver.cached(user).expect("listed, so in memory").facts_at(moment.clone()), protocol).to_xml();
             let cached = body.xml();
@@ -632,7 +586,7 @@ fn a_cached_listing_is_always_a_fresh_render(choices in choices(500)) {
         if policy.grant_cache_ttl > 0.0 {
             let protocol = Protocol::Cam;
             let account = stored.entry(user).or_default();
-            let mut again = || match drive_cached(&mut driver, user, Event::List { protocol, as_xml: true }, &moment, account).pop() {
+            let mut again = || match carry_out(&mut driver, user, Event::List { protocol, as_xml: true }, &moment, false, account).pop() {
                 Some(Do::ListingXml(body)) => body,
                 other => panic!("no listing: {other:?}"),
             };
