@@ -34,7 +34,11 @@ end
 -- Asks the core for the requester's account: a form to show, or a plan it carries out and then
 -- reports on (or, when the account could not be read, says so).
 local function ask_for(data, question)
-	local request = ask(data.origin.username, question, data.origin);
+	local ok, request = pcall(ask, data.origin.username, question, data.origin);
+	if not ok then -- mod_adhoc would leave the iq unanswered
+		module:log("error", "Unable to answer %s's %s: %s", data.origin.username, question.question, tostring(request));
+		return completed(core.adhoc_note("failed"));
+	end
 	local later = request.later;
 	-- The requester signed itself out: it hears the answer, then goes.
 	if #later > 0 then module:add_timer(0, function () for _, s in ipairs(later) do close_stream(s); end end); end

@@ -120,11 +120,12 @@ pub struct Note {
 }
 
 impl Note {
-    /// The note the Lua module names `nothing-changed` or `unreadable`.
+    /// The note the Lua module names `nothing-changed`, `unreadable` or `failed`.
     pub fn named(name: &str) -> Option<Note> {
         match name {
             "nothing-changed" => Some(NOTHING_CHANGED),
             "unreadable" => Some(UNREADABLE),
+            "failed" => Some(FAILED),
             _ => None,
         }
     }
@@ -134,6 +135,8 @@ impl Note {
 pub const NOTHING_CHANGED: Note = Note { level: "info", text: "Nothing was changed." };
 /// The account's clients could not be read from storage.
 pub const UNREADABLE: Note = Note { level: "error", text: "Your clients could not be read; try again later." };
+/// The request broke off (the server's log says why): what it did is not known to be complete.
+pub const FAILED: Note = Note { level: "error", text: "Your request could not be completed; try again later." };
 
 #[cfg(test)]
 mod tests {

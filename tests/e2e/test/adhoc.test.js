@@ -471,6 +471,32 @@ describe("ad-hoc commands: Manage clients and Sign out all other clients", () =>
     await assertNothingChanged(server, f, before, "confirm false");
   });
 
+  e2eTest(fx, "a command the module fails to answer (an error raised inside the request) still completes, with an error note, and the next one works", async ({ server, account, login }) => {
+    const a = await account("adhoc-raise");
+    const me = await login({ username: a.user, password: a.password, userAgent: REQ_UA });
+    // Every request of the module gathers the account's facts through usermanager: make that
+    // raise for this account alone (mod_adhoc does not catch what a command raises).
+    await server.lua(`
+      local um = require "prosody.core.usermanager";
+      local original = um.get_account_info;
+      um.e2e_original_get_account_info = original;
+      um.get_account_info = function (username, host)
+        if username == ${JSON.stringify(a.user)} then error("injected failure") end
+        return original(username, host);
+      end`);
+    try {
+      for (const node of [NODE_MANAGE, NODE_SIGN_OUT]) {
+        const res = await executeCommand(me, { node });
+        const note = assertCompleted(res, node, `${node} while the request raises`);
+        assert.deepEqual([note.type, note.text], ["error", "Your request could not be completed; try again later."]);
+      }
+    } finally {
+      await server.lua(`local um = require "prosody.core.usermanager"; um.get_account_info = um.e2e_original_get_account_info`);
+    }
+    const again = await executeCommand(me, { node: NODE_MANAGE });
+    assertCommand(again, { node: NODE_MANAGE, status: "executing" }, "Manage clients afterwards");
+  });
+
   e2eTest(fx, "Sign out all other clients: action='cancel' → canceled, nothing changes", async (ctx) => {
     const { t, server } = ctx;
     const f = await accountWithClients(ctx);
