@@ -260,6 +260,15 @@ impl Slot {
         }
     }
 
+    /// Plans the revocation of what `selector` names (`client/…`, `grant/…`, `software/…`) and
+    /// hands it out; its error, if it has one, is the answer once carried out.
+    fn plan_selector(&mut self, selector: &str, moment: Moment, actions: &mut Vec<Action>) {
+        let records_known = self.account.records_loaded();
+        let plan = plan_revocation(self.account.facts_at(moment), selector, records_known);
+        self.revoking = Some(Finish::Error(plan.outcome.error_name()));
+        actions.push(Action::CarryOut(plan));
+    }
+
     /// Work not done yet keeps the account in memory whatever the cache size.
     fn pinned(&self) -> bool {
         self.account.has_pending_writes()
@@ -486,10 +495,7 @@ impl Driver {
                 if refuses(Purpose::Change, &slot.failed) {
                     actions.push(Action::Answer { error: Some("internal-server-error") });
                 } else {
-                    let records_known = slot.account.records_loaded();
-                    let plan = plan_revocation(slot.account.facts_at(moment.clone()), &selector, records_known);
-                    slot.revoking = Some(Finish::Error(plan.outcome.error_name()));
-                    actions.push(Action::CarryOut(plan));
+                    slot.plan_selector(&selector, moment.clone(), actions);
                 }
                 false
             }
@@ -553,10 +559,7 @@ impl Driver {
                 }
             }
             Question::HostRevoke { selector } => {
-                let records_known = account.records_loaded();
-                let plan = plan_revocation(account.facts_at(moment), &selector, records_known);
-                slot.revoking = Some(Finish::Error(plan.outcome.error_name()));
-                actions.push(Action::CarryOut(plan));
+                slot.plan_selector(&selector, moment, actions);
                 return false;
             }
             Question::Web { request, view } => {
