@@ -589,11 +589,14 @@ module.unload = store_all;
 module:hook_global("user-deleted", function (event)
 	if event.host ~= host then return; end
 	local username = event.username;
-	drive(username, { type = "deleted" });
+	-- Prosody purges the account's storage after this event: nothing here may raise into it.
+	local ok, err = pcall(drive, username, { type = "deleted" });
+	if not ok then module:log("error", "Unable to forget deleted account %s: %s", username, err); end
 	-- mod_c2s closes the bound streams; those that authenticated and never bound are ours.
 	for session in pairs(unbound_streams) do
 		if session.username == username and session.host == host and not session.destroyed then
-			session:close(core.stream_closed("deleted"));
+			local closed, close_err = pcall(session.close, session, core.stream_closed("deleted"));
+			if not closed then module:log("error", "Unable to close a stream of deleted account %s: %s", username, close_err); end
 		end
 	end
 end);

@@ -13,7 +13,7 @@ import { describe } from "node:test";
 
 import { useServer, e2eTest, sleep } from "../lib/harness.js";
 import { listClients, ids, entry, unixOf, nowSeconds } from "../lib/manage.js";
-import { clientRecords, internalStorage, storeFileExists, deleteAccount } from "../lib/inspect.js";
+import { clientRecords, internalStorage, storeFileExists, deleteAccount, MODULE } from "../lib/inspect.js";
 import { unboundLogin, bind, waitEnded } from "../lib/rawauth.js";
 
 const WRITE_DELAY = 3;
@@ -114,6 +114,37 @@ describe("account deletion leaves nothing", () => {
     const rec = (await clientRecords(server, a.user))?.["old-client"];
     assert.ok(rec && rec.first_seen >= deletedAt, `stored old-client is the old record revived: ${JSON.stringify(rec)}`);
     assert.equal(rec.ua?.software, undefined, `stored old-client keeps the deleted account's software: ${JSON.stringify(rec)}`);
+  });
+
+  e2eTest(fx, "a failure inside the module's user-deleted handling does not stop Prosody purging the account's storage", async ({ server, account, login }) => {
+    const a = await account("del-raise");
+    const c = await login({ username: a.user, password: a.password, userAgent: { id: "raise-client", software: "App" } });
+    await c.close();
+    assert.ok((await clientRecords(server, a.user))?.["raise-client"], "precondition: the new client is stored at once");
+    // An unbound stream of the account whose close raises (the shared table is weak: the
+    // usermanager table holds the fake session meanwhile).
+    await server.lua(`
+      local um = require "prosody.core.usermanager";
+      local fake = { username = ${JSON.stringify(a.user)}, host = "localhost" };
+      function fake:close() error("injected failure") end
+      um.e2e_fake_session = fake;
+      ${MODULE}.module:shared("unbound_streams")[fake] = true;`);
+    let deleteError = null;
+    try {
+      await deleteAccount(server, a.user);
+    } catch (e) {
+      deleteError = e;
+    } finally {
+      await server.lua(`
+        local um = require "prosody.core.usermanager";
+        ${MODULE}.module:shared("unbound_streams")[um.e2e_fake_session] = nil;
+        um.e2e_fake_session = nil;`);
+    }
+    assert.equal(deleteError, null, `usermanager.delete_user raised: ${deleteError?.message}`);
+    assert.equal(await clientRecords(server, a.user), null, "the deleted account's clients store was not purged");
+    if (internalStorage(server)) {
+      assert.equal(storeFileExists(server, "clients", a.user), false, "the deleted account's clients file is still there");
+    }
   });
 
   e2eTest(fx, "deleting an account closes its streams: bound, and authenticated but not bound (SASL2 without Bind 2, legacy SASL)", async ({ server, account, login }) => {
