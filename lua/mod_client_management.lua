@@ -265,8 +265,12 @@ local function drive(username, event, request)
 	return ok, failed;
 end
 
+-- On unload and server stop: one account that fails must not keep the others from being stored.
 local function store_all()
-	for _, username in ipairs(engine:pending()) do drive(username, { type = "store" }); end
+	for _, username in ipairs(engine:pending()) do
+		local ok, err = pcall(drive, username, { type = "store" });
+		if not ok then module:log("error", "Unable to store the clients of %s: %s", username, err); end
+	end
 end
 
 -- Recording logins ----------------------------------------------------------------------------

@@ -380,6 +380,18 @@ describe("pending writes", function ()
 		assert_flushed(m);
 	end);
 
+	it("of every other account are written on unload when one account's write raises", function ()
+		local set_keys = ctx.client_store.set_keys;
+		function ctx.client_store:set_keys(username, values)
+			if username == "alice" then error("injected failure"); end
+			return set_keys(self, username, values);
+		end
+		local m = mark(ctx);
+		ctx.module.unload(); -- alice comes first (the core names accounts in order)
+		assert.same({ { "bob", { "b1" } } }, client_writes(ctx, m));
+		assert.equal("bob@localhost/x2", records_of(ctx, "bob").b1.full_jid);
+	end);
+
 	it("leave nothing to write on unload once written", function ()
 		ctx:run_timers();
 		local m = mark(ctx);
